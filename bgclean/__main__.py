@@ -1,0 +1,3 @@
+from bgclean.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""The ``bgclean`` command line: parse, build the config, call the library, map errors to exit codes.
+
+Exit codes: 0 ok, 2 bad input or usage, 3 weights problem, 1 internal error, 130 interrupted.
+Nothing heavy is imported before the arguments are parsed, so ``--help`` and ``--version`` are instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from bgclean import __version__
+
+log = logging.getLogger("bgclean")
+
+_EPILOG = """\
+output kind follows OUTPUT: a video extension (.mp4 .mov .mkv .webm .avi) writes a video, an image
+extension (.png .jpg .tif ...) an image, anything else (an existing folder or a path without
+extension) a folder of PNG frames. Default: next to the input (clip.mp4 -> clip.clean.mp4).
+
+segmenters: u2net.full (default), u2net.small, rembg:<session> (needs the rembg package).
+inpainters: telea (default), navier-stokes.
+
+other commands:
+  bgclean weights list            what weights are known and which are present
+  bgclean weights pull [NAME...]  fetch and verify weights ahead of time
+
+exit codes: 0 ok, 2 bad input or usage, 3 weights problem, 1 internal error.
+"""
+
+
+def _dilate(text: str):
+    """'0.02' (fraction of the shorter side) or '12px' (pixels)."""
+    try:
+        if text.endswith("px"):
+            return ("masks.dilate_px", int(text[:-2]))
+        return ("masks.dilate", float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction like 0.02 or pixels like 12px, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bgclean",
+        description="Remove people from a video, a folder of frames or an image, and fill the background.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("input", help="video file, folder of frames, or image")
+    p.add_argument("-o", "--output", help="output video, image or folder (default: INPUT.clean.EXT)")
+    p.add_argument("--config", help="YAML config file, or a bundled name (default, fast)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--batch-size", type=int, help="frames per segmentation call")
+    p.add_argument("--window", type=int, help="frames held in memory at once")
+    p.add_argument("--segmenter", help="person segmenter (see below)")
+    p.add_argument("--masks", help="use these person masks instead of segmenting: a folder of PNGs (one "
+                                   "per frame), a mask video, or one PNG; nonzero = person")
+    p.add_argument("--save-masks", metavar="DIR", help="write the final masks as PNGs into DIR")
+    p.add_argument("--dilate", type=_dilate, help="mask dilation: fraction of the shorter side (0.02) or pixels (12px)")
+    p.add_argument("--inpainter", help="fill method (see below)")
+    p.add_argument("--contact-sheet", metavar="PNG", help="also write a before/after contact sheet PNG")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, errors only")
+    p.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+    p.add_argument("--version", action="version", version=f"bgclean {__version__}")
+    return p
+
+
+def build_weights_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bgclean weights", description="Manage model weights.")
+    sub = p.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="known weights and whether they are present")
+    pull = sub.add_parser("pull", help="fetch and verify weights (all segmenters when no NAME)")
+    pull.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+def _overrides(args) -> dict:
+    out = {}
+    if args.device:
+        out["runtime.device"] = args.device
+    if args.batch_size is not None:
+        out["segment.batch_size"] = args.batch_size
+    if args.window is not None:
+        out["runtime.window"] = args.window
+    if args.segmenter:
+        out["segment.backend"] = args.segmenter
+    if args.inpainter:
+        out["inpaint.backend"] = args.inpainter
+    if args.dilate is not None:
+        key, value = args.dilate
+        out[key] = value
+        if key == "masks.dilate":
+            out["masks.dilate_px"] = None
+    return out
+
+
+class _Bar:
+    """A tqdm bar on a terminal; nothing otherwise."""
+
+    def __init__(self, enabled: bool, unit: str, desc: str):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit=unit, desc=desc, dynamic_ncols=True, unit_scale=unit == "B", leave=True)
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self.bar is None:
+            return
+        if total and self.bar.total != max(total, done):
+            self.bar.total = max(total, done)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _setup_logging(quiet: bool, debug: bool) -> None:
+    level = logging.DEBUG if debug else (logging.ERROR if quiet else logging.WARNING)
+    logging.basicConfig(level=level, format="bgclean: %(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def _run(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.quiet, args.debug)
+    from bgclean.pipeline.config import load_config
+    from bgclean.pipeline.runner import Pipeline
+
+    cfg = load_config(args.config, _overrides(args))
+    show = not args.quiet and sys.stderr.isatty()
+    dl = _Bar(show, "B", "weights")
+    pipeline = Pipeline(cfg, download_progress=dl)
+    bar = _Bar(show, "frame", "bgclean")
+    try:
+        report = pipeline.run_file(args.input, args.output, masks=args.masks, save_masks=args.save_masks,
+                                   progress=bar)
+    finally:
+        bar.close()
+        dl.close()
+    if args.contact_sheet:
+        from bgclean.pipeline.sheet import before_after_sheet
+
+        before_after_sheet(Path(args.input), report.output, Path(args.contact_sheet), masks_dir=args.save_masks)
+    if not args.quiet:
+        print(f"wrote {report.output} ({report.frames} frames, {report.fps:.2f} fps)", file=sys.stderr)
+    return 0
+
+
+def _weights(argv: list[str]) -> int:
+    args = build_weights_parser().parse_args(argv)
+    _setup_logging(args.quiet, args.debug)
+    from bgclean.weights import store
+    from bgclean.weights.registry import REGISTRY
+
+    if args.action == "list":
+        print(f"cache: {store.weights_dir()}")
+        for spec in REGISTRY:
+            print(f"{spec.name:<22} {store.status(spec):<8} {spec.licence:<32} {spec.description}")
+        return 0
+    names = args.names or [s.name for s in REGISTRY if s.architecture.startswith("u2net")]
+    specs = [REGISTRY.get(n) for n in names]
+    for spec in specs:
+        bar = _Bar(not args.quiet and sys.stderr.isatty(), "B", spec.name)
+        try:
+            path = store.resolve(spec, bar)
+            store.load_state_dict(spec)
+        finally:
+            bar.close()
+        if not args.quiet:
+            print(f"{spec.name}: {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    try:
+        if argv and argv[0] == "weights":
+            return _weights(argv[1:])
+        return _run(argv)
+    except KeyboardInterrupt:
+        print("bgclean: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from bgclean.errors import BgcleanError
+
+        if debug:
+            raise
+        if isinstance(exc, BgcleanError):
+            print(f"bgclean: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        print(f"bgclean: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

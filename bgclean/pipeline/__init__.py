@@ -1,0 +1,1 @@
+"""Pipeline plumbing: configuration, frame I/O and the streaming runner."""

@@ -1,0 +1,184 @@
+"""Configuration: one frozen dataclass per stage, composed into ``PipelineConfig``.
+
+The YAML files in ``bgclean/configs/`` mirror these dataclasses one to one. Unknown keys are errors
+that name the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bgclean.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Person segmentation. ``backend``: a registry name (``u2net.full``, ``u2net.small``) or
+    ``rembg:<session>``."""
+
+    backend: str = "u2net.full"
+    resolution: int = 320  # network input side, px
+    batch_size: int = 8  # frames per network call
+    half: bool = True  # fp16 on CUDA (ignored on CPU)
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    """Turning soft person maps into hole masks."""
+
+    threshold: float = 0.5  # probability above which a pixel is person
+    dilate: float = 0.02  # dilation radius as a fraction of the frame's shorter side
+    dilate_px: int | None = None  # when set, an absolute radius in pixels (overrides ``dilate``)
+    fill_holes: bool = True
+    min_area: float = 0.0005  # components smaller than this fraction of the frame are dropped
+
+
+@dataclass(frozen=True)
+class InpaintConfig:
+    """Filling the holes. ``backend``: one of ``bgclean.stages.inpaint.BACKENDS``."""
+
+    backend: str = "telea"
+    radius: int = 5  # neighbourhood radius of the classical methods, px
+    feather: int = 4  # width of the blended edge inside the mask, px
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """Video output."""
+
+    crf: int = 18
+    preset: str = "medium"
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how much at once."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    window: int = 16  # frames held in memory at once
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    masks: MaskConfig = field(default_factory=MaskConfig)
+    inpaint: InpaintConfig = field(default_factory=InpaintConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def with_overrides(self, overrides: dict[str, Any], origin: str = "overrides") -> PipelineConfig:
+        """A copy with ``{"section.field": value}`` applied (values are checked like YAML values)."""
+        nested: dict[str, dict[str, Any]] = {}
+        for dotted, value in overrides.items():
+            section, _, name = dotted.partition(".")
+            nested.setdefault(section, {})[name] = value
+        return _merge(self, nested, origin)
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def _merge(cfg: PipelineConfig, data: Any, origin: str) -> PipelineConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping of sections, got {type(data).__name__}")
+    hints = typing.get_type_hints(PipelineConfig)
+    sections = {}
+    for section, values in data.items():
+        if section not in hints:
+            raise ConfigError(
+                f"{origin}: unknown key {section!r}; valid sections: {', '.join(hints)}"
+            )
+        current = getattr(cfg, section)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{origin}: {section!r} must be a mapping")
+        field_hints = typing.get_type_hints(type(current))
+        for key, value in values.items():
+            if key not in field_hints:
+                raise ConfigError(
+                    f"{origin}: unknown key {section}.{key!r}; valid keys in {section!r}: "
+                    f"{', '.join(field_hints)}"
+                )
+            if _type_ok(value, float) and field_hints[key] is float:
+                value = float(value)
+            if not _type_ok(value, field_hints[key]):
+                raise ConfigError(
+                    f"{origin}: {section}.{key} must be {_type_name(field_hints[key])}, got {value!r}"
+                )
+        sections[section] = dataclasses.replace(current, **values)
+    out = dataclasses.replace(cfg, **sections)
+    validate(out, origin)
+    return out
+
+
+def _type_name(annotation: Any) -> str:
+    args = typing.get_args(annotation)
+    if args:
+        return " or ".join(_type_name(a) for a in args)
+    return "null" if annotation is type(None) else annotation.__name__
+
+
+def validate(cfg: PipelineConfig, origin: str = "config") -> None:
+    """Range checks that types alone cannot express."""
+    checks = [
+        (0.0 < cfg.masks.threshold < 1.0, "masks.threshold must be between 0 and 1"),
+        (0.0 <= cfg.masks.dilate < 0.5, "masks.dilate must be in [0, 0.5) (a fraction of the shorter side)"),
+        (cfg.masks.dilate_px is None or cfg.masks.dilate_px >= 0, "masks.dilate_px must be >= 0"),
+        (0.0 <= cfg.masks.min_area < 1.0, "masks.min_area must be in [0, 1)"),
+        (cfg.segment.resolution >= 32 and cfg.segment.resolution % 32 == 0,
+         "segment.resolution must be a multiple of 32, at least 32"),
+        (cfg.segment.batch_size >= 1, "segment.batch_size must be >= 1"),
+        (cfg.inpaint.radius >= 1, "inpaint.radius must be >= 1"),
+        (cfg.inpaint.feather >= 0, "inpaint.feather must be >= 0"),
+        (0 <= cfg.encode.crf <= 51, "encode.crf must be in [0, 51]"),
+        (cfg.runtime.window >= 1, "runtime.window must be >= 1"),
+        (cfg.runtime.device == "auto" or cfg.runtime.device == "cpu" or cfg.runtime.device.startswith("cuda"),
+         "runtime.device must be auto, cpu, cuda or cuda:N"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{origin}: {message}")
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """The default configuration, updated from a YAML file (if given), then from overrides."""
+    import yaml
+
+    cfg = PipelineConfig()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            named = CONFIG_DIR / f"{path}.yaml"
+            if named.is_file() and path.suffix == "":
+                path = named
+            else:
+                raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        cfg = _merge(cfg, data, str(path))
+    if overrides:
+        cfg = cfg.with_overrides(overrides, "command-line options")
+    return cfg

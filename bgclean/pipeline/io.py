@@ -1,0 +1,654 @@
+"""Reading and writing videos, frame folders and images; reading external masks.
+
+This is the only module that sees BGR channel order, uint8/uint16 arrays and ffmpeg. Frames leave it
+as ``Frame`` records holding RGB arrays (H,W,3) of uint8 or uint16; alpha and grayscale are carried
+on the side so the writer can restore them. Video goes through ffmpeg pipes (the binary that the
+imageio-ffmpeg wheel ships), with commands built by ffmpeg-python as argument lists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from bgclean.errors import InputError
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+WRITABLE_VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
+DEFAULT_FOLDER_FPS = Fraction(25)
+
+
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def natural_key(name: str) -> list:
+    """Sort key so that frame2.png comes before frame10.png."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame. ``rgb`` is (H,W,3) uint8 or uint16 in RGB order."""
+
+    index: int
+    name: str
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None  # (H,W), same dtype as rgb, passed through untouched
+    gray: bool = False  # the source was single-channel: write it back as such
+
+
+@dataclass
+class MediaInfo:
+    """What ``probe`` learned about an input. Sizes are after rotation."""
+
+    kind: str  # "video" | "frames" | "image"
+    path: Path
+    width: int
+    height: int
+    fps: Fraction | None = None
+    frame_count: int | None = None  # exact for frames/images, estimated for video
+    has_audio: bool = False
+    audio_codec: str | None = None
+    rotation: int = 0
+    duration: float | None = None
+    files: list[Path] = field(default_factory=list)  # frame folders and images
+
+
+# ---------------------------------------------------------------- probing
+
+_STREAM_RE = re.compile(r"Stream #\d+:\d+.*?: (Video|Audio): (.*)")
+_SIZE_RE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
+_FPS_RE = re.compile(r"([\d.]+)(k?) fps")
+_TBR_RE = re.compile(r"([\d.]+)(k?) tbr")
+_DURATION_RE = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
+_ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
+
+
+def exact_fps(text: str) -> Fraction:
+    """ffmpeg prints rates rounded (29.97); snap NTSC-style rates back to N*1000/1001."""
+    value = float(text)
+    ntsc = value * 1.001
+    if abs(value - round(value)) > 1e-3 and abs(ntsc - round(ntsc)) < 0.006:
+        return Fraction(round(ntsc) * 1000, 1001)
+    return Fraction(text).limit_denominator(1001)
+
+
+def _parse_probe(text: str) -> dict:
+    out: dict = {"video": None, "audio": None, "rotation": 0, "duration": None}
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = _STREAM_RE.search(line)
+        if m and m.group(1) == "Video" and out["video"] is None and "attached pic" not in line:
+            desc = m.group(2)
+            size = _SIZE_RE.search(desc)
+            rate = _FPS_RE.search(desc) or _TBR_RE.search(desc)
+            fps = None
+            if rate:
+                fps = exact_fps(rate.group(1)) * (1000 if rate.group(2) else 1)
+            out["video"] = {"codec": desc.split()[0], "size": size, "fps": fps}
+            for follow in lines[i + 1 : i + 8]:
+                if _STREAM_RE.search(follow):
+                    break
+                r = _ROTATION_RE.search(follow)
+                if r:
+                    out["rotation"] = int(round(float(r.group(1)))) % 360
+        elif m and m.group(1) == "Audio" and out["audio"] is None:
+            out["audio"] = m.group(2).split()[0].rstrip(",")
+        d = _DURATION_RE.search(line)
+        if d and out["duration"] is None:
+            out["duration"] = int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3))
+    return out
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Inspect an input path: a video file, a folder of frames or a single image."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"input {path} does not exist")
+    if path.is_dir():
+        return _probe_folder(path)
+    ext = path.suffix.lower()
+    if ext in IMAGE_EXTS:
+        first = read_image(path)
+        h, w = first.rgb.shape[:2]
+        return MediaInfo("image", path, w, h, frame_count=1, files=[path])
+    return _probe_video(path)
+
+
+def _probe_folder(path: Path) -> MediaInfo:
+    files = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS),
+                   key=lambda p: natural_key(p.name))
+    if not files:
+        raise InputError(
+            f"folder {path} contains no image frames ({', '.join(sorted(IMAGE_EXTS))}); "
+            "give a folder of frames, a video file or an image"
+        )
+    first = read_image(files[0])
+    h, w = first.rgb.shape[:2]
+    return MediaInfo("frames", path, w, h, fps=DEFAULT_FOLDER_FPS, frame_count=len(files), files=files)
+
+
+def _probe_video(path: Path) -> MediaInfo:
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty (0 bytes)")
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+                          capture_output=True, text=True, errors="replace")
+    info = _parse_probe(proc.stderr)
+    if info["video"] is None:
+        reason = _last_error_line(proc.stderr)
+        raise InputError(
+            f"{path} is not a readable video ({reason}); supported inputs are video files "
+            f"({', '.join(sorted(VIDEO_EXTS))}), folders of frames and images"
+        )
+    video = info["video"]
+    if video["size"] is None:
+        raise InputError(f"{path}: could not read the video's frame size")
+    w, h = int(video["size"].group(1)), int(video["size"].group(2))
+    if info["rotation"] in (90, 270):
+        w, h = h, w  # ffmpeg rotates while decoding
+    fps = video["fps"] or Fraction(25)
+    duration = info["duration"]
+    count = int(round(duration * fps)) if duration else None
+    return MediaInfo("video", path, w, h, fps=fps, frame_count=count, has_audio=info["audio"] is not None,
+                     audio_codec=info["audio"], rotation=info["rotation"], duration=duration)
+
+
+def _last_error_line(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines()
+             if ln.strip() and not ln.startswith("At least one output file")]
+    return lines[-1] if lines else "ffmpeg found no video stream"
+
+
+# ---------------------------------------------------------------- reading
+
+def read_image(path: Path) -> Frame:
+    """Read one image file as a Frame (RGB, 8 or 16 bit; alpha and grayscale preserved on the side)."""
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise InputError(f"{path} is not a readable image")
+    if img.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"{path}: {img.dtype} images are not supported; use 8- or 16-bit images")
+    if img.ndim == 2:
+        return Frame(0, path.name, np.repeat(img[:, :, None], 3, axis=2), gray=True)
+    if img.shape[2] == 4:
+        return Frame(0, path.name, np.ascontiguousarray(img[:, :, 2::-1]), alpha=img[:, :, 3].copy())
+    if img.shape[2] == 3:
+        return Frame(0, path.name, np.ascontiguousarray(img[:, :, ::-1]))
+    raise InputError(f"{path}: images with {img.shape[2]} channels are not supported")
+
+
+def read_frames(info: MediaInfo) -> Iterator[Frame]:
+    """Stream the input's frames in order. Raises InputError on undecodable or inconsistent input."""
+    if info.kind == "video":
+        yield from _read_video(info)
+        return
+    for i, p in enumerate(info.files):
+        f = read_image(p)
+        if f.rgb.shape[:2] != (info.height, info.width):
+            raise InputError(
+                f"frame {p.name} is {f.rgb.shape[1]}x{f.rgb.shape[0]} but the first frame is "
+                f"{info.width}x{info.height}; all frames of a folder must have one size"
+            )
+        yield Frame(i, p.name, f.rgb, f.alpha, f.gray)
+
+
+class _StderrDrain:
+    """Collects a subprocess's stderr on a thread so the pipe never fills and blocks ffmpeg."""
+
+    def __init__(self, stream) -> None:
+        self.chunks: list[bytes] = []
+        self._thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _run(self, stream) -> None:
+        for chunk in iter(lambda: stream.read(4096), b""):
+            self.chunks.append(chunk)
+
+    def text(self) -> str:
+        self._thread.join(timeout=5)
+        return b"".join(self.chunks).decode(errors="replace")
+
+
+def _read_video(info: MediaInfo) -> Iterator[Frame]:
+    import ffmpeg
+
+    args = (
+        ffmpeg.input(str(info.path))
+        .output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough", map="0:v:0")
+        .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+        .compile(cmd=ffmpeg_exe())
+    )
+    frame_bytes = info.width * info.height * 3
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    drain = _StderrDrain(proc.stderr)
+    count = 0
+    try:
+        while True:
+            buf = proc.stdout.read(frame_bytes)
+            if not buf:
+                break
+            if len(buf) != frame_bytes:
+                raise InputError(f"{info.path}: the last frame is incomplete; the file is truncated or corrupt")
+            rgb = np.frombuffer(buf, np.uint8).reshape(info.height, info.width, 3)
+            yield Frame(count, f"{count:05d}", rgb)
+            count += 1
+        rc = proc.wait()
+        errors = drain.text().strip()
+        if rc != 0:
+            raise InputError(f"{info.path}: decoding failed ({_last_error_line(errors)})")
+        if count == 0:
+            raise InputError(f"{info.path} contains no video frames")
+        expected = info.frame_count
+        if errors and expected and count < 0.95 * expected:
+            raise InputError(
+                f"{info.path}: decoded only {count} of about {expected} frames "
+                f"({_last_error_line(errors)}); the file is truncated or corrupt"
+            )
+        if errors:
+            log.warning("%s: the decoder reported: %s", info.path, _last_error_line(errors))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+class MaskSource:
+    """External masks matched to the frames by order, as (H,W) bool arrays (True = person).
+
+    ``path`` is a folder of mask images (natural sort; their count must equal the frame count), a
+    mask video (pixels above mid-grey are person, since video compression adds noise), or one mask
+    image (used for every frame). In mask images any nonzero pixel is person.
+    """
+
+    def __init__(self, path: str | Path, info: MediaInfo):
+        self.path = Path(path)
+        self.info = info
+        self.files: list[Path] = []
+        self.video: MediaInfo | None = None
+        if not self.path.exists():
+            raise InputError(f"masks {self.path} do not exist")
+        if self.path.is_dir():
+            self.files = sorted((p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS),
+                                key=lambda p: natural_key(p.name))
+            if not self.files:
+                raise InputError(f"mask folder {self.path} contains no images")
+            if info.kind != "video" and len(self.files) != info.frame_count:
+                raise InputError(
+                    f"mask folder {self.path} has {len(self.files)} masks but the input has "
+                    f"{info.frame_count} frames; give one mask per frame"
+                )
+            self._check(read_image(self.files[0]).rgb.max(axis=2) > 0, self.files[0].name)
+        elif self.path.suffix.lower() in IMAGE_EXTS:
+            self.files = [self.path]
+            self._single = self._check(read_image(self.path).rgb.max(axis=2) > 0, self.path.name)
+        else:
+            self.video = probe(self.path)
+            if (self.video.width, self.video.height) != (info.width, info.height):
+                raise InputError(
+                    f"mask video {self.path} is {self.video.width}x{self.video.height} but the frames are "
+                    f"{info.width}x{info.height}; masks must match the frame size"
+                )
+
+    @property
+    def repeats(self) -> bool:
+        """One mask image for every frame."""
+        return self.video is None and not self.path.is_dir()
+
+    def _check(self, mask: np.ndarray, name: str) -> np.ndarray:
+        if mask.shape != (self.info.height, self.info.width):
+            raise InputError(
+                f"mask {name} is {mask.shape[1]}x{mask.shape[0]} but the frames are "
+                f"{self.info.width}x{self.info.height}; masks must match the frame size"
+            )
+        return mask
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self._used = 0
+        if self.repeats:
+            while True:
+                self._used += 1
+                yield self._single
+        if self.video is not None:
+            for f in _read_video(self.video):
+                self._used += 1
+                yield self._check(f.rgb.max(axis=2) > 127, f"{self.path.name} frame {f.index}")
+        else:
+            for p in self.files:
+                self._used += 1
+                yield self._check(read_image(p).rgb.max(axis=2) > 0, p.name)
+        raise InputError(f"masks {self.path} hold {self._used} masks, fewer than the input's frames")
+
+    def check_exhausted(self, frames: int) -> None:
+        """After the last frame: more masks than frames is a mismatch too."""
+        if self.repeats:
+            return
+        total = len(self.files) if self.video is None else count_video_frames(self.path)
+        if total != frames:
+            raise InputError(f"masks {self.path} hold {total} masks but the input has {frames} frames")
+
+
+# ---------------------------------------------------------------- output paths
+
+def output_kind(output: Path) -> str:
+    """'video', 'image' or 'frames', from the output path as the CLI documents."""
+    ext = output.suffix.lower()
+    if output.is_dir():
+        return "frames"
+    if ext in VIDEO_EXTS:
+        if ext not in WRITABLE_VIDEO_EXTS:
+            raise InputError(f"cannot write {ext} video; use one of {', '.join(sorted(WRITABLE_VIDEO_EXTS))}")
+        return "video"
+    if ext in IMAGE_EXTS:
+        return "image"
+    if ext == "":
+        return "frames"
+    raise InputError(
+        f"output {output}: unknown extension {ext!r}; use a video ({', '.join(sorted(WRITABLE_VIDEO_EXTS))}), "
+        f"an image ({', '.join(sorted(IMAGE_EXTS))}) or a folder"
+    )
+
+
+def default_output(info: MediaInfo) -> Path:
+    """``clip.mp4`` → ``clip.clean.mp4``; ``photo.jpg`` → ``photo.clean.jpg``; ``frames/`` → ``frames.clean/``."""
+    p = info.path
+    if info.kind == "frames":
+        return p.with_name(p.name.rstrip("/") + ".clean")
+    if info.kind == "image":
+        return p.with_name(f"{p.stem}.clean{p.suffix}")
+    ext = p.suffix.lower() if p.suffix.lower() in WRITABLE_VIDEO_EXTS - {".avi"} else ".mp4"
+    return p.with_name(f"{p.stem}.clean{ext}")
+
+
+def check_output(output: Path, info: MediaInfo, kind: str) -> None:
+    """Refuse outputs that would overwrite the input or cannot be written, before any work starts."""
+    out_r, in_r = output.resolve(), info.path.resolve()
+    if out_r == in_r or (output.exists() and in_r.exists() and os.path.samefile(out_r, in_r)):
+        raise InputError(f"output {output} is the input; choose another output path (-o)")
+    if info.kind == "frames" and kind == "frames" and in_r in out_r.parents:
+        raise InputError(f"output folder {output} is inside the input folder; choose another (-o)")
+    if kind == "frames" and output.exists() and not output.is_dir():
+        raise InputError(f"output {output} exists and is not a folder")
+    if kind == "image" and info.kind == "video" and (info.frame_count or 0) > 1:
+        raise InputError(
+            f"output {output} is an image but the input is a video of about {info.frame_count} frames; "
+            "write a video (e.g. out.mp4) or a folder of frames"
+        )
+    if kind == "image" and info.kind == "frames" and info.frame_count != 1:
+        raise InputError(
+            f"output {output} is an image but the input has {info.frame_count} frames; "
+            "write a video or a folder of frames"
+        )
+    parent = output.parent if kind != "frames" or not output.exists() else output
+    probe_dir = parent
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise InputError(f"cannot write {output}: {probe_dir} is not a directory")
+    if not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {output}: directory {probe_dir} is not writable")
+
+
+# ---------------------------------------------------------------- writing
+
+class _Writer:
+    """Common commit/abort protocol: nothing appears at the output path until ``commit``."""
+
+    frames_written = 0
+
+    def write(self, frame: Frame) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def commit(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def abort(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        return False
+
+
+def _encode_image(frame: Frame, ext: str) -> bytes:
+    import cv2
+
+    rgb, alpha = frame.rgb, frame.alpha
+    lossy8 = ext in (".jpg", ".jpeg", ".bmp", ".webp")
+    if lossy8 and rgb.dtype == np.uint16:
+        log.warning("%s cannot hold 16-bit samples; writing 8-bit", ext)
+        rgb = (rgb.astype(np.float32) / 257.0).round().astype(np.uint8)
+        alpha = None if alpha is None else (alpha.astype(np.float32) / 257.0).round().astype(np.uint8)
+    if frame.gray:
+        img = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    else:
+        img = rgb[:, :, ::-1]
+        if alpha is not None and ext not in (".jpg", ".jpeg", ".bmp"):
+            img = np.dstack([img, alpha])
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(img))
+    if not ok:
+        raise InputError(f"could not encode a {ext} image")
+    return buf.tobytes()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ImageWriter(_Writer):
+    def __init__(self, output: Path):
+        self.output = output
+        self._frame: Frame | None = None
+
+    def write(self, frame: Frame) -> None:
+        if self._frame is not None:
+            raise InputError(f"output {self.output} is an image but the input has more than one frame")
+        self._frame = frame
+        self.frames_written = 1
+
+    def commit(self) -> None:
+        if self._frame is None:
+            raise InputError("no frame to write")
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write_bytes(self.output, _encode_image(self._frame, self.output.suffix.lower()))
+
+    def abort(self) -> None:
+        self._frame = None
+
+
+class FolderWriter(_Writer):
+    """PNG frames into a staging folder beside the output, moved into place on commit."""
+
+    def __init__(self, output: Path, names: list[str] | None = None):
+        self.output = output
+        self.names = names
+        output.parent.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent))
+
+    def name_for(self, frame: Frame) -> str:
+        if self.names is not None and frame.index < len(self.names):
+            return Path(self.names[frame.index]).stem + ".png"
+        return f"{frame.index:05d}.png"
+
+    def write(self, frame: Frame) -> None:
+        (self.staging / self.name_for(frame)).write_bytes(_encode_image(frame, ".png"))
+        self.frames_written += 1
+
+    def commit(self) -> None:
+        if not self.output.exists():
+            os.replace(self.staging, self.output)
+            return
+        for p in sorted(self.staging.iterdir()):
+            os.replace(p, self.output / p.name)
+        self.staging.rmdir()
+
+    def abort(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+_MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
+_WEBM_AUDIO = {"opus", "vorbis"}
+_AVI_AUDIO = {"mp3", "ac3", "pcm_s16le"}
+
+
+def _audio_codec_for(ext: str, source_codec: str | None) -> str:
+    """'copy' when the container accepts the source's audio as it is, else an encoder."""
+    if ext == ".mkv":
+        return "copy"
+    if ext == ".webm":
+        return "copy" if source_codec in _WEBM_AUDIO else "libopus"
+    if ext == ".avi":
+        return "copy" if source_codec in _AVI_AUDIO else "libmp3lame"
+    return "copy" if source_codec in _MP4_AUDIO else "aac"
+
+
+class VideoWriter(_Writer):
+    """H.264 yuv420p (VP9 for .webm) through an ffmpeg pipe, at the source's exact frame rate, with
+    the source's audio copied when there is one. Odd sizes are padded by one replicated row/column
+    (yuv420p needs even sizes)."""
+
+    def __init__(self, output: Path, width: int, height: int, fps: Fraction,
+                 audio_from: Path | None = None, audio_codec: str | None = None,
+                 crf: int = 18, preset: str = "medium"):
+        import ffmpeg
+
+        self.output = output
+        self.width, self.height = width, height
+        self.pad_w, self.pad_h = width % 2, height % 2
+        if self.pad_w or self.pad_h:
+            log.warning("frame size %dx%d is odd; H.264 yuv420p needs even sizes, padding to %dx%d",
+                        width, height, width + self.pad_w, height + self.pad_h)
+        ext = output.suffix.lower()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".partial{ext}", dir=output.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        size = f"{width + self.pad_w}x{height + self.pad_h}"
+        video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=size,
+                             framerate=f"{fps.numerator}/{fps.denominator}")
+        streams = [video.video]
+        opts: dict = {"pix_fmt": "yuv420p", "r": f"{fps.numerator}/{fps.denominator}"}
+        if ext == ".webm":
+            opts.update(vcodec="libvpx-vp9", crf=crf, **{"b:v": 0})
+        else:
+            opts.update(vcodec="libx264", crf=crf, preset=preset)
+        if ext in (".mp4", ".mov", ".m4v"):
+            opts["movflags"] = "+faststart"
+        if audio_from is not None:
+            streams.append(ffmpeg.input(str(audio_from)).audio)
+            opts["acodec"] = _audio_codec_for(ext, audio_codec)
+        muxer = {".mkv": "matroska", ".webm": "webm", ".avi": "avi", ".mov": "mov"}.get(ext, "mp4")
+        args = (
+            ffmpeg.output(*streams, str(self.tmp), format=muxer, **opts)
+            .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+            .compile(cmd=ffmpeg_exe(), overwrite_output=True)
+        )
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._drain = _StderrDrain(self.proc.stderr)
+
+    def write(self, frame: Frame) -> None:
+        rgb = frame.rgb
+        if rgb.dtype == np.uint16:
+            rgb = (rgb.astype(np.float32) / 257.0).round().astype(np.uint8)
+        if self.pad_w or self.pad_h:
+            rgb = np.pad(rgb, ((0, self.pad_h), (0, self.pad_w), (0, 0)), mode="edge")
+        try:
+            self.proc.stdin.write(np.ascontiguousarray(rgb).tobytes())
+        except BrokenPipeError:
+            self.proc.wait()
+            raise InputError(f"the encoder stopped: {_last_error_line(self._drain.text())}") from None
+        self.frames_written += 1
+
+    def commit(self) -> None:
+        self.proc.stdin.close()
+        rc = self.proc.wait()
+        if rc != 0:
+            msg = _last_error_line(self._drain.text())
+            self.abort()
+            raise InputError(f"encoding {self.output} failed: {msg}")
+        counted = count_video_frames(self.tmp)
+        if counted != self.frames_written:
+            self.abort()
+            raise InputError(
+                f"encoder wrote {counted} frames but {self.frames_written} were sent; output discarded"
+            )
+        os.replace(self.tmp, self.output)
+
+    def abort(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        self.tmp.unlink(missing_ok=True)
+
+
+def count_video_frames(path: Path) -> int:
+    """Number of video frames in a file, counted by demuxing (no decoding)."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+         "-f", "null", "-"],
+        capture_output=True, text=True, errors="replace",
+    )
+    found = re.findall(r"frame=\s*(\d+)", proc.stderr)
+    if proc.returncode != 0 or not found:
+        raise InputError(f"{path}: could not count frames ({_last_error_line(proc.stderr)})")
+    return int(found[-1])
+
+
+def open_writer(output: Path, kind: str, info: MediaInfo, crf: int = 18, preset: str = "medium") -> _Writer:
+    """A writer for ``output`` of ``kind`` ('video' | 'frames' | 'image') matching the input."""
+    if kind == "image":
+        return ImageWriter(output)
+    if kind == "frames":
+        names = [p.name for p in info.files] if info.kind == "frames" else None
+        return FolderWriter(output, names)
+    return VideoWriter(
+        output, info.width, info.height, info.fps or DEFAULT_FOLDER_FPS,
+        audio_from=info.path if info.has_audio else None, audio_codec=info.audio_codec,
+        crf=crf, preset=preset,
+    )
+
+
+def write_mask_png(path: Path, mask: np.ndarray) -> None:
+    """Write a (H,W) bool mask as a 0/255 8-bit PNG, atomically."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", mask.astype(np.uint8) * 255)
+    if not ok:
+        raise InputError(f"could not encode mask {path}")
+    _atomic_write_bytes(path, buf.tobytes())

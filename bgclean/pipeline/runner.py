@@ -1,0 +1,251 @@
+"""The streaming runner: decode → segment → masks → inpaint → encode, one window of frames at a time.
+
+Memory is bounded by ``runtime.window`` frames, never by the video's length. Decoding runs on a
+background thread so it overlaps the stages; encoding runs in ffmpeg's own process.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bgclean.errors import InputError
+from bgclean.pipeline import io
+from bgclean.pipeline.config import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → the first CUDA device when present, else CPU. Asking for absent CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} was requested but CUDA is not available; use --device cpu")
+    return dev
+
+
+@dataclass
+class RunReport:
+    """What one run did. ``stage_seconds`` sums wall time per stage over the whole run."""
+
+    input: Path | None
+    output: Path | None
+    frames: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def _prefetch(items: Iterator, depth: int) -> Iterator:
+    """Pull ``items`` on a background thread, ``depth`` ahead; re-raise its errors here."""
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    done = object()
+    stop = threading.Event()
+
+    def work():
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+
+def _to_tensor(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """(H,W,3) uint8/uint16 arrays → (B,3,H,W) float in [0,1]."""
+    scale = 65535.0 if arrays[0].dtype == np.uint16 else 255.0
+    batch = torch.from_numpy(np.stack(arrays)).to(device)
+    return batch.permute(0, 3, 1, 2).float().div_(scale)
+
+
+def _to_arrays(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+    """(B,3,H,W) float in [0,1] → (B,H,W,3) arrays of ``dtype`` (uint8 or uint16)."""
+    scale = 65535.0 if dtype == np.uint16 else 255.0
+    x = frames.permute(0, 2, 3, 1).clamp(0, 1).mul(scale).round_()
+    return x.cpu().numpy().astype(dtype)
+
+
+class Pipeline:
+    """The person-removal pipeline, built once from a ``PipelineConfig`` and reused across inputs.
+
+    The segmenter is built on first use, so runs with external masks need no segmentation weights.
+    """
+
+    def __init__(self, config: PipelineConfig | None = None, download_progress=None):
+        from bgclean.stages.inpaint import InpaintStage
+        from bgclean.stages.masks import MaskStage
+
+        self.config = config or PipelineConfig()
+        self.device = resolve_device(self.config.runtime.device)
+        self._download_progress = download_progress
+        self._segment = None
+        self.mask_stage = MaskStage(self.config.masks)
+        self.inpaint_stage = InpaintStage(self.config.inpaint, self.device)
+        self.timings: dict[str, float] = defaultdict(float)
+
+    @property
+    def segment_stage(self):
+        if self._segment is None:
+            from bgclean.stages.segment import SegmentStage
+
+            self._segment = SegmentStage(self.config.segment, self.device, self._download_progress)
+        return self._segment
+
+    def _timed(self, name: str, fn: Callable, *args, **kwargs):
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.timings[name] += time.perf_counter() - t0
+        return out
+
+    def process(self, frames: torch.Tensor, masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One window. ``frames`` (B,3,H,W) float RGB in [0,1]; ``masks`` (B,1,H,W) external person
+        masks (1 = person) or None to segment. Returns (cleaned frames, final hole masks)."""
+        frames = frames.to(self.device)
+        if masks is None:
+            soft = self._timed("segment", self.segment_stage, frames)
+            holes = self._timed("masks", self.mask_stage, soft)
+        else:
+            holes = self._timed("masks", self.mask_stage, masks.to(self.device).float(), external=True)
+        cleaned = self._timed("inpaint", self.inpaint_stage, frames, holes)
+        return cleaned, holes
+
+    def _windows(self, frames: Iterable[io.Frame], masks: Iterator[np.ndarray] | None) -> Iterator[tuple]:
+        """Group frames (and their external masks) into windows of ``runtime.window``."""
+        size = self.config.runtime.window
+        batch: list[io.Frame] = []
+        batch_masks: list[np.ndarray] = []
+        for frame in frames:
+            batch.append(frame)
+            if masks is not None:
+                try:
+                    batch_masks.append(next(masks))
+                except StopIteration:
+                    raise InputError(f"fewer masks than frames: none for frame {frame.index}") from None
+            if len(batch) == size:
+                yield batch, batch_masks
+                batch, batch_masks = [], []
+        if batch:
+            yield batch, batch_masks
+
+    def _clean_window(self, batch: list[io.Frame], batch_masks: list[np.ndarray]) -> tuple[list[io.Frame], np.ndarray]:
+        dtype = batch[0].rgb.dtype
+        x = _to_tensor([f.rgb for f in batch], self.device)
+        ext = None
+        if batch_masks:
+            ext = torch.from_numpy(np.stack(batch_masks)[:, None]).float()
+        cleaned, holes = self.process(x, ext)
+        out = _to_arrays(cleaned, dtype)
+        hole_np = holes[:, 0].cpu().numpy() > 0
+        results = []
+        for f, o, h in zip(batch, out, hole_np):
+            # outside the hole the output is the decoded input, by construction
+            rgb = np.where(h[:, :, None], o, f.rgb)
+            results.append(io.Frame(f.index, f.name, rgb, f.alpha, f.gray))
+        return results, hole_np
+
+    def run(self, frames: Iterable, masks: Iterable | None = None) -> Iterator[np.ndarray]:
+        """Clean a stream of frames: (H,W,3) uint8 RGB numpy arrays (or (3,H,W) float tensors in
+        [0,1]); yields (H,W,3) uint8 RGB arrays, one per input frame, streaming by window."""
+
+        def as_frames():
+            for i, f in enumerate(frames):
+                if isinstance(f, torch.Tensor):
+                    f = (f.detach().permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+                if not isinstance(f, np.ndarray) or f.ndim != 3 or f.shape[2] != 3:
+                    raise InputError(f"frame {i}: expected an (H,W,3) RGB array, got {getattr(f, 'shape', f)}")
+                yield io.Frame(i, f"{i:05d}", f)
+
+        mask_iter = None if masks is None else (np.asarray(m) > 0 for m in masks)
+        for batch, batch_masks in self._windows(as_frames(), mask_iter):
+            for f in self._clean_window(batch, batch_masks)[0]:
+                yield f.rgb
+
+    def run_file(self, input: str | Path, output: str | Path | None = None, masks: str | Path | None = None,
+                 save_masks: str | Path | None = None,
+                 progress: Callable[[int, int | None], None] | None = None) -> RunReport:
+        """Clean a video, frame folder or image and write the result (see ``bgclean --help`` for how
+        the output kind follows the output path). ``progress(frames_done, total_estimate)``."""
+        info = io.probe(input)
+        output = Path(output) if output is not None else io.default_output(info)
+        kind = io.output_kind(output)
+        io.check_output(output, info, kind)
+        mask_source = io.MaskSource(masks, info) if masks is not None else None
+        if mask_source is None:
+            _ = self.segment_stage  # resolve weights before any output exists
+        save_dir = Path(save_masks) if save_masks is not None else None
+        if save_dir is not None:
+            if save_dir.exists() and not save_dir.is_dir():
+                raise InputError(f"--save-masks {save_dir} exists and is not a folder")
+            save_dir.mkdir(parents=True, exist_ok=True)
+
+        report = RunReport(Path(input), output)
+        self.timings.clear()
+        t0 = time.perf_counter()
+        frames = _prefetch(io.read_frames(info), self.config.runtime.window)
+        mask_iter = iter(mask_source) if mask_source is not None else None
+        with io.open_writer(output, kind, info, self.config.encode.crf, self.config.encode.preset) as writer:
+            for batch, batch_masks in self._windows(frames, mask_iter):
+                cleaned, holes = self._clean_window(batch, batch_masks)
+                t_enc = time.perf_counter()
+                for f, h in zip(cleaned, holes):
+                    writer.write(f)
+                    if save_dir is not None:
+                        io.write_mask_png(save_dir / (Path(f.name).stem + ".png"), h)
+                self.timings["encode"] += time.perf_counter() - t_enc
+                report.frames += len(batch)
+                if progress:
+                    progress(report.frames, info.frame_count)
+            if mask_source is not None:
+                mask_source.check_exhausted(report.frames)
+            if writer.frames_written != report.frames:
+                raise InputError(f"read {report.frames} frames but wrote {writer.frames_written}")
+            writer.commit()
+        report.seconds = time.perf_counter() - t0
+        report.stage_seconds = dict(self.timings)
+        return report
+
+
+def remove_people(input: str | Path, output: str | Path | None = None,
+                  config: PipelineConfig | str | Path | None = None, masks: str | Path | None = None) -> Path:
+    """Remove people from a video, frame folder or image file; returns the output path."""
+    from bgclean.pipeline.config import load_config
+
+    if not isinstance(config, PipelineConfig):
+        config = load_config(config)
+    return Pipeline(config).run_file(input, output, masks=masks).output

