@@ -151,6 +151,8 @@ def _probe_video(path: Path) -> MediaInfo:
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
                           capture_output=True, text=True, errors="replace")
     info = _parse_probe(proc.stderr)
+    if info["video"] is None and "Input #0" in proc.stderr:
+        raise InputError(f"{path} contains no video frames (no video stream); give a video with frames")
     if info["video"] is None:
         reason = _last_error_line(proc.stderr)
         raise InputError(
@@ -293,10 +295,14 @@ class MaskSource:
                                 key=lambda p: natural_key(p.name))
             if not self.files:
                 raise InputError(f"mask folder {self.path} contains no images")
-            if info.kind != "video" and len(self.files) != info.frame_count:
+            n, expected = len(self.files), info.frame_count
+            # a video's count is an estimate from its duration until decoded: allow it a little slack
+            slack = 0 if info.kind != "video" else max(2, int(0.02 * (expected or 0)))
+            if expected is not None and abs(n - expected) > slack:
+                about = "about " if info.kind == "video" else ""
                 raise InputError(
-                    f"mask folder {self.path} has {len(self.files)} masks but the input has "
-                    f"{info.frame_count} frames; give one mask per frame"
+                    f"mask folder {self.path} has {n} masks but the input has {about}{expected} frames; "
+                    "give one mask per frame"
                 )
             self._check(read_image(self.files[0]).rgb.max(axis=2) > 0, self.files[0].name)
         elif self.path.suffix.lower() in IMAGE_EXTS:
@@ -337,7 +343,7 @@ class MaskSource:
             for p in self.files:
                 self._used += 1
                 yield self._check(read_image(p).rgb.max(axis=2) > 0, p.name)
-        raise InputError(f"masks {self.path} hold {self._used} masks, fewer than the input's frames")
+        raise InputError(f"masks {self.path} has {self._used} masks but the input has more frames")
 
     def check_exhausted(self, frames: int) -> None:
         """After the last frame: more masks than frames is a mismatch too."""
@@ -345,7 +351,7 @@ class MaskSource:
             return
         total = len(self.files) if self.video is None else count_video_frames(self.path)
         if total != frames:
-            raise InputError(f"masks {self.path} hold {total} masks but the input has {frames} frames")
+            raise InputError(f"masks {self.path} has {total} masks but the input has {frames} frames")
 
 
 # ---------------------------------------------------------------- output paths

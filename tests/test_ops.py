@@ -1,0 +1,63 @@
+import pytest
+import torch
+
+from bgclean.errors import ShapeError
+from bgclean.ops import check_frames, composite, dilate_masks, erode_masks, feather_alpha, resize
+
+
+def point_mask(h=21, w=21):
+    m = torch.zeros(1, 1, h, w)
+    m[0, 0, h // 2, w // 2] = 1
+    return m
+
+
+def test_dilate_radius_is_exact_along_axes_and_rounder_than_a_square():
+    out = dilate_masks(point_mask(), 6)[0, 0]
+    row = out[10]
+    assert row.sum() == 13  # 2*6+1 along the axis
+    assert out[10 - 6, 10] == 1 and out[10 - 7, 10] == 0
+    assert out[10 - 6, 10 - 6] == 0  # the corner of a square kernel is not reached
+    assert out.sum() < 13 * 13
+
+
+def test_dilate_zero_radius_is_identity_and_erode_undoes_small_dilation():
+    m = point_mask()
+    assert torch.equal(dilate_masks(m, 0), m)
+    block = torch.zeros(1, 1, 30, 30)
+    block[:, :, 10:20, 10:20] = 1
+    assert torch.equal(erode_masks(dilate_masks(block, 3), 3), block)
+
+
+def test_feather_is_zero_outside_one_deep_inside_and_ramps_at_the_edge():
+    m = torch.zeros(1, 1, 40, 40)
+    m[:, :, 5:35, 5:35] = 1
+    a = feather_alpha(m, 4)
+    assert torch.all(a[m == 0] == 0)
+    assert a[0, 0, 20, 20] == 1
+    assert a[0, 0, 20, 5] == pytest.approx(0.25)
+    assert a[0, 0, 20, 6] == pytest.approx(0.5)
+
+
+def test_composite_leaves_pixels_with_zero_alpha_bit_exact():
+    torch.manual_seed(0)
+    frames = torch.rand(2, 3, 16, 16)
+    fill = torch.rand(2, 3, 16, 16)
+    alpha = torch.zeros(2, 1, 16, 16)
+    alpha[:, :, 4:8, 4:8] = 0.3
+    out = composite(frames, fill, alpha)
+    outside = (alpha == 0).expand_as(frames)
+    assert torch.equal(out[outside], frames[outside])
+    assert not torch.equal(out[~outside], frames[~outside])
+
+
+def test_shape_errors_name_expected_and_actual():
+    with pytest.raises(ShapeError, match=r"\(B,3,H,W\).*\(3, 8, 8\)"):
+        check_frames(torch.rand(3, 8, 8))
+    with pytest.raises(ShapeError, match=r"to match the frames, got \(1, 1, 4, 4\)"):
+        composite(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), torch.zeros(1, 1, 4, 4))
+
+
+def test_resize_identity_and_size():
+    x = torch.rand(1, 3, 10, 20)
+    assert resize(x, (10, 20)) is x
+    assert resize(x, (5, 7)).shape == (1, 3, 5, 7)

@@ -1,0 +1,122 @@
+"""Stages on their own: masks clean-up and dilation, the inpaint stage's contract, segmentation on a
+real frame with ground truth, and the streaming Python API."""
+
+import numpy as np
+import pytest
+import torch
+
+from bgclean.errors import InputError
+from bgclean.pipeline.config import InpaintConfig, MaskConfig, PipelineConfig, SegmentConfig, load_config
+from bgclean.stages.inpaint import BACKENDS, InpaintStage
+from bgclean.stages.masks import MaskStage, clean_binary_mask, dilation_radius
+from conftest import gt_person_mask, shared
+
+
+def test_clean_binary_mask_fills_holes_and_drops_specks():
+    m = np.zeros((50, 50), bool)
+    m[10:30, 10:30] = True
+    m[15:20, 15:20] = False  # a hole inside the person
+    m[45, 45] = True  # a speck
+    out = clean_binary_mask(m, min_area_px=5, fill_holes=True)
+    assert out[17, 17] and not out[45, 45] and out[10:30, 10:30].all() and out.sum() == 400
+    border = np.zeros((20, 20), bool)
+    border[0:10, 0:10] = True
+    border[2:5, 0] = False  # open to the image border: not a hole
+    assert not clean_binary_mask(border, 0, True)[3, 0]
+
+
+def test_dilation_radius_scales_with_the_frame():
+    cfg = MaskConfig(dilate=0.02)
+    assert dilation_radius(cfg, 576, 768) == 12 and dilation_radius(cfg, 1080, 1920) == 22
+    assert dilation_radius(MaskConfig(dilate_px=5), 1080, 1920) == 5
+
+
+def test_mask_stage_thresholds_and_dilates():
+    soft = torch.zeros(2, 1, 100, 100)
+    soft[0, 0, 40:60, 40:60] = 0.9
+    soft[1, 0, 40:60, 40:60] = 0.3  # below threshold
+    out = MaskStage(MaskConfig(dilate_px=3, min_area=0.0))(soft)
+    assert out[0, 0, 37:63, 40:60].all() and not out[0, 0, 35, 50]
+    assert out[1].sum() == 0
+    assert set(out.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_inpaint_stage_contract():
+    torch.manual_seed(0)
+    frames = torch.rand(2, 3, 32, 40)
+    masks = torch.zeros(2, 1, 32, 40)
+    masks[:, :, 10:20, 10:20] = 1
+    for name in BACKENDS:
+        out = InpaintStage(InpaintConfig(backend=name))(frames, masks)
+        assert out.shape == frames.shape
+        assert torch.equal(out[(masks == 0).expand_as(frames)], frames[(masks == 0).expand_as(frames)])
+    empty = torch.zeros_like(masks)
+    assert torch.equal(InpaintStage(InpaintConfig())(frames, empty), frames)
+    with pytest.raises(InputError, match="telea"):
+        InpaintStage(InpaintConfig(backend="nope"))
+
+
+def test_u2net_small_covers_most_of_a_real_person():
+    """schoolgirls frame 0 (real footage): the final mask covers most ground-truth person pixels and
+    stays far from covering the whole frame. (U²-Net small is a salient-object model; the recall
+    target of the segmentation issue needs the detector-based backend.)"""
+    from bgclean.pipeline import io
+    from bgclean.pipeline.runner import _to_tensor
+    from bgclean.stages.segment import SegmentStage
+
+    info = io.probe(shared("videos/schoolgirls/schoolgirls.mp4"))
+    frame = next(io.read_frames(info)).rgb
+    truth = gt_person_mask("schoolgirls", 0)
+    soft = SegmentStage(SegmentConfig(backend="u2net.small"))(_to_tensor([frame], torch.device("cpu")))
+    assert soft.shape == (1, 1, 240, 432) and 0 <= float(soft.min()) and float(soft.max()) <= 1
+    final = MaskStage(MaskConfig())(soft)[0, 0].numpy() > 0
+    recall = (final & truth).sum() / truth.sum()
+    assert recall > 0.5, recall
+    assert final.mean() < 0.6
+
+
+def test_unknown_segmenter_lists_the_valid_ones():
+    from bgclean.stages.segment import SegmentStage
+
+    with pytest.raises(InputError, match="u2net.full, u2net.small, rembg:<session>"):
+        SegmentStage(SegmentConfig(backend="deeplab"))
+
+
+def test_rembg_backend_without_rembg_says_how_to_install(monkeypatch):
+    import sys
+
+    from bgclean.stages.segment import SegmentStage
+
+    monkeypatch.setitem(sys.modules, "rembg", None)  # import fails as if not installed
+    with pytest.raises(InputError, match="pip install rembg"):
+        SegmentStage(SegmentConfig(backend="rembg:u2net_human_seg"))
+
+
+def test_pipeline_run_streams_arrays_and_respects_masks():
+    from bgclean.pipeline.runner import Pipeline
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (40, 50, 3), dtype=np.uint8) for _ in range(5)]
+    masks = [np.zeros((40, 50), np.uint8) for _ in range(5)]
+    for m in masks:
+        m[10:20, 20:30] = 255
+    pipe = Pipeline(load_config(None, {"runtime.window": 2, "masks.dilate_px": 2}))
+    out = list(pipe.run(iter(frames), masks=masks))
+    assert len(out) == 5 and all(o.shape == (40, 50, 3) and o.dtype == np.uint8 for o in out)
+    outside = np.ones((40, 50), bool)
+    outside[8:22, 18:32] = False
+    for f, o in zip(frames, out):
+        assert np.array_equal(f[outside], o[outside])
+        assert not np.array_equal(f[12:18, 22:28], o[12:18, 22:28])
+    assert pipe._segment is None  # external masks: no segmentation weights were needed
+
+
+def test_config_device_cuda_without_cuda_is_a_clear_error():
+    from bgclean.pipeline.runner import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    with pytest.raises(InputError, match="--device cpu"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
+    assert PipelineConfig().runtime.device == "auto"
