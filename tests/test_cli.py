@@ -214,3 +214,20 @@ def test_bad_input_gives_a_clear_error_and_loses_nothing(case, clip_with_audio, 
 
     assert re.search(pattern, err), err
     assert tree_digest(work) == before  # inputs unchanged, no partial output left anywhere
+
+
+def test_outputs_get_normal_permissions(tmp_path, capsys):
+    import os
+    import stat
+
+    img = tmp_path / "in.png"
+    cv2.imwrite(str(img), np.full((20, 30, 3), 128, np.uint8))
+    mask = center_mask(tmp_path / "m.png", 20, 30)
+    old = os.umask(0o022)
+    try:
+        assert run_cli([img, "-o", tmp_path / "o.png", "--masks", mask], capsys)[0] == 0
+        assert run_cli([img, "-o", tmp_path / "dir", "--masks", mask], capsys)[0] == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "o.png").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "dir").stat().st_mode) == 0o755

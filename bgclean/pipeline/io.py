@@ -461,11 +461,19 @@ def _encode_image(frame: Frame, ext: str) -> bytes:
     return buf.tobytes()
 
 
+def _umask_mode(base: int) -> int:
+    """``base`` permissions less the process umask (temp files are created 0600/0700)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, _umask_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -501,6 +509,7 @@ class FolderWriter(_Writer):
         self.names = names
         output.parent.mkdir(parents=True, exist_ok=True)
         self.staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent))
+        os.chmod(self.staging, _umask_mode(0o777))
 
     def name_for(self, frame: Frame) -> str:
         if self.names is not None and frame.index < len(self.names):
@@ -559,6 +568,7 @@ class VideoWriter(_Writer):
         output.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".partial{ext}", dir=output.parent)
         os.close(fd)
+        os.chmod(tmp, _umask_mode(0o666))
         self.tmp = Path(tmp)
         size = f"{width + self.pad_w}x{height + self.pad_h}"
         video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=size,
