@@ -99,18 +99,20 @@ def _overrides(args) -> dict:
 
 
 class _Bar:
-    """A tqdm bar on a terminal; nothing otherwise."""
+    """A tqdm bar on a terminal, created on the first update (so nothing shows when nothing
+    happens, e.g. weights already cached); nothing at all when disabled."""
 
     def __init__(self, enabled: bool, unit: str, desc: str):
+        self.enabled, self.unit, self.desc = enabled, unit, desc
         self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(unit=unit, desc=desc, dynamic_ncols=True, unit_scale=unit == "B", leave=True)
 
     def __call__(self, done: int, total: int | None) -> None:
-        if self.bar is None:
+        if not self.enabled:
             return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit=self.unit, desc=self.desc, dynamic_ncols=True, unit_scale=self.unit == "B")
         if total and self.bar.total != max(total, done):
             self.bar.total = max(total, done)
         self.bar.update(done - self.bar.n)
@@ -118,6 +120,7 @@ class _Bar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def _setup_logging(quiet: bool, debug: bool) -> None:
@@ -133,15 +136,15 @@ def _run(argv: list[str]) -> int:
 
     cfg = load_config(args.config, _overrides(args))
     show = not args.quiet and sys.stderr.isatty()
-    dl = _Bar(show, "B", "weights")
-    pipeline = Pipeline(cfg, download_progress=dl)
+    download_bar = _Bar(show, "B", "weights")
+    pipeline = Pipeline(cfg, download_progress=download_bar)
     bar = _Bar(show, "frame", "bgclean")
     try:
         report = pipeline.run_file(args.input, args.output, masks=args.masks, save_masks=args.save_masks,
                                    progress=bar)
     finally:
         bar.close()
-        dl.close()
+        download_bar.close()
     if args.contact_sheet:
         from bgclean.pipeline.sheet import before_after_sheet
 

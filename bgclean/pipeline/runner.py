@@ -218,6 +218,8 @@ class Pipeline:
         self.timings.clear()
         t0 = time.perf_counter()
         frames = _prefetch(io.read_frames(info), self.config.runtime.window)
+        if progress:
+            progress(0, info.frame_count)
         mask_iter = iter(mask_source) if mask_source is not None else None
         with io.open_writer(output, kind, info, self.config.encode.crf, self.config.encode.preset) as writer:
             for batch, batch_masks in self._windows(frames, mask_iter):
