@@ -231,3 +231,49 @@ def test_outputs_get_normal_permissions(tmp_path, capsys):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "o.png").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "dir").stat().st_mode) == 0o755
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".webm", ".mov", ".avi"])
+def test_every_container_round_trips_with_audio(clip_with_audio, tmp_path, capsys, ext):
+    """Write each container from the clip, then read it back as an input: same frames and rate,
+    audio kept (copied where the container takes AAC, re-encoded otherwise)."""
+    mask = center_mask(tmp_path / "m.png", 240, 320)
+    out = tmp_path / f"out{ext}"
+    code, err = run_cli([clip_with_audio, "-o", out, "--masks", mask], capsys)
+    assert code == 0, err
+    info = io.probe(out)
+    assert info.has_audio and info.fps == Fraction(30000, 1001)
+    assert io.count_video_frames(out) == io.count_video_frames(clip_with_audio)
+    again = tmp_path / f"again{ext}.mp4"
+    code, err = run_cli([out, "-o", again, "--masks", mask], capsys)
+    assert code == 0, err
+
+
+def test_masks_from_a_mask_video(clip_with_audio, tmp_path, capsys):
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    n = io.count_video_frames(clip_with_audio)
+    for i in range(n):
+        m = np.zeros((240, 320), bool)
+        m[50:150, 10 + 3 * i : 60 + 3 * i] = True  # a moving block
+        io.write_mask_png(masks / f"{i:05d}.png", m)
+    mask_video = tmp_path / "masks.mp4"
+    ffmpeg("-framerate", "30000/1001", "-i", str(masks / "%05d.png"), "-c:v", "libx264", "-crf", "0",
+           "-pix_fmt", "yuv420p", str(mask_video))
+    out, saved = tmp_path / "frames_out", tmp_path / "saved"
+    code, err = run_cli([clip_with_audio, "-o", out, "--masks", mask_video, "--save-masks", saved,
+                         "--dilate", "0px"], capsys)
+    assert code == 0, err
+    last = cv2.imread(str(saved / f"{n - 1:05d}.png"), cv2.IMREAD_GRAYSCALE) > 0
+    expect = cv2.imread(str(masks / f"{n - 1:05d}.png"), cv2.IMREAD_GRAYSCALE) > 0
+    assert (last == expect).mean() > 0.99
+
+
+def test_weights_list_and_pull(capsys):
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "u2net.full" in out and "u2net.small" in out and "Apache-2.0" in out
+    assert main(["weights", "pull", "u2net.small"]) == 0
+    assert "u2netp.onnx" in capsys.readouterr().out
+    assert main(["weights", "pull", "u2net.huge"]) == 3
+    assert "known weights" in capsys.readouterr().err
