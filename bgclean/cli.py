@@ -22,6 +22,9 @@ extension) a folder of PNG frames. Default: next to the input (clip.mp4 -> clip.
 
 segmenters: u2net.full (default), u2net.small, rembg:<session> (needs the rembg package).
 inpainters: telea (default), navier-stokes.
+super-resolution (--sr): realesrgan.animevideov3 (default, fast), realesrgan.x4plus (sharper, slow on
+CPU), none (bicubic). It restores fills made below native size (--inpaint-size) and, with --upscale N,
+enlarges the whole output.
 
 other commands:
   bgclean weights list            what weights are known and which are present
@@ -60,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-masks", metavar="DIR", help="write the final masks as PNGs into DIR")
     p.add_argument("--dilate", type=_dilate, help="mask dilation: fraction of the shorter side (0.02) or pixels (12px)")
     p.add_argument("--inpainter", help="fill method (see below)")
+    p.add_argument("--inpaint-size", type=int, metavar="PX",
+                   help="fill at most this long side and restore to native with super-resolution (0 = native)")
+    p.add_argument("--sr", metavar="NAME", help="super-resolution model (see below), or none for bicubic")
+    p.add_argument("--sr-tile", type=int, metavar="PX", help="super-resolution tile size (0 = whole image)")
+    p.add_argument("--upscale", type=float, metavar="N", help="super-resolve the whole output N times larger")
     p.add_argument("--contact-sheet", metavar="PNG", help="also write a before/after contact sheet PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar, errors only")
     p.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
@@ -90,6 +98,14 @@ def _overrides(args) -> dict:
         out["segment.backend"] = args.segmenter
     if args.inpainter:
         out["inpaint.backend"] = args.inpainter
+    if args.inpaint_size is not None:
+        out["inpaint.max_side"] = args.inpaint_size
+    if args.sr:
+        out["superres.model"] = args.sr
+    if args.sr_tile is not None:
+        out["superres.tile"] = args.sr_tile
+    if args.upscale is not None:
+        out["superres.upscale"] = args.upscale
     if args.dilate is not None:
         key, value = args.dilate
         out[key] = value
@@ -165,7 +181,8 @@ def _weights(argv: list[str]) -> int:
         for spec in REGISTRY:
             print(f"{spec.name:<22} {store.status(spec):<8} {spec.licence:<32} {spec.description}")
         return 0
-    names = args.names or [s.name for s in REGISTRY if s.architecture.startswith("u2net")]
+    names = args.names or [s.name for s in REGISTRY
+                           if s.architecture.startswith("u2net") or s.name == "realesrgan.animevideov3"]
     specs = [REGISTRY.get(n) for n in names]
     for spec in specs:
         bar = _Bar(not args.quiet and sys.stderr.isatty(), "B", spec.name)

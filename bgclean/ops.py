@@ -92,3 +92,89 @@ def resize(x: torch.Tensor, size: tuple[int, int], antialias: bool = True) -> to
         return x
     shrink = size[0] < x.shape[2] or size[1] < x.shape[3]
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=antialias and shrink)
+
+
+def tiled_upscale(fn, x: torch.Tensor, scale: int, tile: int, tile_pad: int = 16, pre_pad: int = 0,
+                  batch_size: int = 4) -> torch.Tensor:
+    """Apply an upscaling network ``fn`` ((N,C,h,w) → (N,C,sh,sw)) to ``x`` (B,C,H,W) in overlapping
+    tiles, so memory is bounded by the tile, not the image.
+
+    Each tile of ``tile`` px is cut with ``tile_pad`` px of context on every side (the image is
+    reflect-padded by ``pre_pad + tile_pad`` first, so border tiles get context too); only each
+    tile's centre is kept. Tiles are batched ``batch_size`` at a time. ``tile <= 0`` runs the whole
+    image at once.
+    """
+    b, c, h, w = x.shape
+    pad = pre_pad + tile_pad
+
+    def padded(t: torch.Tensor, p: int) -> torch.Tensor:
+        # reflect needs p < size; replicate is the fallback for tiny images
+        mode = "reflect" if p < min(t.shape[2], t.shape[3]) else "replicate"
+        return F.pad(t, (p, p, p, p), mode=mode) if p > 0 else t
+
+    if tile <= 0 or (h <= tile and w <= tile):
+        y = fn(padded(x, pad))
+        return y[:, :, pad * scale : (pad + h) * scale, pad * scale : (pad + w) * scale]
+    th, tw = min(tile, h), min(tile, w)
+    ys = list(range(0, h - th, th)) + [h - th]
+    xs = list(range(0, w - tw, tw)) + [w - tw]
+    xp = padded(x, pad)
+    out = x.new_zeros(b, c, h * scale, w * scale)
+    boxes = [(y0, x0) for y0 in ys for x0 in xs]
+    for start in range(0, len(boxes), max(1, batch_size)):
+        group = boxes[start : start + batch_size]
+        patches = torch.cat([xp[:, :, y0 : y0 + th + 2 * pad, x0 : x0 + tw + 2 * pad] for y0, x0 in group])
+        res = fn(patches)
+        for i, (y0, x0) in enumerate(group):
+            centre = res[i * b : (i + 1) * b, :, pad * scale : (pad + th) * scale, pad * scale : (pad + tw) * scale]
+            out[:, :, y0 * scale : (y0 + th) * scale, x0 * scale : (x0 + tw) * scale] = centre
+    return out
+
+
+def mask_boxes(mask: torch.Tensor, margin: int) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes (y0, y1, x0, x1) of the connected regions of a (H,W) mask, grown by
+    ``margin`` px and clipped to the image; overlapping boxes are merged."""
+    import cv2
+    import numpy as np
+
+    m = (mask > 0).cpu().numpy().astype(np.uint8)
+    h, w = m.shape
+    n, _, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    boxes = []
+    for i in range(1, n):
+        x0, y0, bw, bh = stats[i, :4]
+        boxes.append([max(0, y0 - margin), min(h, y0 + bh + margin), max(0, x0 - margin), min(w, x0 + bw + margin)])
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
+                    boxes[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [tuple(int(v) for v in bx) for bx in boxes]
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B,C,H,W) with reflect borders."""
+    if sigma <= 0:
+        return x
+    radius = max(1, int(round(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    mode = "reflect" if radius < min(x.shape[2], x.shape[3]) else "replicate"
+    y = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode=mode), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(F.pad(y, (0, 0, radius, radius), mode=mode), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def transfer_detail(detail: torch.Tensor, base: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``base``'s low frequencies with ``detail``'s high frequencies (split by a Gaussian of
+    ``sigma`` px): keeps a super-resolved image's texture without its tone shifts."""
+    return (gaussian_blur(base, sigma) + detail - gaussian_blur(detail, sigma)).clamp_(0, 1)

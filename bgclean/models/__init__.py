@@ -9,4 +9,12 @@ def build_model(architecture: str):
         from bgclean.models.u2net import U2Net
 
         return U2Net(architecture.split(".")[1])
+    if architecture == "rrdbnet.x4":
+        from bgclean.models.rrdbnet import RRDBNet
+
+        return RRDBNet()
+    if architecture == "srvgg.x4":
+        from bgclean.models.srvgg import SRVGGNetCompact
+
+        return SRVGGNetCompact(num_feat=64, num_conv=16, upscale=4)
     raise ValueError(f"unknown architecture {architecture!r}")

@@ -47,6 +47,23 @@ class InpaintConfig:
     backend: str = "telea"
     radius: int = 5  # neighbourhood radius of the classical methods, px
     feather: int = 4  # width of the blended edge inside the mask, px
+    max_side: int = 0  # fill at most this long side (px) and restore to native size; 0 = native
+
+
+@dataclass(frozen=True)
+class SuperResConfig:
+    """Real-ESRGAN. Fill mode restores fills made below native resolution; ``upscale`` > 1
+    super-resolves the whole output."""
+
+    model: str = "realesrgan.animevideov3"  # a realesrgan.* registry name, or "none" (bicubic)
+    upscale: float = 1.0  # whole-output scale factor (1 = off)
+    tile: int = 256  # input tile side, px (0 = whole image at once)
+    tile_pad: int = 16  # context around each tile, px
+    pre_pad: int = 8  # reflect padding of the whole input, px
+    batch_size: int = 4  # tiles per network call
+    half: bool = True  # fp16 on CUDA (ignored on CPU)
+    margin: int = 8  # context around each hole when super-resolving a fill, px at fill resolution
+    keep_colors: bool = True  # fill mode: SR detail on the bicubic restore's low frequencies
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,7 @@ class PipelineConfig:
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     masks: MaskConfig = field(default_factory=MaskConfig)
     inpaint: InpaintConfig = field(default_factory=InpaintConfig)
+    superres: SuperResConfig = field(default_factory=SuperResConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
@@ -151,6 +169,12 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (cfg.segment.batch_size >= 1, "segment.batch_size must be >= 1"),
         (cfg.inpaint.radius >= 1, "inpaint.radius must be >= 1"),
         (cfg.inpaint.feather >= 0, "inpaint.feather must be >= 0"),
+        (cfg.inpaint.max_side == 0 or cfg.inpaint.max_side >= 32, "inpaint.max_side must be 0 (native) or >= 32"),
+        (cfg.superres.model == "none" or cfg.superres.model.startswith("realesrgan."),
+         "superres.model must be a realesrgan.* weights name or none"),
+        (1.0 <= cfg.superres.upscale <= 16.0, "superres.upscale must be between 1 and 16"),
+        (cfg.superres.tile == 0 or cfg.superres.tile >= 32, "superres.tile must be 0 or >= 32"),
+        (cfg.superres.tile_pad >= 0 and cfg.superres.pre_pad >= 0, "superres paddings must be >= 0"),
         (0 <= cfg.encode.crf <= 51, "encode.crf must be in [0, 51]"),
         (cfg.runtime.window >= 1, "runtime.window must be >= 1"),
         (cfg.runtime.device == "auto" or cfg.runtime.device == "cpu" or cfg.runtime.device.startswith("cuda"),

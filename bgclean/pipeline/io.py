@@ -646,15 +646,18 @@ def count_video_frames(path: Path) -> int:
     return int(found[-1])
 
 
-def open_writer(output: Path, kind: str, info: MediaInfo, crf: int = 18, preset: str = "medium") -> _Writer:
-    """A writer for ``output`` of ``kind`` ('video' | 'frames' | 'image') matching the input."""
+def open_writer(output: Path, kind: str, info: MediaInfo, crf: int = 18, preset: str = "medium",
+                size: tuple[int, int] | None = None) -> _Writer:
+    """A writer for ``output`` of ``kind`` ('video' | 'frames' | 'image') matching the input;
+    ``size`` = (width, height) of the frames that will be written (default: the input's)."""
+    width, height = size or (info.width, info.height)
     if kind == "image":
         return ImageWriter(output)
     if kind == "frames":
         names = [p.name for p in info.files] if info.kind == "frames" else None
         return FolderWriter(output, names)
     return VideoWriter(
-        output, info.width, info.height, info.fps or DEFAULT_FOLDER_FPS,
+        output, width, height, info.fps or DEFAULT_FOLDER_FPS,
         audio_from=info.path if info.has_audio else None, audio_codec=info.audio_codec,
         crf=crf, preset=preset,
     )

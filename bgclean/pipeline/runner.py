@@ -92,6 +92,12 @@ def _to_tensor(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
     return batch.permute(0, 3, 1, 2).float().div_(scale)
 
 
+def _resize_bicubic(x: torch.Tensor, size) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    return F.interpolate(x, size=tuple(size), mode="bicubic", align_corners=False).clamp_(0, 1)
+
+
 def _to_arrays(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     """(B,3,H,W) float in [0,1] → (B,H,W,3) arrays of ``dtype`` (uint8 or uint16)."""
     scale = 65535.0 if dtype == np.uint16 else 255.0
@@ -113,6 +119,7 @@ class Pipeline:
         self.device = resolve_device(self.config.runtime.device)
         self._download_progress = download_progress
         self._segment = None
+        self._superres = None
         self.mask_stage = MaskStage(self.config.masks)
         self.inpaint_stage = InpaintStage(self.config.inpaint, self.device)
         self.timings: dict[str, float] = defaultdict(float)
@@ -124,6 +131,23 @@ class Pipeline:
 
             self._segment = SegmentStage(self.config.segment, self.device, self._download_progress)
         return self._segment
+
+    @property
+    def superres_stage(self):
+        if self._superres is None:
+            from bgclean.stages.superres import SuperResStage
+
+            self._superres = SuperResStage(self.config.superres, self.device, self._download_progress)
+        return self._superres
+
+    def _needs_superres(self, height: int, width: int) -> bool:
+        below_native = self.inpaint_stage.working_size(height, width) != (height, width)
+        return self.config.superres.upscale > 1 or (below_native and self.config.superres.model != "none")
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(H, W) of the written frames: the input's, times ``superres.upscale``."""
+        f = self.config.superres.upscale
+        return (height, width) if f == 1 else (round(height * f), round(width * f))
 
     def _timed(self, name: str, fn: Callable, *args, **kwargs):
         t0 = time.perf_counter()
@@ -142,7 +166,15 @@ class Pipeline:
             holes = self._timed("masks", self.mask_stage, soft)
         else:
             holes = self._timed("masks", self.mask_stage, masks.to(self.device).float(), external=True)
-        cleaned = self._timed("inpaint", self.inpaint_stage, frames, holes)
+        if not (holes > 0).any():
+            return frames, holes
+        fill = self._timed("inpaint", self.inpaint_stage.fill, frames, holes)
+        if fill.shape != frames.shape:
+            if self.config.superres.model == "none":
+                fill = self._timed("superres", _resize_bicubic, fill, frames.shape[2:])
+            else:
+                fill = self._timed("superres", self.superres_stage.restore_fill, fill, holes)
+        cleaned = self._timed("inpaint", self.inpaint_stage.paste, frames, fill, holes)
         return cleaned, holes
 
     def _windows(self, frames: Iterable[io.Frame], masks: Iterator[np.ndarray] | None) -> Iterator[tuple]:
@@ -177,7 +209,20 @@ class Pipeline:
             # outside the hole the output is the decoded input, by construction
             rgb = np.where(h[:, :, None], o, f.rgb)
             results.append(io.Frame(f.index, f.name, rgb, f.alpha, f.gray))
+        if self.config.superres.upscale > 1:
+            results = [self._upscale_frame(f) for f in results]
         return results, hole_np
+
+    def _upscale_frame(self, frame: io.Frame) -> io.Frame:
+        """Whole-frame super-resolution to ``output_size`` (one frame at a time: memory stays
+        bounded by the tile, whatever the window)."""
+        import cv2
+
+        h, w = self.output_size(*frame.rgb.shape[:2])
+        x = _to_tensor([frame.rgb], self.device)
+        y = self._timed("superres", self.superres_stage.resize, x, (h, w))
+        alpha = None if frame.alpha is None else cv2.resize(frame.alpha, (w, h), interpolation=cv2.INTER_CUBIC)
+        return io.Frame(frame.index, frame.name, _to_arrays(y, frame.rgb.dtype)[0], alpha, frame.gray)
 
     def run(self, frames: Iterable, masks: Iterable | None = None) -> Iterator[np.ndarray]:
         """Clean a stream of frames: (H,W,3) uint8 RGB numpy arrays (or (3,H,W) float tensors in
@@ -208,6 +253,8 @@ class Pipeline:
         mask_source = io.MaskSource(masks, info) if masks is not None else None
         if mask_source is None:
             _ = self.segment_stage  # resolve weights before any output exists
+        if self._needs_superres(info.height, info.width):
+            _ = self.superres_stage
         save_dir = Path(save_masks) if save_masks is not None else None
         if save_dir is not None:
             if save_dir.exists() and not save_dir.is_dir():
@@ -221,7 +268,9 @@ class Pipeline:
         if progress:
             progress(0, info.frame_count)
         mask_iter = iter(mask_source) if mask_source is not None else None
-        with io.open_writer(output, kind, info, self.config.encode.crf, self.config.encode.preset) as writer:
+        out_h, out_w = self.output_size(info.height, info.width)
+        with io.open_writer(output, kind, info, self.config.encode.crf, self.config.encode.preset,
+                            size=(out_w, out_h)) as writer:
             for batch, batch_masks in self._windows(frames, mask_iter):
                 cleaned, holes = self._clean_window(batch, batch_masks)
                 t_enc = time.perf_counter()

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from bgclean.errors import InputError
-from bgclean.ops import check_frames, check_masks, composite, feather_alpha
+import torch.nn.functional as F
+
+from bgclean.ops import check_frames, check_masks, composite, feather_alpha, resize
 from bgclean.pipeline.config import InpaintConfig
 
 #: name -> factory(cfg) -> fill(frames, masks) -> fill
@@ -70,14 +72,43 @@ class InpaintStage:
             raise InputError(f"unknown inpainter {cfg.backend!r}; choose one of: {', '.join(sorted(BACKENDS))}")
         self.cfg = cfg
         self.device = torch.device(device)
-        self.fill = BACKENDS[cfg.backend](cfg)
+        self.fill_fn = BACKENDS[cfg.backend](cfg)
+
+    def working_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size fills are computed at: native, or scaled so the long side is ``max_side``."""
+        side = self.cfg.max_side
+        if side <= 0 or max(height, width) <= side:
+            return height, width
+        s = side / max(height, width)
+        return max(1, round(height * s)), max(1, round(width * s))
+
+    @torch.inference_mode()
+    def fill(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """The backend's fill at the working size (see ``working_size``): (B,3,h,w) in [0,1].
+        Values outside the (downscaled) holes are not meaningful."""
+        check_frames(frames)
+        check_masks(masks, frames)
+        size = self.working_size(*frames.shape[2:])
+        if size != tuple(frames.shape[2:]):
+            frames = resize(frames, size)
+            masks = F.adaptive_max_pool2d(masks.float(), size)  # a hole never shrinks when scaled down
+        return self.fill_fn(frames, (masks > 0).float())
+
+    @torch.inference_mode()
+    def paste(self, frames: torch.Tensor, fill: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Composite a native-size ``fill`` into ``frames`` inside ``masks`` with a feathered edge
+        that lies inside the mask: outside it the result is ``frames`` exactly."""
+        return composite(frames, fill, feather_alpha((masks > 0).float(), self.cfg.feather))
 
     @torch.inference_mode()
     def __call__(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Fill and paste back. A below-native fill is restored with bicubic here; the runner
+        restores it with super-resolution instead (fill → restore → paste)."""
         check_frames(frames)
         check_masks(masks, frames)
-        holes = masks > 0
-        if not holes.any():
+        if not (masks > 0).any():
             return frames
         fill = self.fill(frames, masks)
-        return composite(frames, fill, feather_alpha(holes.float(), self.cfg.feather))
+        if fill.shape != frames.shape:
+            fill = F.interpolate(fill, size=frames.shape[2:], mode="bicubic", align_corners=False).clamp_(0, 1)
+        return self.paste(frames, fill, masks)

