@@ -187,3 +187,29 @@ def test_fill_mode_super_resolves_only_inside_the_mask(tmp_path, capsys):
         assert np.array_equal(outs[sr][~hole], img[~hole])
     inside = outs["none"][mask].astype(int) - outs["realesrgan.animevideov3"][mask].astype(int)
     assert np.abs(inside).mean() > 0.5
+
+
+def test_fill_mode_on_vtest_frames_leaves_everything_outside_the_mask_untouched(tmp_path, capsys):
+    """Real vtest frames, real segmentation, fill made at 256 px and restored with Real-ESRGAN:
+    outside the saved masks every output pixel equals the decoded input."""
+    import cv2
+
+    from bgclean.cli import main
+    from conftest import ffmpeg, shared
+
+    frames = tmp_path / "vtest"
+    frames.mkdir()
+    ffmpeg("-i", str(shared("videos/vtest.avi")), "-vf", "select='between(n,100,103)'", "-fps_mode", "passthrough",
+           str(frames / "f%02d.png"))
+    out, saved = tmp_path / "out", tmp_path / "masks"
+    code = main([str(frames), "-o", str(out), "--segmenter", "u2net.small", "--inpaint-size", "256",
+                 "--save-masks", str(saved), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    names = sorted(p.name for p in frames.iterdir())
+    assert len(names) == 4 and sorted(p.name for p in out.iterdir()) == names
+    for name in names:
+        src, dst = cv2.imread(str(frames / name)), cv2.imread(str(out / name))
+        hole = cv2.imread(str(saved / name), cv2.IMREAD_GRAYSCALE) > 0
+        assert 0.001 < hole.mean() < 0.5
+        assert np.array_equal(src[~hole], dst[~hole])
+        assert not np.array_equal(src[hole], dst[hole])

@@ -45,15 +45,13 @@ class SuperResStage:
         model.load_state_dict(load_state_dict(spec, download_progress))
         self.dtype = torch.float16 if (cfg.half and self.device.type == "cuda") else torch.float32
         model = model.eval().to(self.device, self.dtype)
-        if self.device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
+        # channels_last is faster on CPU (oneDNN) as well as on CUDA: 1.6x measured here for SRVGG
+        model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.scale = model.scale
 
     def _net(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.dtype)
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
         return self.model(x).float()
 
     @torch.inference_mode()
