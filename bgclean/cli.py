@@ -86,26 +86,22 @@ def build_weights_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: command-line flag (argparse dest) → the config field it overrides
+_FLAG_FIELDS = {
+    "device": "runtime.device",
+    "batch_size": "segment.batch_size",
+    "window": "runtime.window",
+    "segmenter": "segment.backend",
+    "inpainter": "inpaint.backend",
+    "inpaint_size": "inpaint.max_side",
+    "sr": "superres.model",
+    "sr_tile": "superres.tile",
+    "upscale": "superres.upscale",
+}
+
+
 def _overrides(args) -> dict:
-    out = {}
-    if args.device:
-        out["runtime.device"] = args.device
-    if args.batch_size is not None:
-        out["segment.batch_size"] = args.batch_size
-    if args.window is not None:
-        out["runtime.window"] = args.window
-    if args.segmenter:
-        out["segment.backend"] = args.segmenter
-    if args.inpainter:
-        out["inpaint.backend"] = args.inpainter
-    if args.inpaint_size is not None:
-        out["inpaint.max_side"] = args.inpaint_size
-    if args.sr:
-        out["superres.model"] = args.sr
-    if args.sr_tile is not None:
-        out["superres.tile"] = args.sr_tile
-    if args.upscale is not None:
-        out["superres.upscale"] = args.upscale
+    out = {field: getattr(args, dest) for dest, field in _FLAG_FIELDS.items() if getattr(args, dest) is not None}
     if args.dilate is not None:
         key, value = args.dilate
         out[key] = value

@@ -66,3 +66,15 @@ def _palette_png(path: Path) -> np.ndarray:
 def gt_person_mask(clip: str, index: int) -> np.ndarray:
     """Ground-truth person mask (every id > 0) of schoolgirls, (H,W) bool."""
     return _palette_png(shared(f"videos/{clip}/masks/{index:05d}.png")) > 0
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need CUDA: skipped on CPU machines with the reason shown (-ra)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (pytest -m gpu on a GPU machine)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -213,3 +213,14 @@ def test_fill_mode_on_vtest_frames_leaves_everything_outside_the_mask_untouched(
         assert 0.001 < hole.mean() < 0.5
         assert np.array_equal(src[~hole], dst[~hole])
         assert not np.array_equal(src[hole], dst[hole])
+
+
+@pytest.mark.gpu
+def test_fp16_cuda_super_resolution_matches_fp32_cpu():
+    from bgclean.stages.superres import SuperResStage
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 96, 128)
+    cpu = SuperResStage(SuperResConfig(model="realesrgan.animevideov3"), "cpu").resize(x, (384, 512))
+    gpu = SuperResStage(SuperResConfig(model="realesrgan.animevideov3", half=True), "cuda").resize(x.cuda(), (384, 512))
+    assert (gpu.cpu() - cpu).abs().mean() < 2e-3
