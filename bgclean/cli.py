@@ -20,7 +20,8 @@ output kind follows OUTPUT: a video extension (.mp4 .mov .mkv .webm .avi) writes
 extension (.png .jpg .tif ...) an image, anything else (an existing folder or a path without
 extension) a folder of PNG frames. Default: next to the input (clip.mp4 -> clip.clean.mp4).
 
-segmenters: u2net.full (default), u2net.small, rembg:<session> (needs the rembg package).
+segmenters: yolox+u2net.small (default: person boxes, then U²-Net in each), yolox+u2net.full,
+u2net.full, u2net.small (whole frame, salient object), rembg:<session> (needs the rembg package).
 inpainters: telea (default), navier-stokes.
 super-resolution (--sr): realesrgan.animevideov3 (default, fast), realesrgan.x4plus (sharper, slow on
 CPU), none (bicubic). It restores fills made below native size (--inpaint-size) and, with --upscale N,
@@ -177,8 +178,7 @@ def _weights(argv: list[str]) -> int:
         for spec in REGISTRY:
             print(f"{spec.name:<22} {store.status(spec):<8} {spec.licence:<32} {spec.description}")
         return 0
-    names = args.names or [s.name for s in REGISTRY
-                           if s.architecture.startswith("u2net") or s.name == "realesrgan.animevideov3"]
+    names = args.names or ["yolox.nano", "u2net.small", "u2net.full", "realesrgan.animevideov3"]
     specs = [REGISTRY.get(n) for n in names]
     for spec in specs:
         bar = _Bar(not args.quiet and sys.stderr.isatty(), "B", spec.name)

@@ -35,7 +35,7 @@ def test_mask_stage_thresholds_and_dilates():
     soft = torch.zeros(2, 1, 100, 100)
     soft[0, 0, 40:60, 40:60] = 0.9
     soft[1, 0, 40:60, 40:60] = 0.3  # below threshold
-    out = MaskStage(MaskConfig(dilate_px=3, min_area=0.0))(soft)
+    out = MaskStage(MaskConfig(dilate_px=3, min_area=0.0, temporal=0))(soft)
     assert out[0, 0, 37:63, 40:60].all() and not out[0, 0, 35, 50]
     assert out[1].sum() == 0
     assert set(out.unique().tolist()) <= {0.0, 1.0}
@@ -120,3 +120,26 @@ def test_config_device_cuda_without_cuda_is_a_clear_error():
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
     assert PipelineConfig().runtime.device == "auto"
+
+
+def test_hysteresis_keeps_weak_regions_only_when_attached_to_sure_ones():
+    from bgclean.stages.masks import hysteresis
+
+    soft = np.zeros((20, 40), np.float32)
+    soft[5:15, 2:10] = 0.3  # weak arm ...
+    soft[5:15, 10:14] = 0.9  # ... of a sure body
+    soft[5:15, 25:35] = 0.3  # weak blob alone
+    out = hysteresis(soft, 0.25, 0.5)
+    assert out[5:15, 2:14].all() and not out[:, 20:].any()
+
+
+def test_mask_stage_carries_the_previous_frame_across_windows():
+    soft = torch.zeros(2, 1, 60, 60)
+    soft[0, 0, 10:30, 10:20] = 0.9  # the person, then gone (a dropout)
+    stage = MaskStage(MaskConfig(dilate_px=0, min_area=0.0, temporal=1))
+    first = stage(soft[:1])
+    second = stage(soft[1:])  # next window
+    assert torch.equal(first, second)
+    assert stage(soft[1:]).sum() == 0  # two frames without: gone
+    stage.reset()
+    assert stage(soft[1:]).sum() == 0

@@ -20,20 +20,28 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    """Person segmentation. ``backend``: a registry name (``u2net.full``, ``u2net.small``) or
-    ``rembg:<session>``."""
+    """Person segmentation. ``backend``: ``yolox+u2net.small`` / ``yolox+u2net.full`` (person
+    boxes, then U²-Net inside each box), ``u2net.full`` / ``u2net.small`` (whole frame, salient
+    object), or ``rembg:<session>``."""
 
-    backend: str = "u2net.full"
-    resolution: int = 320  # network input side, px
-    batch_size: int = 8  # frames per network call
+    backend: str = "yolox+u2net.small"
+    resolution: int = 320  # network input side for whole-frame U²-Net, px
+    batch_size: int = 8  # frames (or person crops) per network call
     half: bool = True  # fp16 on CUDA (ignored on CPU)
+    det_threshold: float = 0.35  # person score that starts a track
+    det_keep: float = 0.15  # lower score that keeps an existing track (hysteresis)
+    carry: int = 8  # frames a lost person stays masked, moving at its last velocity
+    crop_resolution: int = 192  # U²-Net input side for each person crop, px
+    box_margin: float = 0.15  # person box grown by this fraction of its size on each side
 
 
 @dataclass(frozen=True)
 class MaskConfig:
     """Turning soft person maps into hole masks."""
 
-    threshold: float = 0.5  # probability above which a pixel is person
+    threshold: float = 0.5  # probability above which a pixel is surely person
+    threshold_low: float = 0.25  # weaker pixels join when connected to sure ones (hysteresis)
+    temporal: int = 1  # also mask where the previous N frames had a person (motion trails, dropouts)
     dilate: float = 0.02  # dilation radius as a fraction of the frame's shorter side
     dilate_px: int | None = None  # when set, an absolute radius in pixels (overrides ``dilate``)
     fill_holes: bool = True
@@ -161,12 +169,19 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
     """Range checks that types alone cannot express."""
     checks = [
         (0.0 < cfg.masks.threshold < 1.0, "masks.threshold must be between 0 and 1"),
+        (0.0 < cfg.masks.threshold_low <= cfg.masks.threshold, "masks.threshold_low must be in (0, threshold]"),
+        (0 <= cfg.masks.temporal <= 10, "masks.temporal must be in [0, 10]"),
         (0.0 <= cfg.masks.dilate < 0.5, "masks.dilate must be in [0, 0.5) (a fraction of the shorter side)"),
         (cfg.masks.dilate_px is None or cfg.masks.dilate_px >= 0, "masks.dilate_px must be >= 0"),
         (0.0 <= cfg.masks.min_area < 1.0, "masks.min_area must be in [0, 1)"),
         (cfg.segment.resolution >= 32 and cfg.segment.resolution % 32 == 0,
          "segment.resolution must be a multiple of 32, at least 32"),
         (cfg.segment.batch_size >= 1, "segment.batch_size must be >= 1"),
+        (0 < cfg.segment.det_keep <= cfg.segment.det_threshold < 1, "segment needs 0 < det_keep <= det_threshold < 1"),
+        (cfg.segment.carry >= 0, "segment.carry must be >= 0"),
+        (cfg.segment.crop_resolution >= 32 and cfg.segment.crop_resolution % 32 == 0,
+         "segment.crop_resolution must be a multiple of 32, at least 32"),
+        (0 <= cfg.segment.box_margin <= 1, "segment.box_margin must be in [0, 1]"),
         (cfg.inpaint.radius >= 1, "inpaint.radius must be >= 1"),
         (cfg.inpaint.feather >= 0, "inpaint.feather must be >= 0"),
         (cfg.inpaint.max_side == 0 or cfg.inpaint.max_side >= 32, "inpaint.max_side must be 0 (native) or >= 32"),

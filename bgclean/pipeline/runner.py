@@ -157,15 +157,27 @@ class Pipeline:
         self.timings[name] += time.perf_counter() - t0
         return out
 
+    def reset(self) -> None:
+        """Forget temporal state (call between unrelated videos)."""
+        for stage in (self._segment, self.mask_stage):
+            if stage is not None and hasattr(stage, "reset"):
+                stage.reset()
+
+    def hole_masks(self, frames: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        """The final hole masks (B,1,H,W) in {0,1} for a window of frames (B,3,H,W) in [0,1]:
+        segmentation (or the external person ``masks``), then mask refinement. Windows must come
+        in order: the stages carry temporal state from one window to the next."""
+        frames = frames.to(self.device)
+        if masks is None:
+            soft = self._timed("segment", self.segment_stage, frames)
+            return self._timed("masks", self.mask_stage, soft)
+        return self._timed("masks", self.mask_stage, masks.to(self.device).float(), external=True)
+
     def process(self, frames: torch.Tensor, masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One window. ``frames`` (B,3,H,W) float RGB in [0,1]; ``masks`` (B,1,H,W) external person
         masks (1 = person) or None to segment. Returns (cleaned frames, final hole masks)."""
         frames = frames.to(self.device)
-        if masks is None:
-            soft = self._timed("segment", self.segment_stage, frames)
-            holes = self._timed("masks", self.mask_stage, soft)
-        else:
-            holes = self._timed("masks", self.mask_stage, masks.to(self.device).float(), external=True)
+        holes = self.hole_masks(frames, masks)
         if not (holes > 0).any():
             return frames, holes
         fill = self._timed("inpaint", self.inpaint_stage.fill, frames, holes)
@@ -237,6 +249,7 @@ class Pipeline:
                 yield io.Frame(i, f"{i:05d}", f)
 
         mask_iter = None if masks is None else (np.asarray(m) > 0 for m in masks)
+        self.reset()
         for batch, batch_masks in self._windows(as_frames(), mask_iter):
             for f in self._clean_window(batch, batch_masks)[0]:
                 yield f.rgb
@@ -263,6 +276,7 @@ class Pipeline:
 
         report = RunReport(Path(input), output)
         self.timings.clear()
+        self.reset()
         t0 = time.perf_counter()
         frames = _prefetch(io.read_frames(info), self.config.runtime.window)
         if progress:

@@ -16,6 +16,20 @@ def dilation_radius(cfg: MaskConfig, height: int, width: int) -> int:
     return int(round(cfg.dilate * min(height, width)))
 
 
+def hysteresis(soft: np.ndarray, low: float, high: float) -> np.ndarray:
+    """(H,W) probabilities → bool: regions above ``low`` that contain a pixel above ``high``."""
+    import cv2
+
+    weak = (soft > low).astype(np.uint8)
+    n, labels = cv2.connectedComponents(weak, connectivity=8)
+    if n <= 1:
+        return soft > high
+    keep = np.zeros(n, bool)
+    keep[np.unique(labels[soft > high])] = True
+    keep[0] = False
+    return keep[labels]
+
+
 def clean_binary_mask(mask: np.ndarray, min_area_px: int, fill_holes: bool) -> np.ndarray:
     """(H,W) bool → (H,W) bool with components under ``min_area_px`` removed and enclosed holes
     filled."""
@@ -41,20 +55,35 @@ def clean_binary_mask(mask: np.ndarray, min_area_px: int, fill_holes: bool) -> n
 class MaskStage:
     """Soft maps ``(B,1,H,W)`` in [0,1] → hole masks ``(B,1,H,W)`` float in {0,1}.
 
-    ``external=True`` skips thresholding clean-up (the user's masks are taken as they are) and only
-    dilates.
+    Segmented maps: hysteresis threshold, specks dropped, holes filled, union with the previous
+    ``temporal`` frames (state carried across windows; ``reset()`` between videos), dilation.
+    ``external=True`` (the user's masks) only dilates.
     """
 
     def __init__(self, cfg: MaskConfig):
         self.cfg = cfg
+        self.reset()
+
+    def reset(self) -> None:
+        self._history: list[np.ndarray] = []
 
     @torch.inference_mode()
     def __call__(self, soft: torch.Tensor, external: bool = False) -> torch.Tensor:
         check_masks(soft)
         h, w = soft.shape[2:]
-        binary = (soft > (0.5 if external else self.cfg.threshold)).float()
-        if not external and (self.cfg.min_area > 0 or self.cfg.fill_holes):
+        if external:
+            binary = (soft > 0.5).float()
+        else:
             min_px = int(self.cfg.min_area * h * w)
-            cleaned = [clean_binary_mask(b[0].cpu().numpy() > 0, min_px, self.cfg.fill_holes) for b in binary]
-            binary = torch.from_numpy(np.stack(cleaned)[:, None]).to(soft.device, torch.float32)
+            out = []
+            for s in soft[:, 0].float().cpu().numpy():
+                m = clean_binary_mask(hysteresis(s, self.cfg.threshold_low, self.cfg.threshold), min_px,
+                                      self.cfg.fill_holes)
+                merged = m.copy()
+                for past in self._history:
+                    merged |= past
+                if self.cfg.temporal > 0:
+                    self._history = (self._history + [m])[-self.cfg.temporal :]
+                out.append(merged)
+            binary = torch.from_numpy(np.stack(out)[:, None]).to(soft.device, torch.float32)
         return dilate_masks(binary, dilation_radius(self.cfg, h, w))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 
 from bgclean.errors import InputError
@@ -19,54 +20,237 @@ _STD = (0.229, 0.224, 0.225)
 def segmenter_names() -> list[str]:
     from bgclean.weights.registry import REGISTRY
 
-    return [n for n in REGISTRY.names() if REGISTRY.get(n).architecture.startswith("u2net")] + ["rembg:<session>"]
+    u2 = [n for n in REGISTRY.names() if REGISTRY.get(n).architecture.startswith("u2net")]
+    return [f"yolox+{n}" for n in u2] + u2 + ["rembg:<session>"]
+
+
+def _load_u2net(name: str, device: torch.device, half: bool, download_progress):
+    from bgclean.models import build_model
+    from bgclean.weights.registry import REGISTRY
+    from bgclean.weights.store import load_state_dict
+
+    spec = REGISTRY.get(name)
+    model = build_model(spec.architecture)
+    model.load_state_dict(load_state_dict(spec, download_progress))
+    dtype = torch.float16 if (half and device.type == "cuda") else torch.float32
+    # channels_last is faster on CPU (oneDNN) as well as on CUDA: 1.4-1.6x measured here
+    return model.eval().to(device, dtype).to(memory_format=torch.channels_last), dtype
 
 
 class SegmentStage:
-    """``(B,3,H,W)`` float RGB in [0,1] → ``(B,1,H,W)`` float person probability in [0,1]."""
+    """``(B,3,H,W)`` float RGB in [0,1] → ``(B,1,H,W)`` float person probability in [0,1].
+
+    Detector backends keep temporal state (tracked person boxes) across calls: windows of one video
+    must come in order, and ``reset()`` starts a new video.
+    """
 
     def __init__(self, cfg: SegmentConfig, device: torch.device | str = "cpu", download_progress=None):
         self.cfg = cfg
         self.device = torch.device(device)
+        self.model = None
+        self.detector = None
         if cfg.backend.startswith("rembg:"):
             self._rembg = _RembgSession(cfg.backend.split(":", 1)[1])
-            self.model = None
             return
-        from bgclean.models import build_model
-        from bgclean.weights.registry import REGISTRY
-        from bgclean.weights.store import load_state_dict
-
-        if cfg.backend not in REGISTRY or not REGISTRY.get(cfg.backend).architecture.startswith("u2net"):
+        if cfg.backend not in segmenter_names():
             raise InputError(f"unknown segmenter {cfg.backend!r}; choose one of: {', '.join(segmenter_names())}")
-        spec = REGISTRY.get(cfg.backend)
-        model = build_model(spec.architecture)
-        model.load_state_dict(load_state_dict(spec, download_progress))
-        self.dtype = torch.float16 if (cfg.half and self.device.type == "cuda") else torch.float32
-        self.model = model.eval().to(self.device, self.dtype)
-        # channels_last is faster on CPU (oneDNN) as well as on CUDA: 1.4-1.6x measured here
-        self.model = self.model.to(memory_format=torch.channels_last)
+        name = cfg.backend.removeprefix("yolox+")
+        self.model, self.dtype = _load_u2net(name, self.device, cfg.half, download_progress)
+        if cfg.backend.startswith("yolox+"):
+            self.detector = PersonDetector(self.device)
+            self.tracker = BoxTracker(cfg.det_threshold, cfg.det_keep, cfg.carry)
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
 
-    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+    def reset(self) -> None:
+        if self.detector is not None:
+            self.tracker.reset()
+
+    def preprocess(self, frames: torch.Tensor, side: int | None = None) -> torch.Tensor:
         """rembg's normalisation: resize to the network side, divide by the image max, ImageNet stats."""
-        side = self.cfg.resolution
+        side = side or self.cfg.resolution
         x = resize(frames, (side, side))
         peak = x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
         return (x / peak - self._mean) / self._std
+
+    def _u2net(self, x: torch.Tensor, side: int) -> torch.Tensor:
+        outs = []
+        for chunk in x.split(self.cfg.batch_size):
+            inp = self.preprocess(chunk.float(), side).to(self.dtype).contiguous(memory_format=torch.channels_last)
+            outs.append(self.model(inp).float())
+        return torch.cat(outs)
 
     @torch.inference_mode()
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         check_frames(frames)
         if self.model is None:
             return self._rembg(frames)
+        frames = frames.to(self.device)
         h, w = frames.shape[2:]
-        outs = []
-        for chunk in frames.to(self.device).split(self.cfg.batch_size):
-            x = self.preprocess(chunk.float()).to(self.dtype)
-            x = x.contiguous(memory_format=torch.channels_last)
-            outs.append(self.model(x).float())
-        return resize(torch.cat(outs), (h, w), antialias=False).clamp_(0, 1)
+        if self.detector is None:
+            return resize(self._u2net(frames, self.cfg.resolution), (h, w), antialias=False).clamp_(0, 1)
+        return self._person_crops(frames)
+
+    def _person_crops(self, frames: torch.Tensor) -> torch.Tensor:
+        """Person boxes (tracked over time), each grown by ``box_margin``, segmented by U²-Net at
+        ``crop_resolution``; the soft map is the max over crops and 0 outside every box."""
+        h, w = frames.shape[2:]
+        u8 = (frames.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        places = []
+        for i, img in enumerate(u8):
+            boxes, scores = self.detector(img)
+            for x0, y0, x1, y1 in self.tracker.update(boxes, scores):
+                mx, my = self.cfg.box_margin * (x1 - x0), self.cfg.box_margin * (y1 - y0)
+                grown = (max(0, int(y0 - my)), min(h, int(round(y1 + my))), max(0, int(x0 - mx)),
+                         min(w, int(round(x1 + mx))))
+                # a square around the grown box: U²-Net fails on people squashed into a square input
+                side_px = max(x1 - x0 + 2 * mx, y1 - y0 + 2 * my)
+                cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+                X0, Y0 = int(round(cx - side_px / 2)), int(round(cy - side_px / 2))
+                X1, Y1 = X0 + int(round(side_px)), Y0 + int(round(side_px))
+                grown = (max(grown[0], Y0), min(grown[1], Y1), max(grown[2], X0), min(grown[3], X1))
+                if X1 - X0 >= 4 and grown[1] > grown[0] and grown[3] > grown[2]:
+                    places.append((i, Y0, Y1, X0, X1, grown))
+        soft = torch.zeros(frames.shape[0], 1, h, w, device=frames.device)
+        if not places:
+            return soft
+        # no finer than the crops' own pixels (upsampling adds cost, not information)
+        native = max(p[2] - p[1] for p in places)
+        side = int(min(self.cfg.crop_resolution, max(64, -(-native // 32) * 32)))
+        crops = [resize(_padded_crop(frames[i : i + 1], Y0, Y1, X0, X1), (side, side))
+                 for i, Y0, Y1, X0, X1, _ in places]
+        probs = self._u2net(torch.cat(crops), side)
+        for p, (i, Y0, Y1, X0, X1, (gy0, gy1, gx0, gx1)) in zip(probs, places):
+            patch = resize(p[None], (Y1 - Y0, X1 - X0), antialias=False)[0]
+            # keep only the grown person box: the square also holds neighbours (a dog beside her)
+            patch = patch[:, gy0 - Y0 : gy1 - Y0, gx0 - X0 : gx1 - X0]
+            soft[i, :, gy0:gy1, gx0:gx1] = torch.maximum(soft[i, :, gy0:gy1, gx0:gx1], patch)
+        return soft.clamp_(0, 1)
+
+
+def _padded_crop(x: torch.Tensor, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+    """x[:, :, y0:y1, x0:x1] where the window may overhang the image: overhang is edge-replicated."""
+    import torch.nn.functional as F
+
+    h, w = x.shape[2:]
+    inner = x[:, :, max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)]
+    pads = (max(0, -x0), max(0, x1 - w), max(0, -y0), max(0, y1 - h))
+    return F.pad(inner, pads, mode="replicate") if any(pads) else inner
+
+
+def letterbox(rgb: np.ndarray, side: int = 416) -> tuple[np.ndarray, float]:
+    """YOLOX input: (1,3,side,side) float32 BGR 0-255, the image scaled into the top-left corner and
+    the rest filled with 114. Returns it and the scale factor."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    r = min(side / h, side / w)
+    out = np.full((side, side, 3), 114, np.uint8)
+    nh, nw = max(1, round(h * r)), max(1, round(w * r))
+    out[:nh, :nw] = cv2.resize(rgb[:, :, ::-1], (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return out.transpose(2, 0, 1)[None].astype(np.float32), r
+
+
+_COCO_ANIMALS = np.arange(14, 24)  # bird, cat, dog, horse, sheep, cow, elephant, bear, zebra, giraffe
+
+
+def decode_yolox(raw: np.ndarray, ratio: float, score_min: float, side: int = 416,
+                 nms_iou: float = 0.45) -> tuple[np.ndarray, np.ndarray]:
+    """Person boxes from YOLOX's raw (N,85) grid output: (K,4) x0,y0,x1,y1 in frame pixels and
+    (K,) scores = objectness x person class, after NMS."""
+    import cv2
+
+    grids, strides = [], []
+    for stride in (8, 16, 32):
+        n = side // stride
+        yv, xv = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        grids.append(np.stack([xv, yv], -1).reshape(-1, 2))
+        strides.append(np.full((n * n, 1), stride))
+    grid, stride = np.concatenate(grids), np.concatenate(strides)
+    xy = (raw[:, :2] + grid) * stride
+    wh = np.exp(raw[:, 2:4]) * stride
+    scores = raw[:, 4] * raw[:, 5]
+    # the nano model often calls a dog a person; drop boxes where an animal class wins
+    animal = raw[:, 5 + _COCO_ANIMALS].max(axis=1)
+    keep = (scores >= score_min) & (raw[:, 5] >= animal)
+    boxes = (np.concatenate([xy - wh / 2, xy + wh / 2], axis=1)[keep] / ratio).astype(np.float32)
+    scores = scores[keep].astype(np.float32)
+    if len(boxes) == 0:
+        return boxes.reshape(0, 4), scores
+    xywh = [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes]
+    idx = np.array(cv2.dnn.NMSBoxes(xywh, scores.tolist(), score_min, nms_iou), dtype=int).reshape(-1)
+    return boxes[idx], scores[idx]
+
+
+class PersonDetector:
+    """YOLOX-nano person boxes on one (H,W,3) uint8 RGB frame, through onnxruntime."""
+
+    def __init__(self, device: torch.device, score_min: float = 0.1):
+        import onnxruntime as ort
+
+        from bgclean.weights.registry import REGISTRY
+        from bgclean.weights.store import resolve
+
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(resolve(REGISTRY.get("yolox.nano"))), opts, providers=providers)
+        self.input = self.session.get_inputs()[0].name
+        self.score_min = score_min
+
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, ratio = letterbox(rgb)
+        raw = self.session.run(None, {self.input: x})[0][0]
+        return decode_yolox(raw, ratio, self.score_min)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix of (N,4) and (M,4) x0,y0,x1,y1 boxes."""
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-6)
+
+
+class BoxTracker:
+    """Hysteresis and carry-over for person boxes: a person starts at score >= ``start``, is kept
+    while a box of score >= ``keep`` overlaps it, and stays at its last box for ``carry`` frames
+    after the detector loses it (a person missed in one frame stays masked)."""
+
+    def __init__(self, start: float, keep: float, carry: int, match_iou: float = 0.3):
+        self.start, self.keep, self.carry, self.match_iou = start, keep, carry, match_iou
+        self.reset()
+
+    def reset(self) -> None:
+        self.tracks: list[dict] = []
+
+    def update(self, boxes: np.ndarray, scores: np.ndarray) -> list[tuple[float, float, float, float]]:
+        cand = boxes[scores >= self.keep]
+        cand_scores = scores[scores >= self.keep]
+        used = np.zeros(len(cand), bool)
+        if self.tracks and len(cand):
+            iou = box_iou(np.array([t["box"] for t in self.tracks]), cand)
+            for ti, ci in sorted(np.argwhere(iou >= self.match_iou).tolist(), key=lambda tc: -iou[tc[0], tc[1]]):
+                track = self.tracks[ti]
+                if used[ci] or track.get("seen"):
+                    continue
+                new = cand[ci].tolist()
+                track.update(velocity=[n - o for n, o in zip(new, track["box"])], box=new, missed=0, seen=True)
+                used[ci] = True
+        for track in self.tracks:
+            if not track.pop("seen", False):
+                track["missed"] += 1
+                # a lost person keeps moving as it did (occlusion by a tree, motion blur)
+                track["box"] = [b + v for b, v in zip(track["box"], track["velocity"])]
+        self.tracks = [t for t in self.tracks if t["missed"] <= self.carry]
+        for ci in np.flatnonzero(~used & (cand_scores >= self.start)):
+            self.tracks.append({"box": cand[ci].tolist(), "missed": 0, "velocity": [0.0] * 4})
+        return [tuple(t["box"]) for t in self.tracks]
 
 
 class _RembgSession:

@@ -30,7 +30,23 @@ class PackageSource:
         return f"pip:{self.package}=={self.version}!{self.member}"
 
 
-Source = UrlSource | PackageSource
+@dataclass(frozen=True)
+class BundledSource:
+    """A file shipped inside the bgclean package (``bgclean/weights/files/``)."""
+
+    filename: str
+
+    def describe(self) -> str:
+        return f"bundled:{self.filename}"
+
+    @property
+    def path(self):
+        from pathlib import Path
+
+        return Path(__file__).resolve().parent / "files" / self.filename
+
+
+Source = UrlSource | PackageSource | BundledSource
 
 
 @dataclass(frozen=True)
@@ -165,3 +181,21 @@ REGISTRY.register(_ncnn_pair(
     "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d",
     "850a248e7c14c27e5bd8cf7265113a9441036a7db63963bb8aa5169d788a435e", 1_247_368, _SR_LICENCE,
     "srvgg.x4", "Real-ESRGAN animevideov3 (SRVGGNetCompact, 0.6M params): fast x4"))
+
+REGISTRY.register(
+    WeightSpec(
+        name="yolox.nano",
+        architecture="yolox.nano",
+        format="onnx-runtime",
+        sha256="695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14",
+        licence="Apache-2.0 (YOLOX, Megvii)",
+        filename="yolox_nano.onnx",
+        size=3_660_092,
+        sources=(
+            BundledSource("yolox_nano.onnx"),
+            # upstream release; its bytes were not verified here, so the bundled copy comes first
+            UrlSource("https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/yolox_nano.onnx"),
+        ),
+        description="YOLOX-nano COCO detector (person boxes), 3.7 MB, bundled",
+    )
+)

