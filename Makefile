@@ -29,6 +29,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/speed.py
 	$(PY) bench/mask_recall.py
+	$(PY) bench/segmentation.py
+	$(PY) bench/superres.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache
