@@ -31,7 +31,7 @@ class SegmentConfig:
     det_threshold: float = 0.35  # person score that starts a track
     det_keep: float = 0.15  # lower score that keeps an existing track (hysteresis)
     carry: int = 8  # frames a lost person stays masked, moving at its last velocity
-    crop_resolution: int = 192  # U²-Net input side for each person crop, px
+    crop_resolution: int = 160  # max U²-Net input side for each person crop, px
     box_margin: float = 0.15  # person box grown by this fraction of its size on each side
 
 
