@@ -49,6 +49,16 @@ class MaskConfig:
 
 
 @dataclass(frozen=True)
+class PropagateConfig:
+    """Copying real background from other frames into the holes (before inpainting)."""
+
+    enabled: bool = True
+    history: int = 30  # past frames kept as sources, besides the current window
+    max_features: int = 1500  # ORB features per frame for camera motion
+    static_px: float = 0.5  # camera motions moving no corner more than this are treated as still
+
+
+@dataclass(frozen=True)
 class InpaintConfig:
     """Filling the holes. ``backend``: one of ``bgclean.stages.inpaint.BACKENDS``."""
 
@@ -94,6 +104,7 @@ class RuntimeConfig:
 class PipelineConfig:
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     masks: MaskConfig = field(default_factory=MaskConfig)
+    propagate: PropagateConfig = field(default_factory=PropagateConfig)
     inpaint: InpaintConfig = field(default_factory=InpaintConfig)
     superres: SuperResConfig = field(default_factory=SuperResConfig)
     encode: EncodeConfig = field(default_factory=EncodeConfig)
@@ -183,6 +194,8 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
          "segment.crop_resolution must be a multiple of 32, at least 32"),
         (0 <= cfg.segment.box_margin <= 1, "segment.box_margin must be in [0, 1]"),
         (cfg.inpaint.radius >= 1, "inpaint.radius must be >= 1"),
+        (0 <= cfg.propagate.history <= 1000, "propagate.history must be in [0, 1000]"),
+        (cfg.propagate.static_px >= 0, "propagate.static_px must be >= 0"),
         (cfg.inpaint.feather >= 0, "inpaint.feather must be >= 0"),
         (cfg.inpaint.max_side == 0 or cfg.inpaint.max_side >= 32, "inpaint.max_side must be 0 (native) or >= 32"),
         (cfg.superres.model == "none" or cfg.superres.model.startswith("realesrgan."),

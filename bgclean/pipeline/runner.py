@@ -120,6 +120,9 @@ class Pipeline:
         self._download_progress = download_progress
         self._segment = None
         self._superres = None
+        from bgclean.stages.propagate import PropagateStage
+
+        self.propagate_stage = PropagateStage(self.config.propagate)
         self.mask_stage = MaskStage(self.config.masks)
         self.inpaint_stage = InpaintStage(self.config.inpaint, self.device)
         self.timings: dict[str, float] = defaultdict(float)
@@ -159,7 +162,7 @@ class Pipeline:
 
     def reset(self) -> None:
         """Forget temporal state (call between unrelated videos)."""
-        for stage in (self._segment, self.mask_stage):
+        for stage in (self._segment, self.mask_stage, self.propagate_stage):
             if stage is not None and hasattr(stage, "reset"):
                 stage.reset()
 
@@ -178,14 +181,21 @@ class Pipeline:
         masks (1 = person) or None to segment. Returns (cleaned frames, final hole masks)."""
         frames = frames.to(self.device)
         holes = self.hole_masks(frames, masks)
+        if self.config.propagate.enabled:  # every window: the stage follows the camera and keeps history
+            filled, remaining = self._timed("propagate", self.propagate_stage, frames, holes)
+        else:
+            filled, remaining = frames, holes
         if not (holes > 0).any():
             return frames, holes
-        fill = self._timed("inpaint", self.inpaint_stage.fill, frames, holes)
-        if fill.shape != frames.shape:
-            if self.config.superres.model == "none":
-                fill = self._timed("superres", _resize_bicubic, fill, frames.shape[2:])
-            else:
-                fill = self._timed("superres", self.superres_stage.restore_fill, fill, holes)
+        fill = filled
+        if (remaining > 0).any():
+            invented = self._timed("inpaint", self.inpaint_stage.fill, filled, remaining)
+            if invented.shape != frames.shape:
+                if self.config.superres.model == "none":
+                    invented = self._timed("superres", _resize_bicubic, invented, frames.shape[2:])
+                else:
+                    invented = self._timed("superres", self.superres_stage.restore_fill, invented, remaining)
+            fill = torch.where(remaining > 0, invented, filled)
         cleaned = self._timed("inpaint", self.inpaint_stage.paste, frames, fill, holes)
         return cleaned, holes
 
