@@ -56,6 +56,7 @@ class PropagateConfig:
     history: int = 30  # past frames kept as sources, besides the current window
     max_features: int = 1500  # ORB features per frame for camera motion
     static_px: float = 0.5  # camera motions moving no corner more than this are treated as still
+    nearest: int = 5  # median of each pixel's nearest-in-time sightings (0 = all of them)
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ class PropagateStage:
             gray = cv2.cvtColor((img * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
             window.append((img, ~hole, self._pose(gray, ~hole)))
         sources = list(self.history) + window
+        base = len(self.history)
         out = imgs.copy()
         remaining = holes.copy()
         for t, (img, visible, pose_t) in enumerate(window):
@@ -106,8 +107,11 @@ class PropagateStage:
             ys, xs = np.nonzero(hole)
             cands = []
             inv_t = np.linalg.inv(pose_t)
-            for s_img, s_vis, pose_s in sources:
-                if s_img is img:
+            # nearest in time first: the least camera drift and lighting change
+            order = sorted(range(len(sources)), key=lambda k: abs(k - (base + t)))
+            for k in order:
+                s_img, s_vis, pose_s = sources[k]
+                if k == base + t:
                     continue
                 m = inv_t @ pose_s  # source frame -> this frame
                 if np.allclose(m, np.eye(3), atol=1e-9):
@@ -123,8 +127,11 @@ class PropagateStage:
                 cands.append(c)
             if not cands:
                 continue
-            stack = torch.from_numpy(np.stack(cands))  # (N, P, 3)
+            stack = torch.from_numpy(np.stack(cands))  # (N, P, 3), nearest first
             seen = ~torch.isnan(stack[:, :, 0])
+            if self.cfg.nearest > 0:  # keep each pixel's `nearest` closest sightings
+                rank = seen.cumsum(0)
+                stack[(rank > self.cfg.nearest) & seen] = float("nan")
             count = seen.sum(0)
             med = torch.nanmedian(stack, dim=0).values.numpy()
             ok = (count >= 1).numpy()
