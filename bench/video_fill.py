@@ -92,7 +92,7 @@ def seen_mask(frames, masks):
     rem = []
     for s in range(0, len(frames), 8):
         x = torch.from_numpy(np.stack(frames[s : s + 8])).permute(0, 3, 1, 2).float() / 255
-        _, r = st(x, torch.from_numpy(masks[s : s + 8, None]).float())
+        _, r, _ = st(x, torch.from_numpy(masks[s : s + 8, None]).float())
         rem.append(r[:, 0].numpy() > 0)
     return masks & ~np.concatenate(rem)
 

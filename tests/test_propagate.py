@@ -42,7 +42,7 @@ def _run(stage, frames, masks, window=8):
     for s in range(0, len(frames), window):
         x = torch.from_numpy(np.stack(frames[s : s + window])).permute(0, 3, 1, 2).float() / 255
         m = torch.from_numpy(masks[s : s + window, None]).float()
-        o, r = stage(x, m)
+        o, r, _ = stage(x, m)
         outs.append((o.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
         rems.append(r[:, 0].numpy() > 0)
     return np.concatenate(outs), np.concatenate(rems)
@@ -53,7 +53,7 @@ def test_static_camera_copies_the_true_background_exactly():
     n = 16
     masks = _walker_masks(n)
     frames = [np.where(m[:, :, None], np.uint8(20), bg) for m in masks]  # a dark person
-    stage = PropagateStage(PropagateConfig())
+    stage = PropagateStage(PropagateConfig(shadows="off"))
     out, remaining = _run(stage, frames, masks)
     assert stage.static
     seen = masks & ~remaining
@@ -107,3 +107,34 @@ def test_unseen_hole_stays_for_the_inpainter_and_reset_forgets():
     assert len(stage.history) == 4
     stage.reset()
     assert len(stage.history) == 0 and stage.static
+
+
+def test_static_camera_shadow_joins_the_hole_and_is_replaced_by_background():
+    bg = _photo()
+    n = 32
+    person = _walker_masks(n)
+    shadow = np.zeros_like(person)
+    for t in range(n):  # a shadow on the ground, cast from the feet to the right
+        ys, xs = np.nonzero(person[t])
+        feet = xs[ys >= ys.max() - 12]
+        shadow[t, ys.max() - 12 : ys.max(), feet.min() : feet.max() + 30] = True
+    shadow &= ~person
+    frames = []
+    for p, s in zip(person, shadow):
+        f = bg.astype(np.float32)
+        f[s] *= 0.6
+        f[p] = 20
+        frames.append(f.round().astype(np.uint8))
+    stage = PropagateStage(PropagateConfig(shadows="static"))
+    outs, holes_all = [], []
+    for s in range(0, n, 8):
+        x = torch.from_numpy(np.stack(frames[s : s + 8])).permute(0, 3, 1, 2).float() / 255
+        o, _, hl = stage(x, torch.from_numpy(person[s : s + 8, None]).float())
+        outs.append((o.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
+        holes_all.append(hl[:, 0].numpy() > 0)
+    out, holes = np.concatenate(outs), np.concatenate(holes_all)
+    later = slice(16, n)  # the first frames have too little history to tell shadow from ground
+    assert (holes[later] & shadow[later]).sum() > 0.9 * shadow[later].sum()
+    assert (holes[later] & ~person[later] & ~shadow[later]).sum() < 0.5 * shadow[later].sum()
+    err = np.abs(out[later].astype(int) - bg.astype(int))[shadow[later]].mean()
+    assert err < 3  # the shadow is gone: background restored

@@ -57,6 +57,9 @@ class PropagateConfig:
     max_features: int = 1500  # ORB features per frame for camera motion
     static_px: float = 0.5  # camera motions moving no corner more than this are treated as still
     nearest: int = 5  # median of each pixel's nearest-in-time sightings (0 = all of them)
+    shadows: str = "static"  # grow holes by what differs from the background near them: static | always | off
+    shadow_reach: float = 0.15  # how far from the person to look, fraction of the shorter side
+    shadow_diff: float = 0.08  # difference from the background (0-1, any channel) that joins the hole
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,9 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (cfg.inpaint.radius >= 1, "inpaint.radius must be >= 1"),
         (0 <= cfg.propagate.history <= 1000, "propagate.history must be in [0, 1000]"),
         (cfg.propagate.static_px >= 0, "propagate.static_px must be >= 0"),
+        (cfg.propagate.shadows in ("static", "always", "off"), "propagate.shadows must be static, always or off"),
+        (0 < cfg.propagate.shadow_reach <= 1 and 0 < cfg.propagate.shadow_diff < 1,
+         "propagate.shadow_reach must be in (0, 1] and shadow_diff in (0, 1)"),
         (cfg.inpaint.feather >= 0, "inpaint.feather must be >= 0"),
         (cfg.inpaint.max_side == 0 or cfg.inpaint.max_side >= 32, "inpaint.max_side must be 0 (native) or >= 32"),
         (cfg.superres.model == "none" or cfg.superres.model.startswith("realesrgan."),

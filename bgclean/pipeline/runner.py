@@ -182,7 +182,8 @@ class Pipeline:
         frames = frames.to(self.device)
         holes = self.hole_masks(frames, masks)
         if self.config.propagate.enabled:  # every window: the stage follows the camera and keeps history
-            filled, remaining = self._timed("propagate", self.propagate_stage, frames, holes)
+            filled, remaining, holes = self._timed("propagate", self.propagate_stage, frames, holes,
+                                                   grow_shadows=masks is None)
         else:
             filled, remaining = frames, holes
         if not (holes > 0).any():

@@ -83,8 +83,81 @@ class PropagateStage:
         self._last_gray, self._last_valid, self._last_pose = gray, valid, pose
         return pose
 
+    def _sightings(self, sources, t_index: int, pose_t: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+                   shape: tuple[int, int], nearest: int | None = None,
+                   max_sources: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Median of the ``nearest`` closest-in-time frames that saw pixels (ys, xs) of frame
+        ``t_index`` (warped into it; 0 = all of them), and how many saw each: ((P,3) values, (P,)
+        counts). ``max_sources`` > 0 uses at most that many frames, spread over the buffer."""
+        nearest = self.cfg.nearest if nearest is None else nearest
+        import cv2
+
+        h, w = shape
+        # nearest in time first: the least camera drift and lighting change
+        order = sorted((k for k in range(len(sources)) if k != t_index), key=lambda k: abs(k - t_index))
+        if max_sources and len(order) > max_sources:  # spread evenly over the whole buffer
+            order = sorted(order[:: -(-len(order) // max_sources)], key=lambda k: abs(k - t_index))
+        if not order or len(ys) == 0:
+            return np.zeros((len(ys), 3), np.float32), np.zeros(len(ys), int)
+        stack = np.full((len(order), len(ys), 3), np.nan, np.float32)
+        seen_count = np.zeros(len(ys), int)
+        inv_t = np.linalg.inv(pose_t)
+        for j, k in enumerate(order):
+            need = np.flatnonzero(seen_count < nearest) if nearest > 0 else np.arange(len(ys))
+            if len(need) == 0:
+                break  # every pixel has its nearest sightings
+            s_img, s_vis, pose_s = sources[k]
+            m = inv_t @ pose_s  # source frame -> this frame
+            py, px = ys[need], xs[need]
+            if np.allclose(m, np.eye(3), atol=1e-9):
+                c, vis = s_img[py, px].astype(np.float32), s_vis[py, px]
+            else:
+                warped = cv2.warpPerspective(s_img.astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR,
+                                             borderMode=cv2.BORDER_CONSTANT)
+                vis_img = cv2.warpPerspective(s_vis.astype(np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
+                                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                vis_img = cv2.erode(vis_img, np.ones((3, 3), np.uint8))  # no blends at the edges
+                c, vis = warped[py, px], vis_img[py, px] > 0
+            stack[j, need[vis]] = c[vis]
+            seen_count[need[vis]] += 1
+        stack = torch.from_numpy(stack)
+        return torch.nanmedian(stack, dim=0).values.numpy(), seen_count
+
+    def _shadow(self, sources, t_index, img, hole, pose_t) -> np.ndarray:
+        """Pixels near the hole that differ from the background the other frames saw there
+        (shadows, reflections, missed edges of the person), connected to the hole."""
+        import cv2
+
+        h, w = hole.shape
+        reach = max(3, int(self.cfg.shadow_reach * min(h, w)))
+        band = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)) > 0
+        band &= ~hole
+        ys, xs = np.nonzero(band)
+        if len(ys) == 0:
+            return hole
+        # the long-run background: a shadow moves with its person, so nearby frames share it
+        bg, count = self._sightings(sources, t_index, pose_t, ys, xs, (h, w), nearest=0, max_sources=12)
+        cur = img[ys, xs].astype(np.float32)
+        # shadows darken multiplicatively: on dark ground the absolute change is small but the ratio is not
+        lum_cur, lum_bg = cur.mean(axis=1), bg.mean(axis=1)
+        darker = (lum_bg > 0.03) & (lum_cur < (1 - 2 * self.cfg.shadow_diff) * lum_bg)
+        differs = ((np.abs(cur - bg).max(axis=1) > self.cfg.shadow_diff) | darker) & (count >= 2)
+        extra = np.zeros((h, w), np.uint8)
+        extra[ys[differs], xs[differs]] = 1
+        extra = cv2.morphologyEx(extra, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # drop noise specks
+        n, labels = cv2.connectedComponents(extra | hole.astype(np.uint8), connectivity=8)
+        touching = np.unique(labels[hole])
+        added = np.isin(labels, touching[touching > 0]) & ~hole
+        if not added.any() or added.sum() > hole.sum():
+            return hole  # nothing, or more than the person itself: a scene change, not a shadow
+        added = cv2.dilate(added.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the penumbra
+        return added | hole
+
     @torch.inference_mode()
-    def __call__(self, frames: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, frames: torch.Tensor, masks: torch.Tensor,
+                 grow_shadows: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (filled frames, remaining holes, holes) where ``holes`` may have grown by shadows
+        (per ``cfg.shadows``; ``grow_shadows=False`` keeps the holes as given, e.g. user masks)."""
         import cv2
 
         check_frames(frames)
@@ -98,6 +171,14 @@ class PropagateStage:
             window.append((img, ~hole, self._pose(gray, ~hole)))
         sources = list(self.history) + window
         base = len(self.history)
+        if grow_shadows and (self.cfg.shadows == "always" or (self.cfg.shadows == "static" and self.static)):
+            # first grow every hole by its shadow, then count shadowed pixels as unseen everywhere,
+            # so no frame's shadow is copied into another frame's fill
+            for t, (img, visible, pose_t) in enumerate(window):
+                if (~visible).any():
+                    holes[t] = self._shadow(sources, base + t, img, ~visible, pose_t)
+            window = [(img, ~hole, pose) for (img, _, pose), hole in zip(window, holes)]
+            sources = list(self.history) + window
         out = imgs.copy()
         remaining = holes.copy()
         for t, (img, visible, pose_t) in enumerate(window):
@@ -105,40 +186,13 @@ class PropagateStage:
             if not hole.any():
                 continue
             ys, xs = np.nonzero(hole)
-            cands = []
-            inv_t = np.linalg.inv(pose_t)
-            # nearest in time first: the least camera drift and lighting change
-            order = sorted(range(len(sources)), key=lambda k: abs(k - (base + t)))
-            for k in order:
-                s_img, s_vis, pose_s = sources[k]
-                if k == base + t:
-                    continue
-                m = inv_t @ pose_s  # source frame -> this frame
-                if np.allclose(m, np.eye(3), atol=1e-9):
-                    warped, vis = s_img, s_vis
-                else:
-                    warped = cv2.warpPerspective(s_img.astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR,
-                                                 borderMode=cv2.BORDER_CONSTANT)
-                    vis = cv2.warpPerspective(s_vis.astype(np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
-                                              borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
-                    vis = cv2.erode(vis.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # no edge blends
-                c = warped[ys, xs].astype(np.float32)
-                c[~vis[ys, xs]] = np.nan
-                cands.append(c)
-            if not cands:
-                continue
-            stack = torch.from_numpy(np.stack(cands))  # (N, P, 3), nearest first
-            seen = ~torch.isnan(stack[:, :, 0])
-            if self.cfg.nearest > 0:  # keep each pixel's `nearest` closest sightings
-                rank = seen.cumsum(0)
-                stack[(rank > self.cfg.nearest) & seen] = float("nan")
-            count = seen.sum(0)
-            med = torch.nanmedian(stack, dim=0).values.numpy()
-            ok = (count >= 1).numpy()
+            med, count = self._sightings(sources, base + t, pose_t, ys, xs, (h, w))
+            ok = count >= 1
             out[t, ys[ok], xs[ok]] = med[ok]
             remaining[t, ys[ok], xs[ok]] = False
         for img, visible, pose in window:
             # float16 holds every 8-bit level exactly and halves the buffer's memory
             self.history.append((img.astype(np.float16), visible, pose))
         filled = torch.from_numpy(out).permute(0, 3, 1, 2).to(frames.device, frames.dtype)
-        return filled, torch.from_numpy(remaining[:, None]).to(masks.device, torch.float32)
+        as_mask = lambda a: torch.from_numpy(a[:, None]).to(masks.device, torch.float32)  # noqa: E731
+        return filled, as_mask(remaining), as_mask(holes)
