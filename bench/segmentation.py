@@ -52,20 +52,23 @@ def frame_iou(m: np.ndarray) -> float:
     return float(np.mean(inter / union))
 
 
-def evaluate(segmenter: str, clip: str, window: int = 8):
+def evaluate(segmenter: str, clip: str, window: int = 8, overrides: dict | None = None):
     from bgclean.pipeline.config import load_config
     from bgclean.pipeline.runner import Pipeline, _to_tensor
     from bgclean.pipeline.sheet import contact_sheet, overlay_mask
 
     frames, truth, dogs = load_clip(clip)
-    pipe = Pipeline(load_config(None, {"segment.backend": segmenter, "runtime.device": "cpu"}))
+    pipe = Pipeline(load_config(None, {"segment.backend": segmenter, "runtime.device": "cpu", **(overrides or {})}))
     _ = pipe.segment_stage
     pipe.hole_masks(_to_tensor(frames[:1], pipe.device))  # warm-up, then forget its state
     pipe.reset()
     finals = []
     t0 = time.perf_counter()
     for start in range(0, len(frames), window):
-        holes = pipe.hole_masks(_to_tensor(frames[start : start + window], pipe.device))
+        x = _to_tensor(frames[start : start + window], pipe.device)
+        holes = pipe.hole_masks(x)
+        if pipe.config.propagate.enabled:  # shadows found by propagation join the final mask
+            _, _, holes = pipe.propagate_stage(x, holes)
         finals.append(holes[:, 0].cpu().numpy() > 0)
     seconds = time.perf_counter() - t0
     final = np.concatenate(finals)
@@ -96,14 +99,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--segmenters", nargs="+", default=["u2net.full", "u2net.small"])
     ap.add_argument("--clips", nargs="+", default=CLIPS)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="config overrides, e.g. propagate.shadows=always")
     args = ap.parse_args()
+    import yaml
+
+    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"# {machine()}")
     print("| clip | segmenter | recall | min frame recall | dogs masked | area / truth | stability | fps |")
     print("|---|---|---|---|---|---|---|---|")
     for clip in args.clips:
         for seg in args.segmenters:
-            r = evaluate(seg, clip)
+            r = evaluate(seg, clip, overrides=overrides)
             dogs = "-" if r["dogs"] is None else f"{r['dogs']:.3f}"
             print(f"| {clip} | {seg} | {r['recall']:.3f} | {r['min_recall']:.3f} | {dogs} | {r['area']:.2f} | "
                   f"{r['stability']:.2f} | {r['fps']:.2f} |", flush=True)
