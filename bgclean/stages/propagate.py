@@ -62,7 +62,7 @@ class PropagateStage:
         self.reset()
 
     def reset(self) -> None:
-        # each entry: (frame (H,W,3) float32, visible (H,W) bool, pose 3x3: this frame -> reference)
+        # each entry: (frame (H,W,3) float16, visible (H,W) bool, pose 3x3: this frame -> reference)
         self.history: deque = deque(maxlen=max(0, self.cfg.history))
         self._last_gray: np.ndarray | None = None
         self._last_valid: np.ndarray | None = None
@@ -191,7 +191,8 @@ class PropagateStage:
             out[t, ys[ok], xs[ok]] = med[ok]
             remaining[t, ys[ok], xs[ok]] = False
         for img, visible, pose in window:
-            # float16 holds every 8-bit level exactly and halves the buffer's memory
+            # float16 halves the buffer and still rounds back to the exact 8-bit level (16-bit
+            # sources lose their low bits in propagated pixels only)
             self.history.append((img.astype(np.float16), visible, pose))
         filled = torch.from_numpy(out).permute(0, 3, 1, 2).to(frames.device, frames.dtype)
         as_mask = lambda a: torch.from_numpy(a[:, None]).to(masks.device, torch.float32)  # noqa: E731
