@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+import bgclean
 from bgclean.cli import main
 from bgclean.pipeline import io
 from conftest import ROOT, SAMPLE, ffmpeg
@@ -42,7 +43,7 @@ def test_version_and_help_do_not_import_torch():
             "assert 'torch' not in sys.modules and 'cv2' not in sys.modules, 'heavy import'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    assert "bgclean 0.1.0" in proc.stdout and "inpainters:" in proc.stdout
+    assert f"bgclean {bgclean.__version__}" in proc.stdout and "inpainters (" in proc.stdout
 
 
 def test_video_keeps_frame_count_rate_duration_and_audio(clip_with_audio, tmp_path, capsys):

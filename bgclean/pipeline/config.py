@@ -67,7 +67,9 @@ class InpaintConfig:
     """Filling the holes. ``backend``: one of ``bgclean.stages.inpaint.BACKENDS``."""
 
     backend: str = "telea"
-    radius: int = 5  # neighbourhood radius of the classical methods, px
+    radius: int = 5  # neighbourhood radius of telea and navier-stokes, px
+    patch_size: int = 7  # patchmatch patch side, px
+    hybrid_sigma: float = 4.0  # hybrid: Gaussian (px) splitting Telea's structure from PatchMatch's texture
     feather: int = 4  # width of the blended edge inside the mask, px
     max_side: int = 0  # fill at most this long side (px) and restore to native size; 0 = native
 
@@ -198,6 +200,7 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
          "segment.crop_resolution must be a multiple of 32, at least 32"),
         (0 <= cfg.segment.box_margin <= 1, "segment.box_margin must be in [0, 1]"),
         (cfg.inpaint.radius >= 1, "inpaint.radius must be >= 1"),
+        (cfg.inpaint.patch_size >= 3 and cfg.inpaint.patch_size % 2 == 1, "inpaint.patch_size must be odd, >= 3"),
         (0 <= cfg.propagate.history <= 1000, "propagate.history must be in [0, 1000]"),
         (cfg.propagate.static_px >= 0, "propagate.static_px must be >= 0"),
         (cfg.propagate.shadows in ("static", "always", "off"), "propagate.shadows must be static, always or off"),

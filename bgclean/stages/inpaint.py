@@ -61,6 +61,52 @@ def _navier_stokes(cfg: InpaintConfig):
     return _opencv_fill(cv2.INPAINT_NS, cfg.radius)
 
 
+@register_backend("patchmatch")
+def _patchmatch(cfg: InpaintConfig):
+    """PatchMatch exemplar fill (pypatchmatch): copies real texture from around each hole. Each
+    hole is filled from a crop of twice its size, so patches come from its own surroundings."""
+    try:
+        from patchmatch import patch_match
+    except ImportError:
+        raise InputError("--inpainter patchmatch needs the pypatchmatch package: pip install pypatchmatch") from None
+    from bgclean.ops import mask_boxes
+
+    def fill(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        out = []
+        for f, m in zip(frames, masks):
+            img = (f.permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
+            hole = (m[0].cpu().numpy() > 0).astype(np.uint8) * 255
+            res = img.copy()
+            h, w = hole.shape
+            for y0, y1, x0, x1 in mask_boxes(m[0], 0):
+                my, mx = max(8, (y1 - y0) // 2), max(8, (x1 - x0) // 2)
+                Y0, Y1, X0, X1 = max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx)
+                patch_match.set_random_seed(0)  # the same input gives the same fill
+                crop = patch_match.inpaint(np.ascontiguousarray(res[Y0:Y1, X0:X1]),
+                                           np.ascontiguousarray(hole[Y0:Y1, X0:X1]), patch_size=cfg.patch_size)
+                inside = hole[Y0:Y1, X0:X1] > 0
+                res[Y0:Y1, X0:X1][inside] = crop[inside]
+            out.append(torch.from_numpy(res).permute(2, 0, 1).float() / 255.0)
+        return torch.stack(out).to(frames.device)
+
+    return fill
+
+
+@register_backend("hybrid")
+def _hybrid(cfg: InpaintConfig):
+    """Structure from Telea, texture from PatchMatch: Telea's low frequencies (faithful colours and
+    shapes, but flat) plus PatchMatch's high frequencies (real texture, but it can copy the wrong
+    structure), split by a Gaussian of ``cfg.hybrid_sigma`` px."""
+    from bgclean.ops import transfer_detail
+
+    telea, patchmatch = _telea(cfg), _patchmatch(cfg)
+
+    def fill(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return transfer_detail(patchmatch(frames, masks), telea(frames, masks), cfg.hybrid_sigma)
+
+    return fill
+
+
 class InpaintStage:
     """``frames (B,3,H,W)`` in [0,1] and ``masks (B,1,H,W)`` in {0,1} → cleaned frames (B,3,H,W).
 
