@@ -190,15 +190,38 @@ class Pipeline:
             return frames, holes
         fill = filled
         if (remaining > 0).any():
-            invented = self._timed("inpaint", self.inpaint_stage.fill, filled, remaining)
-            if invented.shape != frames.shape:
-                if self.config.superres.model == "none":
-                    invented = self._timed("superres", _resize_bicubic, invented, frames.shape[2:])
-                else:
-                    invented = self._timed("superres", self.superres_stage.restore_fill, invented, remaining)
-            fill = torch.where(remaining > 0, invented, filled)
+            if self.config.propagate.enabled and self.propagate_stage.static:
+                # one frame at a time, so each reuses what the frames before it invented
+                fill = torch.cat([self._invent_static(filled[i : i + 1], remaining[i : i + 1])
+                                  for i in range(filled.shape[0])])
+            else:
+                fill = torch.where(remaining > 0, self._invent(filled, remaining), filled)
         cleaned = self._timed("inpaint", self.inpaint_stage.paste, frames, fill, holes)
         return cleaned, holes
+
+    def _invent(self, frames: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
+        """The inpainter's fill for ``holes``, at native size (restored by super-resolution when
+        the inpainter works below it)."""
+        invented = self._timed("inpaint", self.inpaint_stage.fill, frames, holes)
+        if invented.shape != frames.shape:
+            if self.config.superres.model == "none":
+                invented = self._timed("superres", _resize_bicubic, invented, frames.shape[2:])
+            else:
+                invented = self._timed("superres", self.superres_stage.restore_fill, invented, holes)
+        return invented
+
+    def _invent_static(self, frame: torch.Tensor, remaining: torch.Tensor) -> torch.Tensor:
+        """Still camera, one frame: reuse remembered invented pixels, invent only the new ones."""
+        stage = self.propagate_stage
+        recalled = stage.recall_invented(remaining)
+        if recalled is not None:
+            values, known = recalled
+            frame = torch.where(known, values.to(frame.dtype), frame)
+            remaining = remaining * (~known)
+        if (remaining > 0).any():
+            frame = torch.where(remaining > 0, self._invent(frame, remaining), frame)
+            stage.remember_invented(frame, remaining)
+        return frame
 
     def _windows(self, frames: Iterable[io.Frame], masks: Iterator[np.ndarray] | None) -> Iterator[tuple]:
         """Group frames (and their external masks) into windows of ``runtime.window``."""

@@ -68,6 +68,31 @@ class PropagateStage:
         self._last_valid: np.ndarray | None = None
         self._last_pose = np.eye(3)
         self.static = True  # every motion so far snapped to the identity
+        self._invented: np.ndarray | None = None  # still camera: invented fill, reused for zero flicker
+        self._invented_known: np.ndarray | None = None
+
+    def recall_invented(self, remaining: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Still camera: the invented background remembered for the pixels of ``remaining``
+        (1,1,H,W): ((1,3,H,W) values, (1,1,H,W) known). None when nothing is remembered."""
+        if not self.static or self._invented is None or self._invented.shape[:2] != tuple(remaining.shape[2:]):
+            return None
+        known = torch.from_numpy(self._invented_known)[None, None].to(remaining.device) & (remaining > 0)
+        values = torch.from_numpy(self._invented).permute(2, 0, 1)[None].to(remaining.device)
+        return values, known
+
+    def remember_invented(self, fill: torch.Tensor, remaining: torch.Tensor) -> None:
+        """Still camera: keep the invented values of ``fill`` (1,3,H,W) inside ``remaining``; the
+        same pixel then gets the same invented value in every later frame (zero flicker)."""
+        if not self.static:
+            self._invented = self._invented_known = None
+            return
+        h, w = remaining.shape[2:]
+        if self._invented is None or self._invented.shape[:2] != (h, w):
+            self._invented = np.zeros((h, w, 3), np.float32)
+            self._invented_known = np.zeros((h, w), bool)
+        sel = remaining[0, 0].cpu().numpy() > 0
+        self._invented[sel] = fill[0].permute(1, 2, 0).cpu().numpy()[sel]
+        self._invented_known |= sel
 
     def _pose(self, gray: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Pose (frame → reference) of a new frame, chained from the previous frame's."""
