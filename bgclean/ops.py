@@ -94,6 +94,15 @@ def resize(x: torch.Tensor, size: tuple[int, int], antialias: bool = True) -> to
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=antialias and shrink)
 
 
+def resize_bicubic(x: torch.Tensor, size) -> torch.Tensor:
+    """Bicubic resize of (B,C,H,W) in [0,1] to ``size`` = (H,W), antialiased when shrinking, clamped."""
+    size = tuple(int(v) for v in size)
+    if tuple(x.shape[2:]) == size:
+        return x
+    shrink = size[0] < x.shape[2] or size[1] < x.shape[3]
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=shrink).clamp_(0, 1)
+
+
 def tiled_upscale(fn, x: torch.Tensor, scale: int, tile: int, tile_pad: int = 16, pre_pad: int = 0,
                   batch_size: int = 4) -> torch.Tensor:
     """Apply an upscaling network ``fn`` ((N,C,h,w) → (N,C,sh,sw)) to ``x`` (B,C,H,W) in overlapping

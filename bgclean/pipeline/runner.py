@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from bgclean.errors import InputError
+from bgclean.ops import resize_bicubic
 from bgclean.pipeline import io
 from bgclean.pipeline.config import PipelineConfig
 
@@ -90,12 +91,6 @@ def _to_tensor(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
     scale = 65535.0 if arrays[0].dtype == np.uint16 else 255.0
     batch = torch.from_numpy(np.stack(arrays)).to(device)
     return batch.permute(0, 3, 1, 2).float().div_(scale)
-
-
-def _resize_bicubic(x: torch.Tensor, size) -> torch.Tensor:
-    import torch.nn.functional as F
-
-    return F.interpolate(x, size=tuple(size), mode="bicubic", align_corners=False).clamp_(0, 1)
 
 
 def _to_arrays(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
@@ -205,7 +200,7 @@ class Pipeline:
         invented = self._timed("inpaint", self.inpaint_stage.fill, frames, holes)
         if invented.shape != frames.shape:
             if self.config.superres.model == "none":
-                invented = self._timed("superres", _resize_bicubic, invented, frames.shape[2:])
+                invented = self._timed("superres", resize_bicubic, invented, frames.shape[2:])
             else:
                 invented = self._timed("superres", self.superres_stage.restore_fill, invented, holes)
         return invented

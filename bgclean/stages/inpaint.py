@@ -15,7 +15,7 @@ import torch
 from bgclean.errors import InputError
 import torch.nn.functional as F
 
-from bgclean.ops import check_frames, check_masks, composite, feather_alpha, resize
+from bgclean.ops import check_frames, check_masks, composite, feather_alpha, resize, resize_bicubic
 from bgclean.pipeline.config import InpaintConfig
 
 #: name -> factory(cfg) -> fill(frames, masks) -> fill
@@ -156,5 +156,5 @@ class InpaintStage:
             return frames
         fill = self.fill(frames, masks)
         if fill.shape != frames.shape:
-            fill = F.interpolate(fill, size=frames.shape[2:], mode="bicubic", align_corners=False).clamp_(0, 1)
+            fill = resize_bicubic(fill, frames.shape[2:])
         return self.paste(frames, fill, masks)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from bgclean.errors import InputError
-from bgclean.ops import check_frames, check_masks, mask_boxes, resize, tiled_upscale, transfer_detail
+from bgclean.ops import check_frames, check_masks, mask_boxes, resize, resize_bicubic, tiled_upscale, transfer_detail
 from bgclean.pipeline.config import SuperResConfig
 
 
@@ -15,13 +15,6 @@ def sr_model_names() -> list[str]:
     from bgclean.weights.registry import REGISTRY
 
     return [n for n in REGISTRY.names() if n.startswith("realesrgan.") and not n.endswith(".ncnn")] + ["none"]
-
-
-def _bicubic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(x.shape[2:]) == tuple(size):
-        return x
-    shrink = size[0] < x.shape[2] or size[1] < x.shape[3]
-    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=shrink).clamp_(0, 1)
 
 
 class SuperResStage:
@@ -59,7 +52,7 @@ class SuperResStage:
         """Upscale ``x`` (B,3,h,w) to ``size`` = (H,W)."""
         check_frames(x)
         if self.model is None:
-            return _bicubic(x, size)
+            return resize_bicubic(x, size)
         x = x.to(self.device)
         y = tiled_upscale(self._net, x, self.scale, self.cfg.tile, self.cfg.tile_pad, self.cfg.pre_pad,
                           self.cfg.batch_size).clamp_(0, 1)
@@ -76,7 +69,7 @@ class SuperResStage:
         check_frames(fill, "fill")
         check_masks(holes)
         big, small = holes.shape[2:], fill.shape[2:]
-        out = _bicubic(fill, tuple(big))
+        out = resize_bicubic(fill, tuple(big))
         if self.model is None:
             return out
         ry, rx = big[0] / small[0], big[1] / small[1]
