@@ -28,7 +28,6 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/speed.py
-	$(PY) bench/mask_recall.py
 	$(PY) bench/segmentation.py
 	$(PY) bench/superres.py
 
