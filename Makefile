@@ -30,6 +30,9 @@ bench: $(STAMP)
 	$(PY) bench/speed.py
 	$(PY) bench/segmentation.py
 	$(PY) bench/superres.py
+	$(PY) bench/video_fill.py
+	$(PY) bench/inpaint.py
+	# bench/memory.py (vtest, all 795 frames) takes ~25 minutes on 2 cores: run it by hand
 
 clean:
 	rm -rf $(OUT) .pytest_cache
