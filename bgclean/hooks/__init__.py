@@ -1,0 +1,1 @@
+"""Integration points for other systems (impersonator / iPERCore background network, ...)."""
