@@ -31,6 +31,7 @@ enlarges the whole output.
 other commands:
   bgclean weights list            what weights are known and which are present
   bgclean weights pull [NAME...]  fetch and verify weights ahead of time
+  bgclean batch INPUTS... -o DIR  many videos / folders / images (globs, @manifest.txt), resumable
 
 exit codes: 0 ok, 2 bad input or usage, 3 weights problem, 1 internal error.
 """
@@ -46,6 +47,22 @@ def _dilate(text: str):
         raise argparse.ArgumentTypeError(f"expected a fraction like 0.02 or pixels like 12px, got {text!r}") from None
 
 
+def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that set configuration fields, shared by ``bgclean`` and ``bgclean batch``."""
+    p.add_argument("--config", help="YAML config file, or a bundled name (default, fast)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--batch-size", type=int, help="frames per segmentation call")
+    p.add_argument("--window", type=int, help="frames held in memory at once")
+    p.add_argument("--segmenter", help="person segmenter (see below)")
+    p.add_argument("--dilate", type=_dilate, help="mask dilation: fraction of the shorter side (0.02) or pixels (12px)")
+    p.add_argument("--inpainter", help="fill method (see below)")
+    p.add_argument("--inpaint-size", type=int, metavar="PX",
+                   help="fill at most this long side and restore to native with super-resolution (0 = native)")
+    p.add_argument("--sr", metavar="NAME", help="super-resolution model (see below), or none for bicubic")
+    p.add_argument("--sr-tile", type=int, metavar="PX", help="super-resolution tile size (0 = whole image)")
+    p.add_argument("--upscale", type=float, metavar="N", help="super-resolve the whole output N times larger")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bgclean",
@@ -55,22 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", help="video file, folder of frames, or image")
     p.add_argument("-o", "--output", help="output video, image or folder (default: INPUT.clean.EXT)")
-    p.add_argument("--config", help="YAML config file, or a bundled name (default, fast)")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--batch-size", type=int, help="frames per segmentation call")
-    p.add_argument("--window", type=int, help="frames held in memory at once")
-    p.add_argument("--segmenter", help="person segmenter (see below)")
     p.add_argument("--masks", help="use these person masks instead of segmenting: a folder of PNGs (one "
                                    "per frame), a mask video, or one PNG; nonzero = person")
     p.add_argument("--save-masks", metavar="DIR", help="write the final masks as PNGs into DIR")
-    p.add_argument("--dilate", type=_dilate, help="mask dilation: fraction of the shorter side (0.02) or pixels (12px)")
-    p.add_argument("--inpainter", help="fill method (see below)")
-    p.add_argument("--inpaint-size", type=int, metavar="PX",
-                   help="fill at most this long side and restore to native with super-resolution (0 = native)")
-    p.add_argument("--sr", metavar="NAME", help="super-resolution model (see below), or none for bicubic")
-    p.add_argument("--sr-tile", type=int, metavar="PX", help="super-resolution tile size (0 = whole image)")
-    p.add_argument("--upscale", type=float, metavar="N", help="super-resolve the whole output N times larger")
     p.add_argument("--contact-sheet", metavar="PNG", help="also write a before/after contact sheet PNG")
+    add_pipeline_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar, errors only")
     p.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
     p.add_argument("--version", action="version", version=f"bgclean {__version__}")
@@ -168,6 +174,42 @@ def _run(argv: list[str]) -> int:
     return 0
 
 
+def build_batch_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bgclean batch",
+        description="Clean many inputs into one folder. Finished items are recorded and skipped on a rerun; "
+                    "failures are listed in OUTDIR/bgclean-summary.json and do not stop the batch. "
+                    "Exit code 2 when any item failed.",
+    )
+    p.add_argument("inputs", nargs="+", help="videos, frame folders, images, globs, or @manifest.txt")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (inputs keep their names)")
+    p.add_argument("--jobs", type=int, default=1, help="items processed in parallel on this machine")
+    add_pipeline_flags(p)
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+def _batch(argv: list[str]) -> int:
+    args = build_batch_parser().parse_args(argv)
+    _setup_logging(args.quiet, args.debug)
+    from bgclean.pipeline.batch import SUMMARY, run_batch
+    from bgclean.pipeline.config import load_config
+
+    cfg = load_config(args.config, _overrides(args))
+
+    def report(res) -> None:
+        if not args.quiet:
+            extra = f": {res.error}" if res.error else ""
+            print(f"{res.status:>7}  {res.input} -> {res.output} ({res.seconds:.1f} s){extra}", file=sys.stderr)
+
+    results = run_batch(args.inputs, args.output, cfg, jobs=args.jobs, on_item=report)
+    failed = sum(r.status == "failed" for r in results)
+    if not args.quiet:
+        print(f"{len(results)} items, {failed} failed; summary: {Path(args.output) / SUMMARY}", file=sys.stderr)
+    return 2 if failed else 0
+
+
 def _weights(argv: list[str]) -> int:
     args = build_weights_parser().parse_args(argv)
     _setup_logging(args.quiet, args.debug)
@@ -199,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "weights":
             return _weights(argv[1:])
+        if argv and argv[0] == "batch":
+            return _batch(argv[1:])
         return _run(argv)
     except KeyboardInterrupt:
         print("bgclean: interrupted", file=sys.stderr)
