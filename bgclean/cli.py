@@ -184,6 +184,9 @@ def build_batch_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="videos, frame folders, images, globs, or @manifest.txt")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (inputs keep their names)")
     p.add_argument("--jobs", type=int, default=1, help="items processed in parallel on this machine")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local processes, or Ray tasks (pip install 'bgclean[ray]')")
+    p.add_argument("--ray-address", help="join this Ray cluster (default: start a local Ray runtime)")
     add_pipeline_flags(p)
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--debug", action="store_true")
@@ -203,7 +206,8 @@ def _batch(argv: list[str]) -> int:
             extra = f": {res.error}" if res.error else ""
             print(f"{res.status:>7}  {res.input} -> {res.output} ({res.seconds:.1f} s){extra}", file=sys.stderr)
 
-    results = run_batch(args.inputs, args.output, cfg, jobs=args.jobs, on_item=report)
+    results = run_batch(args.inputs, args.output, cfg, jobs=args.jobs, on_item=report, engine=args.engine,
+                        ray_address=args.ray_address)
     failed = sum(r.status == "failed" for r in results)
     if not args.quiet:
         print(f"{len(results)} items, {failed} failed; summary: {Path(args.output) / SUMMARY}", file=sys.stderr)

@@ -87,3 +87,31 @@ def test_a_corrupt_input_is_listed_as_failed_and_the_others_succeed(tmp_path):
     for name in ("img0.png", "img1.png", "img2.png"):
         assert by_name[name]["status"] == "ok" and (out / name).is_file() and by_name[name]["seconds"] > 0
     assert not (out / "broken.mp4").exists()
+
+
+def test_ray_engine_on_a_local_runtime_gives_the_local_engine_outputs(tmp_path):
+    pytest.importorskip("ray")
+    src = tmp_path / "in"
+    src.mkdir()
+    frames = [f.rgb for f in io.read_frames(io.probe(shared("videos/schoolgirls/schoolgirls.mp4"))) if f.index < 30]
+    for k in range(3):
+        cv2.imwrite(str(src / f"img{k}.png"), np.ascontiguousarray(frames[k * 10][:, :, ::-1]))
+    outs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        proc = _batch([str(src / "img*.png"), "-o", out, "--engine", engine])
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        items = json.loads((out / "bgclean-summary.json").read_text())["items"]
+        assert [r["status"] for r in items] == ["ok"] * 3
+        workers = {int(r["worker"].split("@")[0]) for r in items}
+        if engine == "ray":
+            assert proc.pid not in workers  # Ray tasks ran in Ray's worker processes
+        else:
+            assert workers == {proc.pid}
+        outs[engine] = out
+    for k in range(3):
+        a = cv2.imread(str(outs["local"] / f"img{k}.png"))
+        b = cv2.imread(str(outs["ray"] / f"img{k}.png"))
+        assert np.array_equal(a, b)
+        assert not np.array_equal(a, cv2.imread(str(src / f"img{k}.png")))  # people were removed

@@ -34,6 +34,7 @@ class ItemResult:
     status: str  # "ok" | "failed" | "skipped"
     error: str | None = None
     seconds: float = 0.0
+    worker: str | None = None  # pid@host of the process that ran it
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -108,7 +109,14 @@ def _init_worker(cfg: PipelineConfig) -> None:
     global _worker_pipeline
     from bgclean.pipeline.runner import Pipeline
 
-    _worker_pipeline = Pipeline(cfg)
+    if _worker_pipeline is None or _worker_pipeline.config != cfg:
+        _worker_pipeline = Pipeline(cfg)
+
+
+def _ray_item(cfg: PipelineConfig, item: str, output: str) -> dict:
+    """A Ray task: Ray reuses its worker processes, so each builds its pipeline once."""
+    _init_worker(cfg)
+    return asdict(_process((item, output)))
 
 
 def _remove_stale_partials(output: Path) -> None:
@@ -122,19 +130,29 @@ def _remove_stale_partials(output: Path) -> None:
 
 def _process(args: tuple[str, str]) -> ItemResult:
     """Clean one item with this worker's pipeline; failures become results, not exceptions."""
+    import socket
+
     item, output = args
+    worker = f"{os.getpid()}@{socket.gethostname()}"
     _remove_stale_partials(Path(output))
     t0 = time.perf_counter()
     try:
         _worker_pipeline.run_file(item, output)
-        return ItemResult(item, output, "ok", seconds=time.perf_counter() - t0)
+        return ItemResult(item, output, "ok", seconds=time.perf_counter() - t0, worker=worker)
     except Exception as exc:  # one bad item must not stop the batch
-        return ItemResult(item, output, "failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
+        return ItemResult(item, output, "failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - t0, worker)
 
 
 def run_batch(inputs: list[str], outdir: str | Path, cfg: PipelineConfig, jobs: int = 1,
-              on_item: Callable[[ItemResult], None] | None = None) -> list[ItemResult]:
-    """Process every input into ``outdir``; returns one result per item (also in the summary)."""
+              on_item: Callable[[ItemResult], None] | None = None, engine: str = "local",
+              ray_address: str | None = None) -> list[ItemResult]:
+    """Process every input into ``outdir``; returns one result per item (also in the summary).
+
+    ``engine="ray"`` runs the items as Ray tasks (one GPU each when the cluster has GPUs) on the
+    cluster at ``ray_address``, or on a local Ray runtime; inputs and ``outdir`` must then be paths
+    that every node sees (shared storage)."""
+    if engine not in ("local", "ray"):
+        raise InputError(f"unknown engine {engine!r}; use local or ray")
     outdir = Path(outdir)
     items = expand_inputs(inputs)
     if not items:
@@ -174,7 +192,9 @@ def run_batch(inputs: list[str], outdir: str | Path, cfg: PipelineConfig, jobs: 
         if on_item:
             on_item(results[n])
     _write_summary(outdir, items, outputs, results)
-    if jobs <= 1 or len(todo) <= 1:
+    if engine == "ray":
+        _run_ray(todo, cfg, ray_address, finish)
+    elif jobs <= 1 or len(todo) <= 1:
         _init_worker(cfg)
         for n, item, out, key in todo:
             finish(n, key, _process((item, out)))
@@ -190,6 +210,29 @@ def run_batch(inputs: list[str], outdir: str | Path, cfg: PipelineConfig, jobs: 
                     finish(n, key, fut.get())
                 time.sleep(0.05)
     return [results[n] for n in range(len(items))]
+
+
+def _run_ray(todo, cfg: PipelineConfig, address: str | None, finish) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--engine ray needs Ray: pip install 'bgclean[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        task = ray.remote(num_gpus=gpus, num_cpus=1)(_ray_item)
+        cfg_ref = ray.put(cfg)
+        pending = {task.remote(cfg_ref, item, out): (n, key) for n, item, out, key in todo}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                n, key = pending.pop(ref)
+                finish(n, key, ItemResult(**ray.get(ref)))
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _write_summary(outdir: Path, items, outputs, results: dict[int, ItemResult]) -> None:
