@@ -143,3 +143,31 @@ def test_mask_stage_carries_the_previous_frame_across_windows():
     assert stage(soft[1:]).sum() == 0  # two frames without: gone
     stage.reset()
     assert stage(soft[1:]).sum() == 0
+
+
+def test_remove_people_api_and_tensor_frames(tmp_path):
+    """bgclean.remove_people on a file, and Pipeline.run streaming (3,H,W) float tensors."""
+    import cv2
+
+    import bgclean
+
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[:] = (90, 140, 60)
+    frame[10:30, 20:34] = (10, 10, 10)  # a dark "person"
+    src = tmp_path / "p.png"
+    cv2.imwrite(str(src), frame[:, :, ::-1])
+    mask = np.zeros((48, 64), bool)
+    mask[10:30, 20:34] = True
+    from bgclean.pipeline import io
+
+    io.write_mask_png(tmp_path / "m.png", mask)
+    out = bgclean.remove_people(src, tmp_path / "o.png", config=bgclean.load_config(None, {"masks.dilate_px": 2}),
+                                masks=tmp_path / "m.png")
+    res = cv2.imread(str(out))[:, :, ::-1]
+    assert np.abs(res[mask].astype(int) - (90, 140, 60)).max() < 12  # filled with the surrounding green
+
+    pipe = bgclean.Pipeline(bgclean.load_config(None, {"masks.dilate_px": 2, "runtime.window": 2}))
+    tensors = [torch.from_numpy(frame).permute(2, 0, 1).float() / 255 for _ in range(3)]
+    outs = list(pipe.run(iter(tensors), masks=[mask] * 3))
+    assert len(outs) == 3 and outs[0].dtype == np.uint8 and outs[0].shape == (48, 64, 3)
+    assert np.abs(outs[2][mask].astype(int) - (90, 140, 60)).max() < 12

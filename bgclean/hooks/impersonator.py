@@ -56,7 +56,8 @@ class BGNet:
             ext = (masks > 0.5).float()
             if self.bg_ks is not None:
                 ext = F.max_pool2d(ext, self.bg_ks, stride=1, padding=self.bg_ks // 2)
-        cleaned, holes = self.pipeline.process(x, None if ext is None else ext.to(self.pipeline.device))
+        dilation = self.bg_ks // 2 if (ext is not None and self.bg_ks is not None) else None
+        cleaned, holes = self.pipeline.process(x, None if ext is None else ext.to(self.pipeline.device), dilation)
         holes = holes.to(img.device) > 0
         bg = (cleaned.to(img.device) * 2 - 1).to(img.dtype)
         bg = torch.where(holes, bg, img)  # outside the hole: the input, bit for bit

@@ -171,9 +171,20 @@ class Pipeline:
             return self._timed("masks", self.mask_stage, soft)
         return self._timed("masks", self.mask_stage, masks.to(self.device).float(), external=True)
 
-    def process(self, frames: torch.Tensor, masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def feather_width(self, height: int, width: int, dilation: int | None = None) -> int:
+        """The paste's feather, kept inside what the dilation added around the person so it never
+        blends the person's own pixels: the octagonal dilation reaches only about half its radius
+        along diagonals, hence radius // 2 + 1."""
+        from bgclean.stages.masks import dilation_radius
+
+        radius = dilation_radius(self.config.masks, height, width) if dilation is None else dilation
+        return min(self.config.inpaint.feather, radius // 2 + 1)
+
+    def process(self, frames: torch.Tensor, masks: torch.Tensor | None = None,
+                dilation: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One window. ``frames`` (B,3,H,W) float RGB in [0,1]; ``masks`` (B,1,H,W) external person
-        masks (1 = person) or None to segment. Returns (cleaned frames, final hole masks)."""
+        masks (1 = person) or None to segment; ``dilation``: px the caller already grew ``masks``
+        by (default: the configured dilation). Returns (cleaned frames, final hole masks)."""
         frames = frames.to(self.device)
         holes = self.hole_masks(frames, masks)
         if self.config.propagate.enabled:  # every window: the stage follows the camera and keeps history
@@ -191,7 +202,8 @@ class Pipeline:
                                   for i in range(filled.shape[0])])
             else:
                 fill = torch.where(remaining > 0, self._invent(filled, remaining), filled)
-        cleaned = self._timed("inpaint", self.inpaint_stage.paste, frames, fill, holes)
+        feather = self.feather_width(frames.shape[2], frames.shape[3], dilation)
+        cleaned = self._timed("inpaint", self.inpaint_stage.paste, frames, fill, holes, feather)
         return cleaned, holes
 
     def _invent(self, frames: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:

@@ -141,10 +141,14 @@ class InpaintStage:
         return self.fill_fn(frames, (masks > 0).float())
 
     @torch.inference_mode()
-    def paste(self, frames: torch.Tensor, fill: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    def paste(self, frames: torch.Tensor, fill: torch.Tensor, masks: torch.Tensor,
+              feather: int | None = None) -> torch.Tensor:
         """Composite a native-size ``fill`` into ``frames`` inside ``masks`` with a feathered edge
-        that lies inside the mask: outside it the result is ``frames`` exactly."""
-        return composite(frames, fill, feather_alpha((masks > 0).float(), self.cfg.feather))
+        (``feather`` px, default ``cfg.feather``) that lies inside the mask: outside it the result
+        is ``frames`` exactly. Keep the feather within the mask's dilation, or the person's own
+        pixels blend into the edge."""
+        width = self.cfg.feather if feather is None else feather
+        return composite(frames, fill, feather_alpha((masks > 0).float(), width))
 
     @torch.inference_mode()
     def __call__(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
