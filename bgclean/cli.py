@@ -22,8 +22,8 @@ extension) a folder of PNG frames. Default: next to the input (clip.mp4 -> clip.
 
 segmenters: yolox+u2net.small (default: person boxes, then U²-Net in each), yolox+u2net.full,
 u2net.full, u2net.small (whole frame, salient object), rembg:<session> (needs the rembg package).
-inpainters (for what no frame saw): telea (default), navier-stokes, patchmatch, hybrid (telea structure
-+ patchmatch texture).
+inpainters (for what no frame saw): auto (default: patchmatch for stills and still cameras, telea for
+moving video), telea, navier-stokes, patchmatch, hybrid (telea structure + patchmatch texture).
 super-resolution (--sr): realesrgan.animevideov3 (default, fast), realesrgan.x4plus (sharper, slow on
 CPU), none (bicubic). It restores fills made below native size (--inpaint-size) and, with --upscale N,
 enlarges the whole output.

@@ -171,3 +171,14 @@ def test_remove_people_api_and_tensor_frames(tmp_path):
     outs = list(pipe.run(iter(tensors), masks=[mask] * 3))
     assert len(outs) == 3 and outs[0].dtype == np.uint8 and outs[0].shape == (48, 64, 3)
     assert np.abs(outs[2][mask].astype(int) - (90, 140, 60)).max() < 12
+
+
+def test_auto_inpainter_uses_patchmatch_for_stills_and_telea_for_moving_video():
+    torch.manual_seed(0)
+    frames = torch.rand(1, 3, 40, 48)
+    masks = torch.zeros(1, 1, 40, 48)
+    masks[:, :, 12:28, 14:30] = 1
+    auto = InpaintStage(InpaintConfig(backend="auto"))
+    for still, name in ((True, "patchmatch"), (False, "telea")):
+        expected = InpaintStage(InpaintConfig(backend=name)).fill(frames, masks)
+        assert torch.equal(auto.fill(frames, masks, still=still), expected)

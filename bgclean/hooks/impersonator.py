@@ -41,6 +41,7 @@ class BGNet:
             overrides["masks.dilate_px"] = 0
         self.bg_ks = bg_ks
         self.pipeline = Pipeline(cfg.with_overrides(overrides, "BGNet"))
+        self.pipeline.stills = True
 
     @torch.inference_mode()
     def __call__(self, img: torch.Tensor, masks: torch.Tensor | None = None, only_x: bool = True):

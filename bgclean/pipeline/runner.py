@@ -115,6 +115,8 @@ class Pipeline:
         self._download_progress = download_progress
         self._segment = None
         self._superres = None
+        #: the frames are unrelated stills (hook batches), not a video: fill each as a still
+        self.stills = False
         from bgclean.stages.propagate import PropagateStage
 
         self.propagate_stage = PropagateStage(self.config.propagate)
@@ -201,15 +203,15 @@ class Pipeline:
                 fill = torch.cat([self._invent_static(filled[i : i + 1], remaining[i : i + 1])
                                   for i in range(filled.shape[0])])
             else:
-                fill = torch.where(remaining > 0, self._invent(filled, remaining), filled)
+                fill = torch.where(remaining > 0, self._invent(filled, remaining, still=self.stills), filled)
         feather = self.feather_width(frames.shape[2], frames.shape[3], dilation)
         cleaned = self._timed("inpaint", self.inpaint_stage.paste, frames, fill, holes, feather)
         return cleaned, holes
 
-    def _invent(self, frames: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
+    def _invent(self, frames: torch.Tensor, holes: torch.Tensor, still: bool = True) -> torch.Tensor:
         """The inpainter's fill for ``holes``, at native size (restored by super-resolution when
-        the inpainter works below it)."""
-        invented = self._timed("inpaint", self.inpaint_stage.fill, frames, holes)
+        the inpainter works below it). ``still``: invented once and reused, or a still image."""
+        invented = self._timed("inpaint", self.inpaint_stage.fill, frames, holes, still)
         if invented.shape != frames.shape:
             if self.config.superres.model == "none":
                 invented = self._timed("superres", resize_bicubic, invented, frames.shape[2:])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import logging
+
 import numpy as np
 import torch
 
@@ -17,6 +19,8 @@ import torch.nn.functional as F
 
 from bgclean.ops import check_frames, check_masks, composite, feather_alpha, resize, resize_bicubic
 from bgclean.pipeline.config import InpaintConfig
+
+log = logging.getLogger(__name__)
 
 #: name -> factory(cfg) -> fill(frames, masks) -> fill
 BACKENDS: dict[str, Callable[[InpaintConfig], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]] = {}
@@ -114,11 +118,23 @@ class InpaintStage:
     """
 
     def __init__(self, cfg: InpaintConfig, device: torch.device | str = "cpu"):
-        if cfg.backend not in BACKENDS:
-            raise InputError(f"unknown inpainter {cfg.backend!r}; choose one of: {', '.join(sorted(BACKENDS))}")
+        if cfg.backend != "auto" and cfg.backend not in BACKENDS:
+            raise InputError(
+                f"unknown inpainter {cfg.backend!r}; choose one of: auto, {', '.join(sorted(BACKENDS))}"
+            )
         self.cfg = cfg
         self.device = torch.device(device)
-        self.fill_fn = BACKENDS[cfg.backend](cfg)
+        if cfg.backend == "auto":
+            # PatchMatch looks far better on stills (bench/RESULTS.md) but re-picks its patches
+            # every frame; Telea is smooth but steady. Stills and still cameras invent once.
+            self.fill_fn = BACKENDS["telea"](cfg)
+            try:
+                self.still_fn = BACKENDS["patchmatch"](cfg)
+            except InputError:
+                log.warning("pypatchmatch is not installed; still images are filled with telea")
+                self.still_fn = self.fill_fn
+        else:
+            self.fill_fn = self.still_fn = BACKENDS[cfg.backend](cfg)
 
     def working_size(self, height: int, width: int) -> tuple[int, int]:
         """The size fills are computed at: native, or scaled so the long side is ``max_side``."""
@@ -129,16 +145,17 @@ class InpaintStage:
         return max(1, round(height * s)), max(1, round(width * s))
 
     @torch.inference_mode()
-    def fill(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    def fill(self, frames: torch.Tensor, masks: torch.Tensor, still: bool = True) -> torch.Tensor:
         """The backend's fill at the working size (see ``working_size``): (B,3,h,w) in [0,1].
-        Values outside the (downscaled) holes are not meaningful."""
+        Values outside the (downscaled) holes are not meaningful. ``still=False`` (a moving video,
+        filled frame by frame) picks the steadier method when the backend is ``auto``."""
         check_frames(frames)
         check_masks(masks, frames)
         size = self.working_size(*frames.shape[2:])
         if size != tuple(frames.shape[2:]):
             frames = resize(frames, size)
             masks = F.adaptive_max_pool2d(masks.float(), size)  # a hole never shrinks when scaled down
-        return self.fill_fn(frames, (masks > 0).float())
+        return (self.still_fn if still else self.fill_fn)(frames, (masks > 0).float())
 
     @torch.inference_mode()
     def paste(self, frames: torch.Tensor, fill: torch.Tensor, masks: torch.Tensor,
