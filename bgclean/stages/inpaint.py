@@ -36,19 +36,26 @@ def register_backend(name: str):
     return deco
 
 
-def _opencv_fill(method_flag: int, radius: int):
-    import cv2
+def _per_image(fill_image: Callable[[np.ndarray, np.ndarray], np.ndarray]):
+    """Batch fill from an image function: (H,W,3) uint8 RGB and (H,W) bool hole → (H,W,3) uint8.
+    Frames without a hole are returned as they are."""
 
     def fill(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         out = []
         for f, m in zip(frames, masks):
             img = (f.permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
-            hole = (m[0].cpu().numpy() > 0).astype(np.uint8)
-            filled = cv2.inpaint(np.ascontiguousarray(img), hole, radius, method_flag) if hole.any() else img
+            hole = m[0].cpu().numpy() > 0
+            filled = fill_image(np.ascontiguousarray(img), hole) if hole.any() else img
             out.append(torch.from_numpy(filled).permute(2, 0, 1).float() / 255.0)
         return torch.stack(out).to(frames.device)
 
     return fill
+
+
+def _opencv_fill(method_flag: int, radius: int):
+    import cv2
+
+    return _per_image(lambda img, hole: cv2.inpaint(img, hole.astype(np.uint8), radius, method_flag))
 
 
 @register_backend("telea")
@@ -75,25 +82,21 @@ def _patchmatch(cfg: InpaintConfig):
         raise InputError("--inpainter patchmatch needs the pypatchmatch package: pip install pypatchmatch") from None
     from bgclean.ops import mask_boxes
 
-    def fill(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        out = []
-        for f, m in zip(frames, masks):
-            img = (f.permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
-            hole = (m[0].cpu().numpy() > 0).astype(np.uint8) * 255
-            res = img.copy()
-            h, w = hole.shape
-            for y0, y1, x0, x1 in mask_boxes(m[0], 0):
-                my, mx = max(8, (y1 - y0) // 2), max(8, (x1 - x0) // 2)
-                Y0, Y1, X0, X1 = max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx)
-                patch_match.set_random_seed(0)  # the same input gives the same fill
-                crop = patch_match.inpaint(np.ascontiguousarray(res[Y0:Y1, X0:X1]),
-                                           np.ascontiguousarray(hole[Y0:Y1, X0:X1]), patch_size=cfg.patch_size)
-                inside = hole[Y0:Y1, X0:X1] > 0
-                res[Y0:Y1, X0:X1][inside] = crop[inside]
-            out.append(torch.from_numpy(res).permute(2, 0, 1).float() / 255.0)
-        return torch.stack(out).to(frames.device)
+    def fill_image(img: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        res = img.copy()
+        hole_u8 = hole.astype(np.uint8) * 255
+        h, w = hole.shape
+        for y0, y1, x0, x1 in mask_boxes(torch.from_numpy(hole), 0):
+            my, mx = max(8, (y1 - y0) // 2), max(8, (x1 - x0) // 2)
+            Y0, Y1, X0, X1 = max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx)
+            patch_match.set_random_seed(0)  # the same input gives the same fill
+            crop = patch_match.inpaint(np.ascontiguousarray(res[Y0:Y1, X0:X1]),
+                                       np.ascontiguousarray(hole_u8[Y0:Y1, X0:X1]), patch_size=cfg.patch_size)
+            inside = hole[Y0:Y1, X0:X1]
+            res[Y0:Y1, X0:X1][inside] = crop[inside]
+        return res
 
-    return fill
+    return _per_image(fill_image)
 
 
 @register_backend("hybrid")
