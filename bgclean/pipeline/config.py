@@ -33,6 +33,8 @@ class SegmentConfig:
     carry: int = 8  # frames a lost person stays masked, moving at its last velocity
     crop_resolution: int = 160  # max U²-Net input side for each person crop, px
     box_margin: float = 0.15  # person box grown by this fraction of its size on each side
+    verify_below: float = 0.75  # tracks scoring below this get a zoomed-in second look (0 = never)
+    verify_every: int = 6  # frames between second looks at a weak track
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,8 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (cfg.segment.crop_resolution >= 32 and cfg.segment.crop_resolution % 32 == 0,
          "segment.crop_resolution must be a multiple of 32, at least 32"),
         (0 <= cfg.segment.box_margin <= 1, "segment.box_margin must be in [0, 1]"),
+        (0 <= cfg.segment.verify_below <= 1, "segment.verify_below must be in [0, 1]"),
+        (cfg.segment.verify_every >= 1, "segment.verify_every must be >= 1"),
         (cfg.inpaint.radius >= 1, "inpaint.radius must be >= 1"),
         (cfg.inpaint.patch_size >= 3 and cfg.inpaint.patch_size % 2 == 1, "inpaint.patch_size must be odd, >= 3"),
         (0 <= cfg.propagate.history <= 1000, "propagate.history must be in [0, 1000]"),

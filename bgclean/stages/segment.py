@@ -48,10 +48,14 @@ class SegmentStage:
         if cfg.backend.startswith("yolox+"):
             self.detector = PersonDetector(self.device)
             self.tracker = BoxTracker(cfg.det_threshold, cfg.det_keep, cfg.carry)
+        self._since_animal = 1 << 30
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
 
+    _ANIMAL_MEMORY = 30  # frames after an animal was last seen during which the scene "has animals"
+
     def reset(self) -> None:
+        self._since_animal = 1 << 30
         if self.detector is not None:
             self.tracker.reset()
 
@@ -82,39 +86,89 @@ class SegmentStage:
 
     def _person_crops(self, frames: torch.Tensor) -> torch.Tensor:
         """Person boxes (tracked over time), each grown by ``box_margin``, segmented by U²-Net at
-        ``crop_resolution``; the soft map is the max over crops and 0 outside every box."""
+        ``crop_resolution``; the soft map is the max over crops and 0 outside every box. Animals the
+        detector finds next to a person are segmented too and taken out of her mask (a dog at her feet
+        stays in the video)."""
         h, w = frames.shape[2:]
         u8 = (frames.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).cpu().numpy()
-        places = []
+        places, tight = [], []
         for i, img in enumerate(u8):
-            boxes, scores = self.detector(img)
-            for x0, y0, x1, y1 in self.tracker.update(boxes, scores):
-                mx, my = self.cfg.box_margin * (x1 - x0), self.cfg.box_margin * (y1 - y0)
-                grown = (max(0, int(y0 - my)), min(h, int(round(y1 + my))), max(0, int(x0 - mx)),
-                         min(w, int(round(x1 + mx))))
-                # a square around the grown box: U²-Net fails on people squashed into a square input
-                side_px = max(x1 - x0 + 2 * mx, y1 - y0 + 2 * my)
-                cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-                X0, Y0 = int(round(cx - side_px / 2)), int(round(cy - side_px / 2))
-                X1, Y1 = X0 + int(round(side_px)), Y0 + int(round(side_px))
-                grown = (max(grown[0], Y0), min(grown[1], Y1), max(grown[2], X0), min(grown[3], X1))
-                if X1 - X0 >= 4 and grown[1] > grown[0] and grown[3] > grown[2]:
-                    places.append((i, Y0, Y1, X0, X1, grown))
+            boxes, scores, animals, animal_scores = self.detector.detect(img)
+            animals = animals[animal_scores >= self.cfg.det_threshold]
+            self._since_animal = 0 if len(animals) else self._since_animal + 1
+            tracks = self.tracker.update_tracks(boxes, scores)
+            tracked = [t["box"] for t in tracks if self._is_person(img, t, tracks)]
+            people = [p for p in (_crop_place(b, self.cfg.box_margin, h, w) for b in tracked) if p]
+            places += [(i, False, *p) for p in people]
+            for box in animals:
+                near = any(_overlap(p[4], box) for p in people)
+                place = _crop_place(box, 0.05, h, w) if near else None
+                if place:
+                    places.append((i, True, *place))
+            tight.append((tracked, animals))
         soft = torch.zeros(frames.shape[0], 1, h, w, device=frames.device)
         if not places:
             return soft
+        animal = torch.zeros_like(soft)
         # no finer than the crops' own pixels (upsampling adds cost, not information)
-        native = max(p[2] - p[1] for p in places)
+        native = max(p[3] - p[2] for p in places)
         side = int(min(self.cfg.crop_resolution, max(64, -(-native // 32) * 32)))
         crops = [resize(_padded_crop(frames[i : i + 1], Y0, Y1, X0, X1), (side, side))
-                 for i, Y0, Y1, X0, X1, _ in places]
+                 for i, _, Y0, Y1, X0, X1, _ in places]
         probs = self._u2net(torch.cat(crops), side)
-        for p, (i, Y0, Y1, X0, X1, (gy0, gy1, gx0, gx1)) in zip(probs, places):
+        for p, (i, is_animal, Y0, Y1, X0, X1, (gy0, gy1, gx0, gx1)) in zip(probs, places):
             patch = resize(p[None], (Y1 - Y0, X1 - X0), antialias=False)[0]
-            # keep only the grown person box: the square also holds neighbours (a dog beside her)
+            # keep only the grown box: the square also holds neighbours (a dog beside her)
             patch = patch[:, gy0 - Y0 : gy1 - Y0, gx0 - X0 : gx1 - X0]
-            soft[i, :, gy0:gy1, gx0:gx1] = torch.maximum(soft[i, :, gy0:gy1, gx0:gx1], patch)
-        return soft.clamp_(0, 1)
+            target = animal if is_animal else soft
+            target[i, :, gy0:gy1, gx0:gx1] = torch.maximum(target[i, :, gy0:gy1, gx0:gx1], patch)
+        # where a person's box and an animal's overlap, the smaller box owns the pixels: a dog sitting
+        # at her feet leaves her mask, and her legs stay hers when a big dog walks past them
+        for i, (people, animals) in enumerate(tight):
+            for x0, y0, x1, y1 in people:
+                if any((x1 - x0) * (y1 - y0) < (a[2] - a[0]) * (a[3] - a[1]) and _overlap((y0, y1, x0, x1), a)
+                       for a in animals):
+                    animal[i, :, max(0, int(y0)) : int(round(y1)), max(0, int(x0)) : int(round(x1))] = 0
+        return soft.mul_(1 - animal).clamp_(0, 1)
+
+
+    def _is_person(self, img: np.ndarray, track: dict, tracks: list[dict]) -> bool:
+        """Confirm a weak track by a zoomed-in second look, when it starts and every
+        ``verify_every`` frames after; strong tracks need none."""
+        if track.get("confirmed") or track["score"] >= self.cfg.verify_below or self.cfg.verify_below == 0:
+            track["confirmed"] = track["person"] = True  # a person stays one (a dog may hide her later)
+        elif "checked" not in track or track["age"] - track["checked"] >= self.cfg.verify_every:
+            others = [t["box"] for t in tracks if t is not track and t.get("person")]
+            person, animal = self.detector.verify(img, track["box"], others)
+            track["confirmed"] = person >= self.cfg.det_threshold
+            # unsure tracks stay (a person half hidden in a group), unless the scene has animals or
+            # up close it looks like one: then only a confirmed person is masked
+            animals_near = self._since_animal <= self._ANIMAL_MEMORY
+            track["person"] = track["confirmed"] or (not animals_near and animal <= max(person, 0.1))
+            track["checked"] = track["age"]
+        return track["person"]
+
+
+def _crop_place(box, margin: float, h: int, w: int):
+    """For a x0,y0,x1,y1 box: the square crop window (Y0, Y1, X0, X1), which may overhang the frame,
+    and the box grown by ``margin`` inside the frame (gy0, gy1, gx0, gx1); None when degenerate."""
+    x0, y0, x1, y1 = box
+    mx, my = margin * (x1 - x0), margin * (y1 - y0)
+    grown = (max(0, int(y0 - my)), min(h, int(round(y1 + my))), max(0, int(x0 - mx)), min(w, int(round(x1 + mx))))
+    # a square around the grown box: U²-Net fails on people squashed into a square input
+    side_px = max(x1 - x0 + 2 * mx, y1 - y0 + 2 * my)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    X0, Y0 = int(round(cx - side_px / 2)), int(round(cy - side_px / 2))
+    X1, Y1 = X0 + int(round(side_px)), Y0 + int(round(side_px))
+    grown = (max(grown[0], Y0), min(grown[1], Y1), max(grown[2], X0), min(grown[3], X1))
+    if X1 - X0 >= 4 and grown[1] > grown[0] and grown[3] > grown[2]:
+        return Y0, Y1, X0, X1, grown
+    return None
+
+
+def _overlap(grown: tuple[int, int, int, int], box) -> bool:
+    gy0, gy1, gx0, gx1 = grown
+    return box[0] < gx1 and box[2] > gx0 and box[1] < gy1 and box[3] > gy0
 
 
 def _padded_crop(x: torch.Tensor, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
@@ -144,11 +198,10 @@ _COCO_ANIMALS = np.arange(14, 24)  # bird, cat, dog, horse, sheep, cow, elephant
 
 
 def decode_yolox(raw: np.ndarray, ratio: float, score_min: float, side: int = 416,
-                 nms_iou: float = 0.45) -> tuple[np.ndarray, np.ndarray]:
+                 nms_iou: float = 0.45, animals: bool = False):
     """Person boxes from YOLOX's raw (N,85) grid output: (K,4) x0,y0,x1,y1 in frame pixels and
-    (K,) scores = objectness x person class, after NMS."""
-    import cv2
-
+    (K,) scores = objectness x person class, after NMS. With ``animals=True`` also the animal boxes
+    (any COCO animal class winning its anchor) and their scores: ``(people, scores, animals, scores)``."""
     grids, strides = [], []
     for stride in (8, 16, 32):
         n = side // stride
@@ -158,16 +211,25 @@ def decode_yolox(raw: np.ndarray, ratio: float, score_min: float, side: int = 41
     grid, stride = np.concatenate(grids), np.concatenate(strides)
     xy = (raw[:, :2] + grid) * stride
     wh = np.exp(raw[:, 2:4]) * stride
-    scores = raw[:, 4] * raw[:, 5]
-    # the nano model often calls a dog a person; drop boxes where an animal class wins
+    all_boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1) / ratio
+    person = raw[:, 5]
     animal = raw[:, 5 + _COCO_ANIMALS].max(axis=1)
-    keep = (scores >= score_min) & (raw[:, 5] >= animal)
-    boxes = (np.concatenate([xy - wh / 2, xy + wh / 2], axis=1)[keep] / ratio).astype(np.float32)
-    scores = scores[keep].astype(np.float32)
+    # the nano model often calls a dog a person; drop anchors where an animal class wins
+    people = _nms(all_boxes, raw[:, 4] * person, (raw[:, 4] * person >= score_min) & (person >= animal), nms_iou)
+    if not animals:
+        return people
+    return (*people, *_nms(all_boxes, raw[:, 4] * animal, (raw[:, 4] * animal >= score_min) & (animal > person),
+                           nms_iou))
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, nms_iou: float):
+    import cv2
+
+    boxes, scores = boxes[keep].astype(np.float32), scores[keep].astype(np.float32)
     if len(boxes) == 0:
         return boxes.reshape(0, 4), scores
     xywh = [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes]
-    idx = np.array(cv2.dnn.NMSBoxes(xywh, scores.tolist(), score_min, nms_iou), dtype=int).reshape(-1)
+    idx = np.array(cv2.dnn.NMSBoxes(xywh, scores.tolist(), 0.0, nms_iou), dtype=int).reshape(-1)
     return boxes[idx], scores[idx]
 
 
@@ -190,9 +252,47 @@ class PersonDetector:
         self.score_min = score_min
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Person boxes and scores."""
+        return self.detect(rgb)[:2]
+
+    def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Person boxes and scores, then animal boxes and scores."""
         x, ratio = letterbox(rgb)
         raw = self.session.run(None, {self.input: x})[0][0]
-        return decode_yolox(raw, ratio, self.score_min)
+        return decode_yolox(raw, ratio, self.score_min, animals=True)
+
+    def verify(self, rgb: np.ndarray, box, others=(), grow: float = 0.5) -> tuple[float, float]:
+        """A second, zoomed-in look: the detector run on a square crop around ``box`` (grown by
+        ``grow``), scaled up to its input. Returns the best person score and the best animal score of
+        boxes matching ``box`` (IoU >= 0.3), people counted only where they match ``box`` better than
+        any of ``others`` (the people already known). At 416 px on a whole frame the nano model calls
+        a small dog a person with scores up to 0.6; seen up close, the same dog scores under 0.15 as
+        a person and higher as an animal, while people score over 0.75."""
+        h, w = rgb.shape[:2]
+        x0, y0, x1, y1 = box
+        side = max(x1 - x0, y1 - y0) * (1 + grow)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        X0, Y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+        X1, Y1 = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+        if X1 - X0 < 2 or Y1 - Y0 < 2:
+            return 0.0, 0.0
+        x, ratio = letterbox(np.ascontiguousarray(rgb[Y0:Y1, X0:X1]))
+        raw = self.session.run(None, {self.input: x})[0][0]
+        people, people_scores, animals, animal_scores = decode_yolox(raw, ratio, 0.02, animals=True)
+        shift = np.array([X0, Y0, X0, Y0], np.float32)
+        ref = np.array([box], np.float32)
+
+        def best(found, scores, rivals=()):
+            if len(found) == 0:
+                return 0.0
+            iou = box_iou(ref, found + shift)[0]
+            match = iou >= 0.3
+            if len(rivals):  # the woman beside the dog is found in the dog's crop too: she is not the dog
+                rival = box_iou(np.array(rivals, np.float32).reshape(-1, 4), found + shift).max(axis=0)
+                match &= (rival < 0.5) | (iou > rival)
+            return float(scores[match].max()) if match.any() else 0.0
+
+        return best(people, people_scores, others), best(animals, animal_scores)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -219,6 +319,12 @@ class BoxTracker:
         self.tracks: list[dict] = []
 
     def update(self, boxes: np.ndarray, scores: np.ndarray) -> list[tuple[float, float, float, float]]:
+        return [tuple(t["box"]) for t in self.update_tracks(boxes, scores)]
+
+    def update_tracks(self, boxes: np.ndarray, scores: np.ndarray) -> list[dict]:
+        """Like ``update``, returning the live tracks: dicts with ``box``, ``score`` (of the last
+        detection matched), ``age`` (frames since the track started) and ``missed``; callers may keep
+        their own keys in them."""
         cand = boxes[scores >= self.keep]
         cand_scores = scores[scores >= self.keep]
         used = np.zeros(len(cand), bool)
@@ -229,17 +335,20 @@ class BoxTracker:
                 if used[ci] or track.get("seen"):
                     continue
                 new = cand[ci].tolist()
-                track.update(velocity=[n - o for n, o in zip(new, track["box"])], box=new, missed=0, seen=True)
+                track.update(velocity=[n - o for n, o in zip(new, track["box"])], box=new, missed=0, seen=True,
+                             score=float(cand_scores[ci]))
                 used[ci] = True
         for track in self.tracks:
+            track["age"] += 1
             if not track.pop("seen", False):
                 track["missed"] += 1
                 # a lost person keeps moving as it did (occlusion by a tree, motion blur)
                 track["box"] = [b + v for b, v in zip(track["box"], track["velocity"])]
         self.tracks = [t for t in self.tracks if t["missed"] <= self.carry]
         for ci in np.flatnonzero(~used & (cand_scores >= self.start)):
-            self.tracks.append({"box": cand[ci].tolist(), "missed": 0, "velocity": [0.0] * 4})
-        return [tuple(t["box"]) for t in self.tracks]
+            self.tracks.append({"box": cand[ci].tolist(), "missed": 0, "velocity": [0.0] * 4,
+                                "score": float(cand_scores[ci]), "age": 0})
+        return self.tracks
 
 
 class _RembgSession:
