@@ -23,7 +23,8 @@ extension) a folder of PNG frames. Default: next to the input (clip.mp4 -> clip.
 segmenters: yolox+u2net.small (default: person boxes, then U²-Net in each), yolox+u2net.full,
 u2net.full, u2net.small (whole frame, salient object), rembg:<session> (needs the rembg package).
 inpainters (for what no frame saw): auto (default: patchmatch for stills and still cameras, telea for
-moving video), telea, navier-stokes, patchmatch, hybrid (telea structure + patchmatch texture).
+moving video), telea, navier-stokes, patchmatch, hybrid (telea structure + patchmatch texture),
+learned (our trained network, inpaint.ffc: --tiles 2, --passes N, --finetune-steps N).
 super-resolution (--sr): realesrgan.animevideov3 (default, fast), realesrgan.x4plus (sharper, slow on
 CPU), none (bicubic). It restores fills made below native size (--inpaint-size) and, with --upscale N,
 enlarges the whole output.
@@ -32,6 +33,7 @@ other commands:
   bgclean weights list            what weights are known and which are present
   bgclean weights pull [NAME...]  fetch and verify weights ahead of time
   bgclean batch INPUTS... -o DIR  many videos / folders / images (globs, @manifest.txt), resumable
+  bgclean train --config FILE     train an inpainting network (bgclean/train/configs: cpu, gpu)
 
 exit codes: 0 ok, 2 bad input or usage, 3 weights problem, 1 internal error.
 """
@@ -56,6 +58,10 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segmenter", help="person segmenter (see below)")
     p.add_argument("--dilate", type=_dilate, help="mask dilation: fraction of the shorter side (0.02) or pixels (12px)")
     p.add_argument("--inpainter", help="fill method (see below)")
+    p.add_argument("--tiles", type=int, choices=(1, 2), help="learned inpainter: 2 = quadrant tiling (2x2 overlapping tiles)")
+    p.add_argument("--passes", type=int, metavar="N", help="learned inpainter: refine N times, eroding the hole each pass")
+    p.add_argument("--finetune-steps", type=int, metavar="N",
+                   help="learned inpainter: fine-tune N steps on the video's own background first (GPU)")
     p.add_argument("--inpaint-size", type=int, metavar="PX",
                    help="fill at most this long side and restore to native with super-resolution (0 = native)")
     p.add_argument("--sr", metavar="NAME", help="super-resolution model (see below), or none for bicubic")
@@ -94,6 +100,51 @@ def build_weights_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bgclean train",
+        description="Train an inpainting network on photos with person-shaped holes (resumes from "
+                    "OUT/last.pt), or export a checkpoint's generator as shippable weights.")
+    p.add_argument("--config", help="training YAML, or a bundled name (cpu, gpu)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    p.add_argument("--export", nargs=2, metavar=("CHECKPOINT", "DEST"),
+                   help="write CHECKPOINT's generator (fp16) to DEST and print its architecture and sha256")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+def _train(argv: list[str]) -> int:
+    args = build_train_parser().parse_args(argv)
+    _setup_logging(args.quiet, args.debug)
+    if args.export:
+        from bgclean.train.trainer import export_weights
+
+        arch, digest = export_weights(*args.export)
+        print(f"{args.export[1]}: architecture {arch}, sha256 {digest}")
+        return 0
+    if not args.config:
+        from bgclean.errors import InputError
+
+        raise InputError("bgclean train needs --config FILE (or a bundled name: cpu, gpu)")
+    import yaml
+
+    from bgclean.train.config import load_train_config
+    from bgclean.train.trainer import Trainer
+
+    overrides = {}
+    for item in args.set:
+        if "=" not in item:
+            from bgclean.errors import InputError
+
+            raise InputError(f"--set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        overrides[k] = yaml.safe_load(v)
+    result = Trainer(load_train_config(args.config, overrides)).run()
+    print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
+    return 0
+
+
 #: command-line flag (argparse dest) → the config field it overrides
 _FLAG_FIELDS = {
     "device": "runtime.device",
@@ -102,6 +153,9 @@ _FLAG_FIELDS = {
     "segmenter": "segment.backend",
     "inpainter": "inpaint.backend",
     "inpaint_size": "inpaint.max_side",
+    "tiles": "inpaint.tiles",
+    "passes": "inpaint.passes",
+    "finetune_steps": "inpaint.finetune_steps",
     "sr": "superres.model",
     "sr_tile": "superres.tile",
     "upscale": "superres.upscale",
@@ -247,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             return _weights(argv[1:])
         if argv and argv[0] == "batch":
             return _batch(argv[1:])
+        if argv and argv[0] == "train":
+            return _train(argv[1:])
         return _run(argv)
     except KeyboardInterrupt:
         print("bgclean: interrupted", file=sys.stderr)

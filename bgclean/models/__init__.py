@@ -17,4 +17,8 @@ def build_model(architecture: str):
         from bgclean.models.srvgg import SRVGGNetCompact
 
         return SRVGGNetCompact(num_feat=64, num_conv=16, upscale=4)
+    if architecture.startswith("inpaint."):
+        from bgclean.models.inpaint import build_inpainter, parse_architecture
+
+        return build_inpainter(**parse_architecture(architecture))
     raise ValueError(f"unknown architecture {architecture!r}")

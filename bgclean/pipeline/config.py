@@ -74,6 +74,12 @@ class InpaintConfig:
     hybrid_sigma: float = 4.0  # hybrid: Gaussian (px) splitting Telea's structure from PatchMatch's texture
     feather: int = 4  # width of the blended edge inside the mask, px
     max_side: int = 0  # fill at most this long side (px) and restore to native size; 0 = native
+    model: str = "inpaint.ffc"  # the learned backend's weights (registry name)
+    net_side: int = 512  # learned: the long side of each hole's crop the network sees, at most, px
+    context: float = 0.5  # learned: context around each hole's box, fraction of the box size per side
+    tiles: int = 1  # learned: 2 = quadrant tiling (2x2 overlapping tiles, blended), twice the resolution
+    passes: int = 1  # learned: refine N times, the hole eroded a little more each pass
+    finetune_steps: int = 0  # learned: steps fine-tuning on the video's own background first (GPU)
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,11 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
          "propagate.shadow_reach must be in (0, 1] and shadow_diff in (0, 1)"),
         (cfg.inpaint.feather >= 0, "inpaint.feather must be >= 0"),
         (cfg.inpaint.max_side == 0 or cfg.inpaint.max_side >= 32, "inpaint.max_side must be 0 (native) or >= 32"),
+        (cfg.inpaint.net_side >= 64, "inpaint.net_side must be >= 64"),
+        (cfg.inpaint.context >= 0, "inpaint.context must be >= 0"),
+        (cfg.inpaint.tiles in (1, 2), "inpaint.tiles must be 1 or 2"),
+        (1 <= cfg.inpaint.passes <= 8, "inpaint.passes must be in 1..8"),
+        (cfg.inpaint.finetune_steps >= 0, "inpaint.finetune_steps must be >= 0"),
         (cfg.superres.model == "none" or cfg.superres.model.startswith("realesrgan."),
          "superres.model must be a realesrgan.* weights name or none"),
         (1.0 <= cfg.superres.upscale <= 16.0, "superres.upscale must be between 1 and 16"),

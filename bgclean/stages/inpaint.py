@@ -22,8 +22,8 @@ from bgclean.pipeline.config import InpaintConfig
 
 log = logging.getLogger(__name__)
 
-#: name -> factory(cfg) -> fill(frames, masks) -> fill
-BACKENDS: dict[str, Callable[[InpaintConfig], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]] = {}
+#: name -> factory(cfg, device) -> fill(frames, masks) -> fill
+BACKENDS: dict[str, Callable[..., Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]] = {}
 
 
 def register_backend(name: str):
@@ -59,21 +59,21 @@ def _opencv_fill(method_flag: int, radius: int):
 
 
 @register_backend("telea")
-def _telea(cfg: InpaintConfig):
+def _telea(cfg: InpaintConfig, device=None):
     import cv2
 
     return _opencv_fill(cv2.INPAINT_TELEA, cfg.radius)
 
 
 @register_backend("navier-stokes")
-def _navier_stokes(cfg: InpaintConfig):
+def _navier_stokes(cfg: InpaintConfig, device=None):
     import cv2
 
     return _opencv_fill(cv2.INPAINT_NS, cfg.radius)
 
 
 @register_backend("patchmatch")
-def _patchmatch(cfg: InpaintConfig):
+def _patchmatch(cfg: InpaintConfig, device=None):
     """PatchMatch exemplar fill (pypatchmatch): copies real texture from around each hole. Each
     hole is filled from a crop of twice its size, so patches come from its own surroundings."""
     try:
@@ -100,7 +100,7 @@ def _patchmatch(cfg: InpaintConfig):
 
 
 @register_backend("hybrid")
-def _hybrid(cfg: InpaintConfig):
+def _hybrid(cfg: InpaintConfig, device=None):
     """Structure from Telea, texture from PatchMatch: Telea's low frequencies (faithful colours and
     shapes, but flat) plus PatchMatch's high frequencies (real texture, but it can copy the wrong
     structure), split by a Gaussian of ``cfg.hybrid_sigma`` px."""
@@ -112,6 +112,183 @@ def _hybrid(cfg: InpaintConfig):
         return transfer_detail(patchmatch(frames, masks), telea(frames, masks), cfg.hybrid_sigma)
 
     return fill
+
+
+@register_backend("learned")
+def _learned(cfg: InpaintConfig, device=None):
+    """The trained inpainting network named by ``cfg.model`` (see ``LearnedFill``)."""
+    return LearnedFill(cfg, torch.device(device or "cpu"))
+
+
+class LearnedFill:
+    """A trained inpainter applied hole by hole: each hole's box, grown by ``context``, is cropped,
+    scaled so its long side is at most ``net_side`` (the network's resolution), filled, scaled back
+    and pasted inside the hole. Residual networks get a Telea fill of the crop to correct.
+
+    ``tiles=2``: the crop is cut into 2x2 overlapping quadrants, each filled on its own at up to
+    ``net_side``, then blended with linear ramps across the overlaps (twice the resolution, no seam).
+    ``passes=N``: after the first fill, fill again N-1 times with the hole eroded a little more
+    each time, so the inner part is redrawn from a context that now includes the outer fill."""
+
+    def __init__(self, cfg: InpaintConfig, device: torch.device, net: torch.nn.Module | None = None):
+        """Loads ``cfg.model`` from the weights store, or uses ``net`` (a generator from
+        ``bgclean.models.inpaint``) as it is."""
+        from bgclean.models.inpaint import ResidualInpainter
+
+        if net is None:
+            from bgclean.weights.store import load_model
+
+            net, _ = load_model(cfg.model, device, half=False)
+        self.cfg, self.device = cfg, device
+        self.net = net.eval().to(device).to(memory_format=torch.contiguous_format)
+        self.residual = isinstance(net, ResidualInpainter)
+        self.multiple = net.multiple
+
+    def __call__(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        from bgclean.ops import mask_boxes
+
+        out = frames.clone()
+        h, w = frames.shape[2:]
+        for i in range(frames.shape[0]):
+            for y0, y1, x0, x1 in mask_boxes(masks[i, 0] > 0, 0):
+                my = max(8, int((y1 - y0) * self.cfg.context))
+                mx = max(8, int((x1 - x0) * self.cfg.context))
+                Y0, Y1, X0, X1 = max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx)
+                crop = out[i : i + 1, :, Y0:Y1, X0:X1]
+                hole = masks[i : i + 1, :, Y0:Y1, X0:X1]
+                filled = self.fill_crop(crop, hole)
+                out[i : i + 1, :, Y0:Y1, X0:X1] = torch.where(hole > 0, filled, crop)
+        return out
+
+    def fill_crop(self, crop: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """(1,3,h,w) and (1,1,h,w) → (1,3,h,w) filled inside the hole, at native size."""
+        fill = self._tiled(crop, hole) if self.cfg.tiles == 2 else self._at_net_size(crop, hole)
+        ch, cw = crop.shape[2:]
+        current = hole
+        for k in range(1, self.cfg.passes):
+            step = max(2, round(max(ch, cw) / 64))
+            current = -F.max_pool2d(-current, 2 * step + 1, 1, step)  # erode
+            if not (current > 0).any():
+                break
+            base = torch.where(hole > 0, fill, crop)
+            refined = self._tiled(base, current) if self.cfg.tiles == 2 else self._at_net_size(base, current)
+            fill = torch.where(current > 0, refined, fill)
+        return fill
+
+    def _tiled(self, crop: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """2x2 quadrants overlapping by a quarter of the crop, filled separately, blended."""
+        ch, cw = crop.shape[2:]
+        th, tw = (ch * 5 + 7) // 8, (cw * 5 + 7) // 8  # tile = 5/8 of the side: 1/4 overlap
+        acc = torch.zeros_like(crop)
+        weight = torch.zeros_like(crop[:, :1])
+        for ty in (0, ch - th):
+            for tx in (0, cw - tw):
+                c, m = crop[:, :, ty : ty + th, tx : tx + tw], hole[:, :, ty : ty + th, tx : tx + tw]
+                f = self._at_net_size(c, m) if (m > 0).any() else c
+                ramp_y = _ramp(th, ty > 0, ty + th < ch, 2 * th - ch, crop.device)
+                ramp_x = _ramp(tw, tx > 0, tx + tw < cw, 2 * tw - cw, crop.device)
+                wgt = (ramp_y[:, None] * ramp_x[None, :])[None, None]
+                acc[:, :, ty : ty + th, tx : tx + tw] += f * wgt
+                weight[:, :, ty : ty + th, tx : tx + tw] += wgt
+        return acc / weight.clamp_min(1e-6)
+
+    @torch.inference_mode()
+    def _at_net_size(self, crop: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        from bgclean.models.inpaint import network_input
+
+        ch, cw = crop.shape[2:]
+        s = min(1.0, self.cfg.net_side / max(ch, cw))
+        nh, nw = max(8, round(ch * s)), max(8, round(cw * s))
+        x = resize(crop, (nh, nw)) if (nh, nw) != (ch, cw) else crop
+        m = (F.adaptive_max_pool2d(hole.float(), (nh, nw)) > 0).float()  # a hole never shrinks
+        m_mult = self.multiple
+        ph, pw = (-nh) % m_mult, (-nw) % m_mult
+        xp = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        mp = F.pad(m, (0, pw, 0, ph))
+        fill = None
+        if self.residual:
+            fill = _telea_tensor(xp, mp, self.cfg.radius)
+        y = self.net(network_input(xp.to(self.device), mp.to(self.device),
+                                   None if fill is None else fill.to(self.device)))
+        y = ((y.float() + 1) / 2).clamp(0, 1)[:, :, :nh, :nw].to(crop.device)
+        y = torch.where(m > 0, y, x)
+        if (nh, nw) != (ch, cw):
+            y = resize_bicubic(y, (ch, cw)).clamp(0, 1)
+        return y
+
+    def finetune(self, frames: torch.Tensor, masks: torch.Tensor, steps: int, size: int = 128,
+                 batch: int = 4, lr: float = 5e-5, seed: int = 0) -> list[float]:
+        """Adapt the network to this video: ``steps`` of L1 training on crops of ``frames`` that no
+        person touches, with holes shaped like this video's own person ``masks`` (B,1,H,W).
+        Returns the loss per step. Meant for a GPU; it works, slowly, on a CPU."""
+        from bgclean.models.inpaint import network_input
+        from bgclean.train.holes import place_silhouette
+        import cv2
+
+        rng = np.random.default_rng(seed)
+        h, w = frames.shape[2:]
+        size = min(size, h, w) // self.multiple * self.multiple
+        if size < self.multiple:
+            return []
+        person = F.max_pool2d(masks.float(), 9, 1, 4) > 0
+        sils = []
+        for m in masks[:, 0].cpu().numpy() > 0:
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8))
+            sils += [labels[y : y + hh, x : x + ww] == k for k, (x, y, ww, hh, a) in enumerate(stats) if k and a >= 50]
+        if not sils:
+            return []
+        clean = []  # crop corners free of people
+        for _ in range(200):
+            b, y, x = int(rng.integers(frames.shape[0])), int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+            if not person[b, 0, y : y + size, x : x + size].any():
+                clean.append((b, y, x))
+        if not clean:
+            return []
+        opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.net.train()
+        losses = []
+        with torch.enable_grad():
+            for _ in range(steps):
+                picks = [clean[int(rng.integers(len(clean)))] for _ in range(batch)]
+                img = torch.stack([frames[b, :, y : y + size, x : x + size] for b, y, x in picks]).float()
+                hole = torch.stack([torch.from_numpy(place_silhouette(sils[int(rng.integers(len(sils)))], size,
+                                                                      rng.uniform(0.05, 0.3), rng, 2))
+                                    for _ in picks])[:, None].float()
+                fill = _telea_tensor(img, hole, self.cfg.radius) if self.residual else None
+                x = network_input(img.to(self.device), hole.to(self.device),
+                                  None if fill is None else fill.to(self.device))
+                out = (self.net(x).float() + 1) / 2
+                loss = ((out - img.to(self.device)).abs() * hole.to(self.device)).sum() / hole.sum().clamp_min(1) / 3
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+        self.net.eval()
+        return losses
+
+
+def _ramp(n: int, fade_in: bool, fade_out: bool, overlap: int, device) -> torch.Tensor:
+    """Blend weights along one tile side: linear over ``overlap`` px at the ends that meet another
+    tile, flat elsewhere (never 0, so the sum of weights never vanishes)."""
+    r = torch.ones(n, device=device)
+    k = max(1, min(overlap, n))
+    ramp = (torch.arange(k, device=device, dtype=torch.float32) + 0.5) / k
+    if fade_in:
+        r[:k] = torch.minimum(r[:k], ramp)
+    if fade_out:
+        r[n - k :] = torch.minimum(r[n - k :], ramp.flip(0))
+    return r
+
+
+def _telea_tensor(x: torch.Tensor, m: torch.Tensor, radius: int) -> torch.Tensor:
+    import cv2
+
+    out = []
+    for f, h in zip(x, m):
+        img = (f.permute(1, 2, 0).detach().cpu().numpy() * 255).round().astype(np.uint8)
+        hole = (h[0].detach().cpu().numpy() > 0).astype(np.uint8)
+        out.append(torch.from_numpy(cv2.inpaint(np.ascontiguousarray(img), hole, radius, cv2.INPAINT_TELEA)))
+    return (torch.stack(out).permute(0, 3, 1, 2).float() / 255).to(x.device)
 
 
 class InpaintStage:
@@ -130,14 +307,14 @@ class InpaintStage:
         if cfg.backend == "auto":
             # PatchMatch looks far better on stills (bench/RESULTS.md) but re-picks its patches
             # every frame; Telea is smooth but steady. Stills and still cameras invent once.
-            self.fill_fn = BACKENDS["telea"](cfg)
+            self.fill_fn = BACKENDS["telea"](cfg, self.device)
             try:
-                self.still_fn = BACKENDS["patchmatch"](cfg)
+                self.still_fn = BACKENDS["patchmatch"](cfg, self.device)
             except InputError:
                 log.warning("pypatchmatch is not installed; still images are filled with telea")
                 self.still_fn = self.fill_fn
         else:
-            self.fill_fn = self.still_fn = BACKENDS[cfg.backend](cfg)
+            self.fill_fn = self.still_fn = BACKENDS[cfg.backend](cfg, self.device)
 
     def working_size(self, height: int, width: int) -> tuple[int, int]:
         """The size fills are computed at: native, or scaled so the long side is ``max_side``."""

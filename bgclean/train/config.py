@@ -1,0 +1,108 @@
+"""Training configuration: one frozen dataclass, loaded from YAML (unknown keys are errors).
+
+Relative paths in a config file are resolved against the file's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from bgclean.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MaskFolder:
+    path: str  # folder of ground-truth mask PNGs
+    ids: tuple[int, ...] = ()  # which values are people (empty: any nonzero)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # network
+    arch: str = "ffc"  # one of bgclean.models.inpaint.ARCHITECTURES
+    width: int = 32
+    residual: bool = True  # correct a classical fill (starts at its quality) instead of inventing
+    scale: int = 2  # residual models: the inner network runs at 1/scale resolution
+    classical: str = "telea"  # the residual model's input fill: telea | navier-stokes
+    # data
+    photos: str = ""  # folder of training photos (*.jpg, *.png)
+    exclude: tuple[str, ...] = ()  # file names never to train on (the benchmark's held-out photos)
+    masks: tuple[MaskFolder, ...] = ()  # silhouettes for person-shaped holes
+    size: int = 128  # training crop side, px
+    scale_range: tuple[float, float] = (0.15, 0.6)  # photo rescale before cropping (photos are ~2048 px)
+    rect_prob: float = 0.25  # share of holes from the rectangles + scribbles recipe
+    hole_area: tuple[float, float] = (0.03, 0.4)
+    max_holes: int = 3
+    # optimisation
+    batch: int = 8
+    steps: int = 2000
+    lr: float = 2e-4
+    lr_disc: float = 2e-4
+    seed: int = 0
+    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
+    time_limit_min: float = 0  # stop (and checkpoint) after this many minutes; 0 = no limit
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    # losses
+    w_hole: float = 6.0  # L1 inside the hole
+    w_valid: float = 1.0  # L1 outside it
+    w_tv: float = 0.1  # total variation on the hole's composite
+    w_perceptual: float = 0.05  # L1 between frozen U²-Net encoder features
+    w_style: float = 0.0  # Gram-matrix style loss on the same features
+    w_adv: float = 0.0  # adversarial (hinge), global + local discriminators; 0 = off
+    w_fm: float = 1.0  # discriminator feature matching (with w_adv > 0)
+    adv_start: int = 0  # step at which the adversarial terms switch on
+    # bookkeeping
+    out: str = "runs/inpaint"
+    eval_every: int = 200
+    ckpt_every: int = 200
+    eval_images: int = 16  # fixed validation crops (from the training photos' val split)
+    val_photos: int = 2  # photos kept out of training for the log's eval numbers
+
+
+def load_train_config(path: str | Path | None, overrides: dict | None = None) -> TrainConfig:
+    import yaml
+
+    raw: dict = {}
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            bundled = Path(__file__).parent / "configs" / f"{path}.yaml"
+            if not bundled.is_file():
+                raise ConfigError(f"training config {str(path)!r} not found (bundled: "
+                                  f"{', '.join(p.stem for p in (Path(__file__).parent / 'configs').glob('*.yaml'))})")
+            path = bundled
+        raw = yaml.safe_load(path.read_text()) or {}
+        base = path.parent
+    raw.update(overrides or {})
+    names = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown training config key(s) {', '.join(unknown)} in {path}; "
+                          f"known: {', '.join(names)}")
+    kw = {}
+    for k, v in raw.items():
+        if k == "masks":
+            kw[k] = tuple(MaskFolder(str(_resolve(base, m["path"])), tuple(m.get("ids", ()))) for m in v)
+        elif k in ("photos", "out"):
+            kw[k] = str(_resolve(base, v)) if v else v
+        elif isinstance(v, list):
+            kw[k] = tuple(v)
+        else:
+            kw[k] = v
+    cfg = TrainConfig(**kw)
+    from bgclean.models.inpaint import ARCHITECTURES
+
+    if cfg.arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown arch {cfg.arch!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    if cfg.classical not in ("telea", "navier-stokes"):
+        raise ConfigError("classical must be telea or navier-stokes")
+    return cfg
+
+
+def _resolve(base: Path, p: str) -> Path:
+    q = Path(p).expanduser()
+    return q if q.is_absolute() else (base / q).resolve()
+

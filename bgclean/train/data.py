@@ -1,0 +1,90 @@
+"""Training samples: random crops of photos (scale, flip, colour jitter) with person-shaped holes.
+
+A sample is (truth (3,S,S) float in [0,1], hole (1,S,S) float {0,1}, classical fill (3,S,S) in
+[0,1]): the classical fill (Telea or Navier-Stokes) is what residual models correct.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bgclean.errors import InputError
+from bgclean.train.holes import HoleSampler
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+
+
+def list_photos(folder: str | Path, exclude=()) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"training photos folder {str(folder)!r} does not exist")
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.name not in set(exclude))
+    if not photos:
+        raise InputError(f"no training photos (*.jpg, *.png) in {folder}")
+    return photos
+
+
+def load_photo(path: Path, long_side: int = 1024) -> np.ndarray:
+    """(H,W,3) uint8 RGB, scaled so the long side is at most ``long_side``."""
+    import cv2
+    from PIL import Image
+
+    img = np.array(Image.open(path).convert("RGB"))
+    s = long_side / max(img.shape[:2])
+    if s < 1:
+        img = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def classical_fill(img: np.ndarray, hole: np.ndarray, method: str = "telea", radius: int = 5) -> np.ndarray:
+    import cv2
+
+    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
+    return cv2.inpaint(img, hole.astype(np.uint8), radius, flag)
+
+
+class PhotoHoles:
+    """An endless stream of samples from in-memory photos (loaded once at 1024 px long side)."""
+
+    def __init__(self, photos: list[Path], holes: HoleSampler, size: int, scale_range=(0.3, 1.0),
+                 classical: str = "telea", jitter: bool = True):
+        self.images = [load_photo(p) for p in photos]
+        self.holes, self.size, self.scale_range = holes, size, scale_range
+        self.classical, self.jitter = classical, jitter
+
+    def crop(self, rng: np.random.Generator) -> np.ndarray:
+        import cv2
+
+        img = self.images[int(rng.integers(len(self.images)))]
+        # scale_range is relative to the 2048 px originals; images are held at 1024
+        s = rng.uniform(*self.scale_range) * 2
+        s = max(s, (self.size + 1) / min(img.shape[:2]))
+        if abs(s - 1) > 1e-3:
+            img = cv2.resize(img, (max(self.size, round(img.shape[1] * s)), max(self.size, round(img.shape[0] * s))),
+                             interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+        y = int(rng.integers(0, img.shape[0] - self.size + 1))
+        x = int(rng.integers(0, img.shape[1] - self.size + 1))
+        out = img[y : y + self.size, x : x + self.size]
+        if rng.random() < 0.5:
+            out = out[:, ::-1]
+        out = np.ascontiguousarray(out)
+        if self.jitter:  # brightness, contrast, saturation
+            f = out.astype(np.float32)
+            grey = f.mean(axis=2, keepdims=True)
+            f = grey + (f - grey) * rng.uniform(0.8, 1.2)
+            f = (f - f.mean()) * rng.uniform(0.85, 1.15) + f.mean() * rng.uniform(0.85, 1.15)
+            out = np.clip(f, 0, 255).round().astype(np.uint8)
+        return out
+
+    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        img = self.crop(rng)
+        hole = self.holes(self.size, rng)
+        return img, hole, classical_fill(img, hole, self.classical)
+
+    def batch(self, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        imgs, holes, fills = zip(*(self.sample(rng) for _ in range(n)))
+        t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float() / 255  # noqa: E731
+        return t(imgs), torch.from_numpy(np.stack(holes))[:, None].float(), t(fills)

@@ -1,0 +1,211 @@
+"""The training loop: checkpoints, resume, a JSON-lines log of losses and eval numbers, fixed seeds,
+mixed precision on CUDA.
+
+    bgclean train --config FILE [--set key=value ...]
+
+Files in ``cfg.out``: ``last.pt`` (model, optimisers, step; written atomically), ``log.jsonl`` (one
+line per log interval and per evaluation), ``config.yaml`` (the config as run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bgclean.models.inpaint import architecture_name, build_inpainter, network_input
+from bgclean.train.config import TrainConfig
+from bgclean.train.data import PhotoHoles, list_photos
+from bgclean.train.holes import HoleSampler, silhouettes_from_masks
+
+log = logging.getLogger(__name__)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> float:
+    """PSNR in dB over ``region`` of images in [0,1]."""
+    mse = (((a - b) ** 2) * region).sum() / (region.sum() * a.shape[1]).clamp_min(1)
+    return float(10 * torch.log10(1 / mse.clamp_min(1e-10)))
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, device: str | torch.device | None = None):
+        self.cfg = cfg
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+
+        sils = [s for m in cfg.masks for s in silhouettes_from_masks(Path(m.path), m.ids or None)]
+        holes = HoleSampler(sils, cfg.rect_prob if sils else 1.0, cfg.max_holes, cfg.hole_area)
+        photos = list_photos(cfg.photos, cfg.exclude)
+        n_val = min(cfg.val_photos, len(photos) - 1)
+        train_photos, val_photos = photos[: len(photos) - n_val], photos[len(photos) - n_val :] or photos
+        self.data = PhotoHoles(train_photos, holes, cfg.size, cfg.scale_range, cfg.classical)
+        val = PhotoHoles(val_photos, holes, cfg.size, cfg.scale_range, cfg.classical, jitter=False)
+        self.eval_batch = [t.to(self.device) for t in val.batch(cfg.eval_images, np.random.default_rng(1234))]
+        log.info("training on %d photos (%d silhouettes), validating on %d", len(train_photos), len(sils), len(val_photos))
+
+        self.net = build_inpainter(cfg.arch, cfg.width, cfg.residual, cfg.scale).to(self.device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.5, 0.999) if cfg.w_adv else (0.9, 0.999))
+        self.disc = self.opt_d = None
+        if cfg.w_adv > 0:
+            from bgclean.train.losses import GlobalLocalDiscriminator
+
+            self.disc = GlobalLocalDiscriminator().to(self.device)
+            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr_disc, betas=(0.5, 0.999))
+        self.features = None
+        if cfg.w_perceptual > 0 or cfg.w_style > 0:
+            from bgclean.train.losses import U2NetFeatures
+            from bgclean.weights.store import load_model
+
+            u2, _ = load_model("u2net.small", "cpu", half=False)
+            self.features = U2NetFeatures(u2.float().to(memory_format=torch.contiguous_format)).to(self.device).eval()
+        self.amp = cfg.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.step = 0
+        self._load()
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _load(self) -> None:
+        path = self.out / "last.pt"
+        if not path.exists():
+            return
+        ck = torch.load(path, map_location=self.device, weights_only=False)
+        if ck["architecture"] != self.architecture:
+            raise ValueError(f"{path} holds {ck['architecture']}, the config asks for {self.architecture}: "
+                             "use another out folder")
+        self.net.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["opt"])
+        if self.disc is not None and ck.get("disc"):
+            self.disc.load_state_dict(ck["disc"])
+            self.opt_d.load_state_dict(ck["opt_d"])
+        self.step = ck["step"]
+        self.rng = np.random.default_rng([self.cfg.seed, self.step])
+        torch.manual_seed(self.cfg.seed + self.step)
+        log.info("resumed %s at step %d", path, self.step)
+
+    def save(self) -> Path:
+        path = self.out / "last.pt"
+        tmp = path.with_suffix(".tmp")
+        torch.save({"architecture": self.architecture, "model": self.net.state_dict(), "opt": self.opt.state_dict(),
+                    "disc": self.disc.state_dict() if self.disc else None,
+                    "opt_d": self.opt_d.state_dict() if self.opt_d else None,
+                    "step": self.step, "config": dataclasses.asdict(self.cfg)}, tmp)
+        os.replace(tmp, path)
+        return path
+
+    @property
+    def architecture(self) -> str:
+        c = self.cfg
+        return architecture_name(c.arch, c.width, c.residual, c.scale)
+
+    # -- one step ------------------------------------------------------------------------------
+    def forward(self, img: torch.Tensor, hole: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+        """The model's output in [0,1], composited: truth outside the hole."""
+        m = self.net.multiple if hasattr(self.net, "multiple") else 8
+        assert img.shape[-1] % m == 0, f"training size must be a multiple of {m}"
+        x = network_input(img, hole, fill if self.cfg.residual else None)
+        out = (self.net(x).float() + 1) / 2
+        return out * hole + img * (1 - hole), out
+
+    def train_step(self, img, hole, fill) -> dict:
+        from bgclean.train import losses as L
+
+        c = self.cfg
+        self.net.train()
+        with torch.autocast(self.device.type, enabled=self.amp):
+            comp, raw = self.forward(img, hole, fill)
+        comp, raw = comp.float(), raw.float()
+        l_hole, l_valid = L.l1_hole_valid(raw, img, hole)
+        ring = torch.nn.functional.max_pool2d(hole, 3, 1, 1)
+        loss = c.w_hole * l_hole + c.w_valid * l_valid + c.w_tv * L.total_variation(comp, ring)
+        logs = {"l1_hole": l_hole.item(), "l1_valid": l_valid.item()}
+        if self.features is not None:
+            perc, style = L.perceptual_style(self.features, comp, img)
+            loss = loss + c.w_perceptual * perc + c.w_style * style
+            logs.update(perceptual=perc.item(), style=style.item())
+        use_adv = self.disc is not None and self.step >= c.adv_start
+        if use_adv:
+            fake_scores, fake_feats = self.disc(comp * 2 - 1, hole)
+            _, real_feats = self.disc(img * 2 - 1, hole)
+            g_adv = L.g_hinge(fake_scores)
+            fm = L.feature_matching(real_feats, fake_feats)
+            loss = loss + c.w_adv * g_adv + c.w_fm * fm
+            logs.update(g_adv=g_adv.item(), fm=fm.item())
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        if use_adv:
+            real_scores, _ = self.disc(img * 2 - 1, hole)
+            fake_scores, _ = self.disc(comp.detach() * 2 - 1, hole)
+            d_loss = L.d_hinge(real_scores, fake_scores)
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+            logs["d"] = d_loss.item()
+        logs["loss"] = loss.item()
+        return logs
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        self.net.eval()
+        img, hole, fill = self.eval_batch
+        outs = []
+        for i in range(0, len(img), 8):
+            outs.append(self.forward(img[i : i + 8], hole[i : i + 8], fill[i : i + 8])[0].float())
+        comp = torch.cat(outs)
+        return {"eval_psnr": psnr(comp, img, hole), "eval_psnr_classical": psnr(fill, img, hole)}
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self, progress=None) -> dict:
+        c = self.cfg
+        (self.out / "config.yaml").write_text(json.dumps(dataclasses.asdict(c), indent=1))
+        t0 = time.monotonic()
+        last: dict = {}
+        with open(self.out / "log.jsonl", "a") as logf:
+            while self.step < c.steps:
+                if c.time_limit_min and time.monotonic() - t0 > c.time_limit_min * 60:
+                    log.info("time limit reached at step %d", self.step)
+                    break
+                img, hole, fill = (t.to(self.device) for t in self.data.batch(c.batch, self.rng))
+                last = self.train_step(img, hole, fill)
+                self.step += 1
+                if self.step % 20 == 0 or self.step == c.steps:
+                    logf.write(json.dumps({"step": self.step, "seconds": round(time.monotonic() - t0, 1), **last}) + "\n")
+                    logf.flush()
+                if self.step % c.eval_every == 0 or self.step == c.steps:
+                    ev = self.evaluate()
+                    last.update(ev)
+                    logf.write(json.dumps({"step": self.step, **ev}) + "\n")
+                    logf.flush()
+                    log.info("step %d: %s", self.step, ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
+                if self.step % c.ckpt_every == 0:
+                    self.save()
+                if progress:
+                    progress(self.step, c.steps)
+        self.save()
+        return {"step": self.step, **last, **self.evaluate()}
+
+
+def export_weights(checkpoint: str | Path, dest: str | Path, half: bool = True) -> tuple[str, str]:
+    """The generator's state_dict from a training checkpoint, fp16 when ``half``, written atomically
+    to ``dest``. Returns (architecture name, sha256)."""
+    import hashlib
+
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    sd = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ck["model"].items()}
+    dest = Path(dest)
+    tmp = dest.with_suffix(".tmp")
+    torch.save(sd, tmp)
+    os.replace(tmp, dest)
+    return ck["architecture"], hashlib.sha256(dest.read_bytes()).hexdigest()
