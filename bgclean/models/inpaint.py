@@ -332,19 +332,21 @@ class ResidualInpainter(nn.Module):
     already filled classically (Telea), in [-1, 1], and the hole mask (1 = hole).
 
     The inner generator sees it at ``1/scale`` resolution (most computation at low resolution is
-    the CPU lever) and its correction (its estimate minus the downscaled fill) is upsampled and
-    added, scaled by a learned gain that starts at 0 (ReZero): an untrained model returns the
-    classical fill. A small full-resolution head then adds detail; its last layer starts at zero.
-    Only the holes change."""
+    the CPU lever); its output, read as a correction in [-1, 1], is upsampled and added. A small
+    full-resolution head then adds detail. The last layers of both start at zero, so an untrained
+    model returns the classical fill and training starts at its quality. Only the holes change."""
 
     def __init__(self, inner: Generator, scale: int = 2, width: int = 16):
         super().__init__()
         self.inner, self.scale = inner, scale
         self.multiple = inner.multiple * scale
+        last = [m for m in inner.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1]
+        nn.init.zeros_(last.weight)
+        if last.bias is not None:
+            nn.init.zeros_(last.bias)
         self.detail = nn.Sequential(_conv(3 + 3 + 1, width), _act(), _conv(width, width), _act(), _conv(width, 3))
         nn.init.zeros_(self.detail[-1].weight)
         nn.init.zeros_(self.detail[-1].bias)
-        self.gain = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fill, hole = x[:, :3], x[:, 3:4]
@@ -353,10 +355,10 @@ class ResidualInpainter(nn.Module):
             small = torch.cat([small[:, :3], (small[:, 3:4] > 0).to(x.dtype)], 1)
         else:
             small = x
-        correction = self.inner(small) - small[:, :3]
+        correction = self.inner(small)
         if self.scale > 1:
             correction = F.interpolate(correction, size=x.shape[2:], mode="bilinear", align_corners=False)
-        base = fill + self.gain * correction
+        base = fill + correction
         out = base + self.detail(torch.cat([base, fill, hole], 1))
         return out.clamp(-1, 1) * hole + fill * (1 - hole)
 

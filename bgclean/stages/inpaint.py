@@ -217,10 +217,12 @@ class LearnedFill:
         return y
 
     def finetune(self, frames: torch.Tensor, masks: torch.Tensor, steps: int, size: int = 128,
-                 batch: int = 4, lr: float = 5e-5, seed: int = 0) -> list[float]:
-        """Adapt the network to this video: ``steps`` of L1 training on crops of ``frames`` that no
-        person touches, with holes shaped like this video's own person ``masks`` (B,1,H,W).
-        Returns the loss per step. Meant for a GPU; it works, slowly, on a CPU."""
+                 batch: int = 4, lr: float = 5e-5, seed: int = 0, pool: int = 0) -> list[float]:
+        """Adapt the network to this video: ``steps`` of L1 training on crops of ``frames`` (B,3,H,W)
+        that no person touches, with holes shaped like this video's own person ``masks`` (B,1,H,W).
+        ``pool`` > 0 draws that many (crop, hole) samples once and trains on them only (batches are
+        the whole pool when it is no larger than ``batch``). Returns the loss per step. Meant for a
+        GPU; it works, slowly, on a CPU."""
         from bgclean.models.inpaint import network_input
         from bgclean.train.holes import place_silhouette
         import cv2
@@ -228,40 +230,50 @@ class LearnedFill:
         rng = np.random.default_rng(seed)
         h, w = frames.shape[2:]
         size = min(size, h, w) // self.multiple * self.multiple
-        if size < self.multiple:
+        if size < self.multiple or steps <= 0:
             return []
         person = F.max_pool2d(masks.float(), 9, 1, 4) > 0
         sils = []
         for m in masks[:, 0].cpu().numpy() > 0:
             n, labels, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8))
             sils += [labels[y : y + hh, x : x + ww] == k for k, (x, y, ww, hh, a) in enumerate(stats) if k and a >= 50]
-        if not sils:
-            return []
         clean = []  # crop corners free of people
         for _ in range(200):
             b, y, x = int(rng.integers(frames.shape[0])), int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
             if not person[b, 0, y : y + size, x : x + size].any():
                 clean.append((b, y, x))
-        if not clean:
+        if not sils or not clean:
+            log.warning("fine-tuning skipped: no person-free %dpx crop or no person mask in these frames", size)
             return []
+
+        def draw() -> tuple[torch.Tensor, torch.Tensor]:
+            b, y, x = clean[int(rng.integers(len(clean)))]
+            hole = place_silhouette(sils[int(rng.integers(len(sils)))], size, rng.uniform(0.05, 0.3), rng, 2)
+            return frames[b, :, y : y + size, x : x + size].float(), torch.from_numpy(hole)[None].float()
+
+        samples = [draw() for _ in range(pool)]
         opt = torch.optim.Adam(self.net.parameters(), lr=lr)
         self.net.train()
         losses = []
         with torch.enable_grad():
             for _ in range(steps):
-                picks = [clean[int(rng.integers(len(clean)))] for _ in range(batch)]
-                img = torch.stack([frames[b, :, y : y + size, x : x + size] for b, y, x in picks]).float()
-                hole = torch.stack([torch.from_numpy(place_silhouette(sils[int(rng.integers(len(sils)))], size,
-                                                                      rng.uniform(0.05, 0.3), rng, 2))
-                                    for _ in picks])[:, None].float()
+                if not samples:
+                    picked = [draw() for _ in range(batch)]
+                elif len(samples) <= batch:
+                    picked = samples
+                else:
+                    picked = [samples[int(i)] for i in rng.choice(len(samples), batch, replace=False)]
+                img = torch.stack([p[0] for p in picked])
+                hole = torch.stack([p[1] for p in picked])
                 fill = _telea_tensor(img, hole, self.cfg.radius) if self.residual else None
                 x = network_input(img.to(self.device), hole.to(self.device),
                                   None if fill is None else fill.to(self.device))
                 out = (self.net(x).float() + 1) / 2
                 loss = ((out - img.to(self.device)).abs() * hole.to(self.device)).sum() / hole.sum().clamp_min(1) / 3
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                if lr > 0:
+                    loss.backward()
+                    opt.step()
                 losses.append(loss.item())
         self.net.eval()
         return losses

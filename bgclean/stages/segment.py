@@ -21,7 +21,7 @@ def segmenter_names() -> list[str]:
     from bgclean.weights.registry import REGISTRY
 
     u2 = [n for n in REGISTRY.names() if REGISTRY.get(n).architecture.startswith("u2net")]
-    return [f"yolox+{n}" for n in u2] + u2 + ["rembg:<session>"]
+    return [f"yolox+{n}" for n in u2] + u2 + ["yolox+rvm", "rvm", "rembg:<session>"]
 
 
 class SegmentStage:
@@ -41,10 +41,15 @@ class SegmentStage:
             return
         if cfg.backend not in segmenter_names():
             raise InputError(f"unknown segmenter {cfg.backend!r}; choose one of: {', '.join(segmenter_names())}")
-        from bgclean.weights.store import load_model
+        self.rvm = None
+        if cfg.backend.endswith("rvm"):
+            self.rvm = RobustVideoMatting(self.device, download_progress)
+            self.model, self.dtype = self.rvm, torch.float32
+        else:
+            from bgclean.weights.store import load_model
 
-        self.model, self.dtype = load_model(cfg.backend.removeprefix("yolox+"), self.device, cfg.half,
-                                            download_progress)
+            self.model, self.dtype = load_model(cfg.backend.removeprefix("yolox+"), self.device, cfg.half,
+                                                download_progress)
         if cfg.backend.startswith("yolox+"):
             self.detector = PersonDetector(self.device)
             self.tracker = BoxTracker(cfg.det_threshold, cfg.det_keep, cfg.carry)
@@ -58,6 +63,8 @@ class SegmentStage:
         self._since_animal = 1 << 30
         if self.detector is not None:
             self.tracker.reset()
+        if getattr(self, "rvm", None) is not None:
+            self.rvm.reset()
 
     def preprocess(self, frames: torch.Tensor, side: int | None = None) -> torch.Tensor:
         """rembg's normalisation: resize to the network side, divide by the image max, ImageNet stats."""
@@ -80,9 +87,29 @@ class SegmentStage:
             return self._rembg(frames)
         frames = frames.to(self.device)
         h, w = frames.shape[2:]
+        if self.rvm is not None:
+            alpha = self.rvm(frames)
+            return alpha if self.detector is None else alpha * self._person_boxes(frames)
         if self.detector is None:
             return resize(self._u2net(frames, self.cfg.resolution), (h, w), antialias=False).clamp_(0, 1)
         return self._person_crops(frames)
+
+    def _person_boxes(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B,1,H,W) 1 inside the grown boxes of confirmed person tracks (yolox+rvm: the matte is
+        kept only where a person was detected)."""
+        h, w = frames.shape[2:]
+        out = torch.zeros(frames.shape[0], 1, h, w, device=frames.device)
+        u8 = (frames.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        for i, img in enumerate(u8):
+            boxes, scores, animals, animal_scores = self.detector.detect(img)
+            self._since_animal = 0 if (animal_scores >= self.cfg.det_threshold).any() else self._since_animal + 1
+            tracks = self.tracker.update_tracks(boxes, scores)
+            for t in tracks:
+                place = _crop_place(t["box"], self.cfg.box_margin, h, w) if self._is_person(img, t, tracks) else None
+                if place:
+                    gy0, gy1, gx0, gx1 = place[4]
+                    out[i, :, gy0:gy1, gx0:gx1] = 1
+        return out
 
     def _person_crops(self, frames: torch.Tensor) -> torch.Tensor:
         """Person boxes (tracked over time), each grown by ``box_margin``, segmented by U²-Net at
@@ -349,6 +376,46 @@ class BoxTracker:
             self.tracks.append({"box": cand[ci].tolist(), "missed": 0, "velocity": [0.0] * 4,
                                 "score": float(cand_scores[ci]), "age": 0})
         return self.tracks
+
+
+class RobustVideoMatting:
+    """Robust Video Matting (MobileNetV3) through onnxruntime: a recurrent human matting network, so
+    frames must come in order and ``reset()`` starts a new video. (B,3,H,W) RGB in [0,1] → (B,1,H,W)
+    alpha in [0,1]. GPL-3.0 weights, fetched only when the user picks this backend."""
+
+    def __init__(self, device: torch.device, download_progress=None, side: int = 512):
+        import onnxruntime as ort
+
+        from bgclean.weights.registry import REGISTRY
+        from bgclean.weights.store import resolve
+
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        log.info("Robust Video Matting weights are GPL-3.0 (opt-in backend)")
+        self.session = ort.InferenceSession(str(resolve(REGISTRY.get("rvm.mobilenetv3"), download_progress)),
+                                            opts, providers=providers)
+        self.side = side  # the network's internal long side (its downsample_ratio), px
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
+        self.shape = None
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        h, w = frames.shape[2:]
+        if self.shape != (h, w):  # a new size cannot reuse the recurrent state
+            self.state, self.shape = [np.zeros((1, 1, 1, 1), np.float32)] * 4, (h, w)
+        ratio = np.array([min(1.0, self.side / max(h, w))], np.float32)
+        outs = []
+        for f in frames.float().cpu().numpy():
+            fgr, pha, *self.state = self.session.run(None, {
+                "src": f[None], "r1i": self.state[0], "r2i": self.state[1], "r3i": self.state[2],
+                "r4i": self.state[3], "downsample_ratio": ratio})
+            outs.append(torch.from_numpy(pha[0]))
+        return torch.stack(outs).to(frames.device).clamp_(0, 1)
 
 
 class _RembgSession:

