@@ -28,3 +28,31 @@ def cut_clip(src: Path, frames: int, dst: Path) -> Path:
                     "-frames:v", str(frames), "-c:v", "libx264", "-crf", "10", "-pix_fmt", "yuv420p", str(dst)],
                    check=True)
     return dst
+
+
+def inpaint_stage(method: str):
+    """An InpaintStage from a benchmark method spec: a backend name, optionally with config fields
+    after a colon, e.g. ``learned:tiles=2,passes=2``. ``checkpoint=PATH`` (learned only) evaluates a
+    training checkpoint (``runs/.../last.pt``) instead of the registered weights."""
+    import dataclasses
+
+    import torch
+    import yaml
+
+    from bgclean.pipeline.config import InpaintConfig
+    from bgclean.stages.inpaint import InpaintStage, LearnedFill
+
+    name, _, opts = method.partition(":")
+    fields = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in opts.split(",") if o)}
+    checkpoint = fields.pop("checkpoint", None)
+    cfg = InpaintConfig(backend="telea" if checkpoint else name, **fields)
+    stage = InpaintStage(cfg)
+    if checkpoint:
+        from bgclean.models import build_model
+
+        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        net = build_model(ck["architecture"])
+        net.load_state_dict(ck["model"])
+        stage.cfg = dataclasses.replace(cfg, backend="learned")
+        stage.fill_fn = stage.still_fn = LearnedFill(stage.cfg, torch.device("cpu"), net=net)
+    return stage

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED, machine  # noqa: E402
+from _common import SHARED, inpaint_stage, machine  # noqa: E402
 
 HELD_OUT = [
     "lomiri-Dragonfly_by_Bolly.jpg", "lomiri-aitzgorri_by_Aitzol_Berasategi.jpg",
@@ -94,9 +94,6 @@ def main() -> None:
 
     import torch
 
-    from bgclean.pipeline.config import InpaintConfig
-    from bgclean.stages.inpaint import InpaintStage
-
     rng = np.random.default_rng(0)
     sils = silhouettes()
     cases = []  # (truth, hole, size label)
@@ -109,7 +106,7 @@ def main() -> None:
     print("| method | hole | PSNR (dB) | low-pass PSNR (dB) | texture ratio | s/image |")
     print("|---|---|---|---|---|---|")
     for method in args.methods:
-        stage = InpaintStage(InpaintConfig(backend=method))
+        stage = inpaint_stage(method)
         res: dict[str, list] = {k: [] for k in SIZES}
         secs = 0.0
         for truth, hole, label in cases:

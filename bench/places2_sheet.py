@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUT, SHARED  # noqa: E402
+from _common import OUT, SHARED, inpaint_stage  # noqa: E402
 
 
 def main() -> None:
@@ -30,12 +30,10 @@ def main() -> None:
     import torch
 
     from bgclean.pipeline import io
-    from bgclean.pipeline.config import InpaintConfig
     from bgclean.pipeline.sheet import contact_sheet, overlay_mask
-    from bgclean.stages.inpaint import InpaintStage
 
     root = SHARED / "images" / "places2_512_object"
-    stages = {m: InpaintStage(InpaintConfig(backend=m)) for m in args.methods}
+    stages = {m: inpaint_stage(m) for m in args.methods}
     rows, secs = [], {m: 0.0 for m in args.methods}
     ids = list(range(args.start, args.start + args.count))
     for i in ids:

@@ -65,14 +65,14 @@ def make_clip(photo: Path, kind: str, n: int, w: int, h: int):
     return truth, frames, masks
 
 
-def run(method: str, frames, masks, window: int = 8):
+def run(method: str, frames, masks, window: int = 8, overrides: dict | None = None):
     import torch
 
     from bgclean.pipeline.config import load_config
     from bgclean.pipeline.runner import Pipeline, _to_arrays, _to_tensor
 
     pipe = Pipeline(load_config(None, {"propagate.enabled": method == "propagate", "masks.dilate_px": 0,
-                                      "runtime.device": "cpu"}))
+                                      "runtime.device": "cpu", **(overrides or {})}))
     pipe.reset()
     out, t0 = [], time.perf_counter()
     for s in range(0, len(frames), window):
@@ -127,19 +127,25 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--photos", type=int, default=3)
     ap.add_argument("--size", default="432x240")
+    ap.add_argument("--motions", nargs="+", default=["static", "pan", "zoom", "shake"])
+    ap.add_argument("--methods", nargs="+", default=["propagate", "telea"])
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     args = ap.parse_args()
+    import yaml
+
+    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     w, h = (int(v) for v in args.size.split("x"))
     photos = sorted((SHARED / "photos").glob("*.jpg"))[:: max(1, 36 // args.photos)][: args.photos]
     print(f"# {machine()}; {args.frames} frames at {w}x{h}, photos: {', '.join(p.name for p in photos)}")
     print("| motion | method | PSNR seen (dB) | PSNR whole hole (dB) | PSNR whole frame (dB) | flicker (levels) | truth's flicker | s/frame |")
     print("|---|---|---|---|---|---|---|---|")
-    for kind in ("static", "pan", "zoom", "shake"):
+    for kind in args.motions:
         acc = {}
         for photo in photos:
             truth, frames, masks = make_clip(photo, kind, args.frames, w, h)
             seen = seen_mask(frames, masks)
-            for method in ("propagate", "telea"):
-                out, secs = run(method, frames, masks)
+            for method in args.methods:
+                out, secs = run(method, frames, masks, overrides=overrides)
                 o, tr = np.stack(out), np.stack(truth)
                 r = acc.setdefault(method, [[], [], [], [], [], 0.0])
                 r[0].append(psnr(o[seen], tr[seen]) if seen.any() else np.nan)

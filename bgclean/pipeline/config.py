@@ -59,6 +59,7 @@ class PropagateConfig:
     max_features: int = 1500  # ORB features per frame for camera motion
     static_px: float = 0.5  # camera motions moving no corner more than this are treated as still
     nearest: int = 5  # median of each pixel's nearest-in-time sightings (0 = all of them)
+    refine: str = "flow"  # align each warped frame by dense flow (OpenCV DIS) after its homography: flow | off
     shadows: str = "static"  # grow holes by what differs from the background near them: static | always | off
     shadow_reach: float = 0.15  # how far from the person to look, fraction of the shorter side
     shadow_diff: float = 0.08  # difference from the background (0-1, any channel) that joins the hole
@@ -72,6 +73,7 @@ class InpaintConfig:
     radius: int = 5  # neighbourhood radius of telea and navier-stokes, px
     patch_size: int = 7  # patchmatch patch side, px
     hybrid_sigma: float = 4.0  # hybrid: Gaussian (px) splitting Telea's structure from PatchMatch's texture
+    hybrid_base: str = "telea"  # hybrid: where the structure comes from: telea | learned
     feather: int = 4  # width of the blended edge inside the mask, px
     max_side: int = 0  # fill at most this long side (px) and restore to native size; 0 = native
     model: str = "inpaint.ffc"  # the learned backend's weights (registry name)
@@ -209,6 +211,7 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (0 <= cfg.segment.box_margin <= 1, "segment.box_margin must be in [0, 1]"),
         (0 <= cfg.segment.verify_below <= 1, "segment.verify_below must be in [0, 1]"),
         (cfg.segment.verify_every >= 1, "segment.verify_every must be >= 1"),
+        (cfg.propagate.refine in ("flow", "off"), "propagate.refine must be flow or off"),
         (cfg.inpaint.radius >= 1, "inpaint.radius must be >= 1"),
         (cfg.inpaint.patch_size >= 3 and cfg.inpaint.patch_size % 2 == 1, "inpaint.patch_size must be odd, >= 3"),
         (0 <= cfg.propagate.history <= 1000, "propagate.history must be in [0, 1000]"),
@@ -221,6 +224,7 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (cfg.inpaint.net_side >= 64, "inpaint.net_side must be >= 64"),
         (cfg.inpaint.context >= 0, "inpaint.context must be >= 0"),
         (cfg.inpaint.tiles in (1, 2), "inpaint.tiles must be 1 or 2"),
+        (cfg.inpaint.hybrid_base in ("telea", "learned"), "inpaint.hybrid_base must be telea or learned"),
         (1 <= cfg.inpaint.passes <= 8, "inpaint.passes must be in 1..8"),
         (cfg.inpaint.finetune_steps >= 0, "inpaint.finetune_steps must be >= 0"),
         (cfg.superres.model == "none" or cfg.superres.model.startswith("realesrgan."),

@@ -101,15 +101,17 @@ def _patchmatch(cfg: InpaintConfig, device=None):
 
 @register_backend("hybrid")
 def _hybrid(cfg: InpaintConfig, device=None):
-    """Structure from Telea, texture from PatchMatch: Telea's low frequencies (faithful colours and
-    shapes, but flat) plus PatchMatch's high frequencies (real texture, but it can copy the wrong
-    structure), split by a Gaussian of ``cfg.hybrid_sigma`` px."""
+    """Structure from a smooth fill, texture from PatchMatch: the low frequencies of
+    ``cfg.hybrid_base`` (telea, or the learned network: faithful colours and shapes, but flat) plus
+    PatchMatch's high frequencies (real texture, but it can copy the wrong structure), split by a
+    Gaussian of ``cfg.hybrid_sigma`` px."""
     from bgclean.ops import transfer_detail
 
-    telea, patchmatch = _telea(cfg), _patchmatch(cfg)
+    base = LearnedFill(cfg, torch.device(device or "cpu")) if cfg.hybrid_base == "learned" else _telea(cfg)
+    patchmatch = _patchmatch(cfg)
 
     def fill(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        return transfer_detail(patchmatch(frames, masks), telea(frames, masks), cfg.hybrid_sigma)
+        return transfer_detail(patchmatch(frames, masks), base(frames, masks), cfg.hybrid_sigma)
 
     return fill
 

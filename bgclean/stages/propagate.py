@@ -50,6 +50,38 @@ def estimate_homography(src_gray: np.ndarray, dst_gray: np.ndarray, src_valid: n
     return h
 
 
+def refine_by_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
+                   max_shift: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+    """Align a homography-warped source (H,W,3 float in [0,1]) to the target frame with dense flow
+    (OpenCV DIS), where one homography does not fit (parallax, lens distortion, chained drift).
+    The flow is measured where both images see background and carried into the holes by normalised
+    convolution (it is smooth there: the background behind a person moves like the background
+    around them). Shifts beyond ``max_shift`` px are distrusted. Returns (aligned, visible)."""
+    import cv2
+
+    h, w = target.shape[:2]
+    g_t = cv2.cvtColor((target * 255).clip(0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+    g_s = cv2.cvtColor((warped * 255).clip(0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+    both = target_visible & warped_visible
+    if both.mean() < 0.2:
+        return warped, warped_visible.astype(np.uint8)
+    g_s = np.where(both, g_s, g_t)  # no flow is invented from a person's pixels
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    flow = dis.calc(g_t, g_s, None)  # target pixel + flow = where it is in the warped source
+    ok = both & (np.abs(flow).max(axis=2) < max_shift)
+    wgt = cv2.erode(ok.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+    sigma = max(4.0, min(h, w) / 16)
+    den = cv2.GaussianBlur(wgt, (0, 0), sigma)
+    smooth = np.stack([cv2.GaussianBlur(flow[..., c] * wgt, (0, 0), sigma) for c in range(2)], -1)
+    smooth /= np.maximum(den, 1e-3)[..., None]
+    smooth[den < 1e-3] = 0
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mx, my = gx + smooth[..., 0], gy + smooth[..., 1]
+    aligned = cv2.remap(warped.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    vis = cv2.remap(warped_visible.astype(np.uint8), mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+    return aligned, vis
+
+
 class PropagateStage:
     """``frames (B,3,H,W)`` in [0,1] and hole ``masks (B,1,H,W)`` → (frames with every hole pixel
     that another frame saw replaced by that real background, the holes that remain (B,1,H,W)).
@@ -110,10 +142,12 @@ class PropagateStage:
 
     def _sightings(self, sources, t_index: int, pose_t: np.ndarray, ys: np.ndarray, xs: np.ndarray,
                    shape: tuple[int, int], nearest: int | None = None,
-                   max_sources: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                   max_sources: int = 0, target=None) -> tuple[np.ndarray, np.ndarray]:
         """Median of the ``nearest`` closest-in-time frames that saw pixels (ys, xs) of frame
         ``t_index`` (warped into it; 0 = all of them), and how many saw each: ((P,3) values, (P,)
-        counts). ``max_sources`` > 0 uses at most that many frames, spread over the buffer."""
+        counts). ``max_sources`` > 0 uses at most that many frames, spread over the buffer.
+        ``target``: (image (H,W,3), visible (H,W)) of frame ``t_index``; with ``cfg.refine == "flow"``
+        each warped source is then aligned to it by dense flow (below)."""
         nearest = self.cfg.nearest if nearest is None else nearest
         import cv2
 
@@ -142,6 +176,8 @@ class PropagateStage:
                 vis_img = cv2.warpPerspective(s_vis.astype(np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
                                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
                 vis_img = cv2.erode(vis_img, np.ones((3, 3), np.uint8))  # no blends at the edges
+                if target is not None and self.cfg.refine == "flow":
+                    warped, vis_img = refine_by_flow(warped, vis_img > 0, *target)
                 c, vis = warped[py, px], vis_img[py, px] > 0
             stack[j, need[vis]] = c[vis]
             seen_count[need[vis]] += 1
@@ -161,7 +197,8 @@ class PropagateStage:
         if len(ys) == 0:
             return hole
         # the long-run background: a shadow moves with its person, so nearby frames share it
-        bg, count = self._sightings(sources, t_index, pose_t, ys, xs, (h, w), nearest=0, max_sources=12)
+        bg, count = self._sightings(sources, t_index, pose_t, ys, xs, (h, w), nearest=0, max_sources=12,
+                                    target=(img, ~hole))
         cur = img[ys, xs].astype(np.float32)
         # shadows darken multiplicatively: on dark ground the absolute change is small but the ratio is not
         lum_cur, lum_bg = cur.mean(axis=1), bg.mean(axis=1)
@@ -211,7 +248,7 @@ class PropagateStage:
             if not hole.any():
                 continue
             ys, xs = np.nonzero(hole)
-            med, count = self._sightings(sources, base + t, pose_t, ys, xs, (h, w))
+            med, count = self._sightings(sources, base + t, pose_t, ys, xs, (h, w), target=(img, visible))
             ok = count >= 1
             out[t, ys[ok], xs[ok]] = med[ok]
             remaining[t, ys[ok], xs[ok]] = False
