@@ -4,7 +4,8 @@ clip is the truth.
 
     python bench/video_fill.py [--frames 24] [--photos 3] [--size 432x240]
 
-Methods: propagation (then Telea for what no frame saw) — the pipeline's default — and per-frame
+Motions: static, pan, zoom, shake, and pan+exposure (a pan during which the exposure drifts by up
+to 20%). Methods: propagation (then Telea for what no frame saw) — the pipeline's default — and per-frame
 Telea. Reported inside the hole: PSNR over the pixels some frame saw ("seen"), PSNR over all hole
 pixels, and flicker = mean |frame-to-frame change| of the filled pixels (after undoing the known
 camera motion) divided by the truth's own (1.0 = as steady as the truth).
@@ -27,7 +28,7 @@ def camera(kind: str, t: int, n: int, w: int, h: int) -> np.ndarray:
     """3x3 map from output pixels to the big photo's pixels at time t."""
     a = t / max(1, n - 1)
     m = np.eye(3)
-    if kind == "pan":
+    if kind.startswith("pan"):
         m[0, 2] = -40 + 80 * a
     elif kind == "zoom":
         s = 1.0 - 0.15 * a
@@ -51,7 +52,11 @@ def make_clip(photo: Path, kind: str, n: int, w: int, h: int):
     for t in range(n):
         m = camera(kind, t, n, w, h)
         m = np.array([[1, 0, ox], [0, 1, oy], [0, 0, 1]]) @ m
-        truth.append(cv2.warpPerspective(big, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP))
+        frame = cv2.warpPerspective(big, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        if kind.endswith("+exposure"):  # auto-exposure drifting by up to 20% while the camera pans
+            gain = 1 + 0.2 * np.sin(2 * np.pi * t / n)
+            frame = np.clip(frame.astype(np.float32) * gain, 0, 255).round().astype(np.uint8)
+        truth.append(frame)
     sil = np.array(__import__("PIL.Image", fromlist=["Image"]).open(
         SHARED / "videos/schoolgirls/masks/00000.png"))[:, 90:170] > 0
     sil = cv2.resize(sil.astype(np.uint8), (int(80 * h / 240), h), interpolation=cv2.INTER_NEAREST) > 0

@@ -82,6 +82,29 @@ def refine_by_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.nd
     return aligned, vis
 
 
+def match_exposure(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
+                   ring: int = 12) -> np.ndarray:
+    """Per-channel gain that matches a warped source's exposure to the target's around the holes
+    (auto-exposure and white balance drift while the camera moves): the median ratio over a
+    ``ring``-px band outside the target's holes where both see background. Gains within 1% of 1
+    are left alone; the gain is clipped to [0.5, 2]."""
+    import cv2
+
+    hole = (~target_visible).astype(np.uint8)
+    band = (cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2)) > 0)
+    band &= target_visible & warped_visible
+    if band.sum() < 50:
+        return warped
+    t, s = target[band].astype(np.float32), warped[band].astype(np.float32)
+    ok = (s > 0.04) & (t > 0.04) & (s < 0.96) & (t < 0.96)  # ratios of dark or clipped pixels lie
+    gains = np.array([np.median(t[ok[:, c], c] / s[ok[:, c], c]) if ok[:, c].sum() > 30 else 1.0
+                      for c in range(3)], np.float32)
+    gains = np.clip(gains, 0.5, 2.0)
+    if np.abs(gains - 1).max() < 0.01:
+        return warped
+    return np.clip(warped * gains, 0, 1)
+
+
 class PropagateStage:
     """``frames (B,3,H,W)`` in [0,1] and hole ``masks (B,1,H,W)`` → (frames with every hole pixel
     that another frame saw replaced by that real background, the holes that remain (B,1,H,W)).
@@ -178,6 +201,8 @@ class PropagateStage:
                 vis_img = cv2.erode(vis_img, np.ones((3, 3), np.uint8))  # no blends at the edges
                 if target is not None and self.cfg.refine == "flow":
                     warped, vis_img = refine_by_flow(warped, vis_img > 0, *target)
+                if target is not None and self.cfg.exposure:
+                    warped = match_exposure(warped, vis_img > 0, *target)
                 c, vis = warped[py, px], vis_img[py, px] > 0
             stack[j, need[vis]] = c[vis]
             seen_count[need[vis]] += 1
