@@ -118,3 +118,24 @@ def test_finetune_lowers_the_loss_on_the_videos_own_background():
     assert probe() < 0.8 * before
     assert len(fill.finetune(x, masks, steps=3, size=64)) == 3
     assert not fill.net.training
+
+
+def test_stage_fine_tunes_once_per_video_and_reset_restores_the_weights():
+    from bgclean.stages.inpaint import InpaintStage
+
+    stage = InpaintStage(InpaintConfig(backend="telea", finetune_steps=2))
+    learned = LearnedFill(InpaintConfig(finetune_steps=2), torch.device("cpu"), net=_untrained())
+    stage.fill_fn = stage.still_fn = learned
+    before = {k: v.clone() for k, v in learned.net.state_dict().items()}
+    img = np.repeat(_photo(), 1, axis=0)
+    masks = np.zeros((1, 1) + img.shape[:2], np.float32)
+    masks[0, 0, 40:120, 20:60] = 1
+    x, m = _tensor(img), torch.from_numpy(masks)
+    stage.adapt(x, m)
+    changed = {k for k, v in learned.net.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed
+    after_first = {k: v.clone() for k, v in learned.net.state_dict().items()}
+    stage.adapt(x, m)  # the same video: no second fine-tuning
+    assert all(torch.equal(v, after_first[k]) for k, v in learned.net.state_dict().items())
+    stage.reset()
+    assert all(torch.equal(v, before[k]) for k, v in learned.net.state_dict().items())

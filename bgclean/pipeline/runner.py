@@ -159,7 +159,7 @@ class Pipeline:
 
     def reset(self) -> None:
         """Forget temporal state (call between unrelated videos)."""
-        for stage in (self._segment, self.mask_stage, self.propagate_stage):
+        for stage in (self._segment, self.mask_stage, self.propagate_stage, self.inpaint_stage):
             if stage is not None and hasattr(stage, "reset"):
                 stage.reset()
 
@@ -196,6 +196,8 @@ class Pipeline:
             filled, remaining = frames, holes
         if not (holes > 0).any():
             return frames, holes
+        if self.config.inpaint.finetune_steps > 0:  # once per video, on its first window with people
+            self._timed("inpaint", self.inpaint_stage.adapt, frames, holes)
         fill = filled
         if (remaining > 0).any():
             if self.config.propagate.enabled and self.propagate_stage.static:

@@ -330,6 +330,30 @@ class InpaintStage:
         else:
             self.fill_fn = self.still_fn = BACKENDS[cfg.backend](cfg, self.device)
 
+    def _learned(self) -> list:
+        fns = {id(f): f for f in (self.fill_fn, self.still_fn)}.values()
+        return [f for f in fns if isinstance(f, LearnedFill)]
+
+    def adapt(self, frames: torch.Tensor, masks: torch.Tensor) -> None:
+        """``--finetune-steps``: fine-tune the learned network on this video's own background
+        (``frames`` (B,3,H,W) and their hole ``masks``), once per video; ``reset()`` restores the
+        shipped weights for the next one. Does nothing for classical backends."""
+        for fill in self._learned():
+            if not getattr(fill, "adapted", False):
+                if not hasattr(fill, "original"):
+                    fill.original = {k: v.clone() for k, v in fill.net.state_dict().items()}
+                losses = fill.finetune(frames, masks, self.cfg.finetune_steps)
+                if losses:
+                    log.info("fine-tuned the inpainter for %d steps: loss %.4f -> %.4f", len(losses),
+                             float(np.mean(losses[:10])), float(np.mean(losses[-10:])))
+                fill.adapted = True
+
+    def reset(self) -> None:
+        for fill in self._learned():
+            if hasattr(fill, "original"):
+                fill.net.load_state_dict(fill.original)
+            fill.adapted = False
+
     def working_size(self, height: int, width: int) -> tuple[int, int]:
         """The size fills are computed at: native, or scaled so the long side is ``max_side``."""
         side = self.cfg.max_side
