@@ -4,7 +4,7 @@ Public API: ``remove_people``, ``Pipeline``, ``PipelineConfig``, ``load_config``
 (torch, cv2) load on first use, so importing bgclean is instant.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = ["remove_people", "Pipeline", "PipelineConfig", "load_config", "__version__"]
 

@@ -50,13 +50,13 @@ def estimate_homography(src_gray: np.ndarray, dst_gray: np.ndarray, src_valid: n
     return h
 
 
-def refine_by_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
-                   max_shift: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
-    """Align a homography-warped source (H,W,3 float in [0,1]) to the target frame with dense flow
-    (OpenCV DIS), where one homography does not fit (parallax, lens distortion, chained drift).
-    The flow is measured where both images see background and carried into the holes by normalised
-    convolution (it is smooth there: the background behind a person moves like the background
-    around them). Shifts beyond ``max_shift`` px are distrusted. Returns (aligned, visible)."""
+def residual_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
+                  max_shift: float = 6.0) -> np.ndarray | None:
+    """Dense flow (H,W,2) from the target frame to a homography-warped source (both H,W,3 float in
+    [0,1]): target pixel p shows what the warped source shows at p + flow(p). Measured with OpenCV
+    DIS where both see background, carried into the holes by normalised convolution (the background
+    behind a person moves like the background around them); shifts beyond ``max_shift`` px are
+    distrusted. None when too little is seen by both."""
     import cv2
 
     h, w = target.shape[:2]
@@ -64,10 +64,10 @@ def refine_by_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.nd
     g_s = cv2.cvtColor((warped * 255).clip(0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
     both = target_visible & warped_visible
     if both.mean() < 0.2:
-        return warped, warped_visible.astype(np.uint8)
+        return None
     g_s = np.where(both, g_s, g_t)  # no flow is invented from a person's pixels
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-    flow = dis.calc(g_t, g_s, None)  # target pixel + flow = where it is in the warped source
+    flow = dis.calc(g_t, g_s, None)
     ok = both & (np.abs(flow).max(axis=2) < max_shift)
     wgt = cv2.erode(ok.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
     sigma = max(4.0, min(h, w) / 16)
@@ -75,8 +75,22 @@ def refine_by_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.nd
     smooth = np.stack([cv2.GaussianBlur(flow[..., c] * wgt, (0, 0), sigma) for c in range(2)], -1)
     smooth /= np.maximum(den, 1e-3)[..., None]
     smooth[den < 1e-3] = 0
+    return smooth
+
+
+def refine_by_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
+                   max_shift: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+    """Align a homography-warped source (H,W,3 float in [0,1]) to the target frame with
+    ``residual_flow``, where one homography does not fit (parallax, lens distortion, chained
+    drift). Returns (aligned, visible)."""
+    import cv2
+
+    flow = residual_flow(warped, warped_visible, target, target_visible, max_shift)
+    if flow is None:
+        return warped, warped_visible.astype(np.uint8)
+    h, w = target.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    mx, my = gx + smooth[..., 0], gy + smooth[..., 1]
+    mx, my = gx + flow[..., 0], gy + flow[..., 1]
     aligned = cv2.remap(warped.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     vis = cv2.remap(warped_visible.astype(np.uint8), mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
     return aligned, vis
@@ -199,8 +213,20 @@ class PropagateStage:
                 vis_img = cv2.warpPerspective(s_vis.astype(np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
                                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
                 vis_img = cv2.erode(vis_img, np.ones((3, 3), np.uint8))  # no blends at the edges
-                if target is not None and self.cfg.refine == "flow":
-                    warped, vis_img = refine_by_flow(warped, vis_img > 0, *target)
+                flow = (residual_flow(warped, vis_img > 0, *target)
+                        if target is not None and self.cfg.refine == "flow" else None)
+                if flow is not None:
+                    # one resampling of the source, homography and flow composed, bicubic: no
+                    # second blur whose strength would change from frame to frame
+                    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+                    pts = np.stack([gx + flow[..., 0], gy + flow[..., 1]], -1).reshape(-1, 1, 2)
+                    src_pts = cv2.perspectiveTransform(pts, np.linalg.inv(m)).reshape(h, w, 2)
+                    mx, my = np.ascontiguousarray(src_pts[..., 0]), np.ascontiguousarray(src_pts[..., 1])
+                    warped = cv2.remap(s_img.astype(np.float32), mx, my, cv2.INTER_CUBIC,
+                                       borderMode=cv2.BORDER_CONSTANT).clip(0, 1)
+                    vis_img = cv2.remap(s_vis.astype(np.uint8), mx, my, cv2.INTER_NEAREST,
+                                        borderMode=cv2.BORDER_CONSTANT)
+                    vis_img = cv2.erode(vis_img, np.ones((3, 3), np.uint8))
                 if target is not None and self.cfg.exposure:
                     warped = match_exposure(warped, vis_img > 0, *target)
                 c, vis = warped[py, px], vis_img[py, px] > 0
