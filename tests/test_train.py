@@ -71,6 +71,7 @@ def test_training_resumes_from_its_checkpoint_and_exports(one_photo, tmp_path):
     for k, v in again.net.state_dict().items():
         torch.testing.assert_close(v, before[k])
     assert again.run()["step"] == 10
+    assert (tmp_path / "best.pt").exists()
     arch, digest = export_weights(tmp_path / "last.pt", tmp_path / "net.pth")
     assert arch == "inpaint.unet.w8" and len(digest) == 64
     net = build_model(arch)

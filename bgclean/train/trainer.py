@@ -3,7 +3,8 @@ mixed precision on CUDA.
 
     bgclean train --config FILE [--set key=value ...]
 
-Files in ``cfg.out``: ``last.pt`` (model, optimisers, step; written atomically), ``log.jsonl`` (one
+Files in ``cfg.out``: ``last.pt`` (model, optimisers, step; written atomically), ``best.pt`` (the
+same at the best validation PSNR so far in this run), ``log.jsonl`` (one
 line per log interval and per evaluation), ``config.yaml`` (the config as run).
 """
 
@@ -72,6 +73,7 @@ class Trainer:
         self.amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.step = 0
+        self.best = -1.0  # best eval PSNR of this run (best.pt)
         self._load()
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -93,8 +95,8 @@ class Trainer:
         torch.manual_seed(self.cfg.seed + self.step)
         log.info("resumed %s at step %d", path, self.step)
 
-    def save(self) -> Path:
-        path = self.out / "last.pt"
+    def save(self, name: str = "last.pt") -> Path:
+        path = self.out / name
         tmp = path.with_suffix(".tmp")
         torch.save({"architecture": self.architecture, "model": self.net.state_dict(), "opt": self.opt.state_dict(),
                     "disc": self.disc.state_dict() if self.disc else None,
@@ -186,6 +188,9 @@ class Trainer:
                 if self.step % c.eval_every == 0 or self.step == c.steps:
                     ev = self.evaluate()
                     last.update(ev)
+                    if ev["eval_psnr"] > self.best:
+                        self.best = ev["eval_psnr"]
+                        self.save("best.pt")
                     logf.write(json.dumps({"step": self.step, **ev}) + "\n")
                     logf.flush()
                     log.info("step %d: %s", self.step, ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
