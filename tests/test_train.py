@@ -107,3 +107,27 @@ def test_cli_train_needs_a_config(capsys):
 
     assert main(["train"]) == 2
     assert "--config" in capsys.readouterr().err
+
+
+def test_video_frames_give_person_free_training_crops():
+    """schoolgirls frames with their masks: every crop drawn from the video avoids the (dilated)
+    girls, so no person is ever the 'truth' a network learns to paint."""
+    from bgclean.train.data import PhotoHoles, video_backgrounds
+
+    frames = video_backgrounds(shared("videos/schoolgirls/schoolgirls.mp4"), shared("videos/schoolgirls/masks"),
+                               every=20)
+    assert len(frames) == 4 and frames[0][0].shape == (240, 432, 3)
+    data = PhotoHoles([], HoleSampler([], rect_prob=1.0), 64, videos=frames, video_share=1.0)
+    rng = np.random.default_rng(0)
+    picked = [data._video_crop(rng) for _ in range(20)]
+    assert all(p is not None and p.shape == (64, 64, 3) for p in picked)
+    # each crop is a person-free window of some frame
+    for p in picked[:5]:
+        found = False
+        for frame, person in frames:
+            res = __import__("cv2").matchTemplate(frame, np.ascontiguousarray(p), __import__("cv2").TM_SQDIFF)
+            y, x = np.unravel_index(np.argmin(res), res.shape)
+            if res[y, x] < 100:  # an exact match (up to float rounding; others are > 1e5)
+                found = not person[y : y + 64, x : x + 64].any()
+                break
+        assert found

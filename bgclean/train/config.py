@@ -19,6 +19,13 @@ class MaskFolder:
 
 
 @dataclass(frozen=True)
+class VideoSource:
+    path: str  # a video file or a folder of frames
+    masks: str  # its person masks: a folder of PNGs, one per frame
+    ids: tuple[int, ...] = ()  # which mask values are people (empty: any nonzero)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     # network
     arch: str = "ffc"  # one of bgclean.models.inpaint.ARCHITECTURES
@@ -30,6 +37,8 @@ class TrainConfig:
     photos: str = ""  # folder of training photos (*.jpg, *.png)
     exclude: tuple[str, ...] = ()  # file names never to train on (the benchmark's held-out photos)
     masks: tuple[MaskFolder, ...] = ()  # silhouettes for person-shaped holes
+    videos: tuple[VideoSource, ...] = ()  # person-free regions of these frames are training images too
+    video_share: float = 0.2  # share of samples drawn from the videos' frames
     size: int = 128  # training crop side, px
     scale_range: tuple[float, float] = (0.15, 0.6)  # photo rescale before cropping (photos are ~2048 px)
     rect_prob: float = 0.25  # share of holes from the rectangles + scribbles recipe
@@ -86,6 +95,9 @@ def load_train_config(path: str | Path | None, overrides: dict | None = None) ->
     for k, v in raw.items():
         if k == "masks":
             kw[k] = tuple(MaskFolder(str(_resolve(base, m["path"])), tuple(m.get("ids", ()))) for m in v)
+        elif k == "videos":
+            kw[k] = tuple(VideoSource(str(_resolve(base, m["path"])), str(_resolve(base, m["masks"])),
+                                      tuple(m.get("ids", ()))) for m in v)
         elif k in ("photos", "out"):
             kw[k] = str(_resolve(base, v)) if v else v
         elif isinstance(v, list):

@@ -46,18 +46,57 @@ def classical_fill(img: np.ndarray, hole: np.ndarray, method: str = "telea", rad
     return cv2.inpaint(img, hole.astype(np.uint8), radius, flag)
 
 
+def video_backgrounds(path: str | Path, masks: str | Path, ids=(), every: int = 2, margin: int = 9):
+    """Frames of a video (file or frame folder) with where people are: [(frame (H,W,3) uint8,
+    person (H,W) bool, dilated by ``margin`` px)], every ``every``-th frame. The training crops
+    are taken where no person is, so the video's real background becomes training data."""
+    import cv2
+    from PIL import Image
+
+    from bgclean.pipeline import io
+
+    mask_files = sorted(Path(masks).glob("*.png"))
+    out = []
+    for frame, mask_file in zip(io.read_frames(io.probe(Path(path))), mask_files):
+        if frame.index % every:
+            continue
+        a = np.array(Image.open(mask_file))
+        a = a[..., 0] if a.ndim == 3 else a
+        person = np.isin(a, ids) if ids else a > 0
+        person = cv2.dilate(person.astype(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8)) > 0
+        out.append((np.ascontiguousarray(frame.rgb[..., :3]), person))
+    return out
+
+
 class PhotoHoles:
-    """An endless stream of samples from in-memory photos (loaded once at 1024 px long side)."""
+    """An endless stream of samples from in-memory photos (loaded once at 1024 px long side) and,
+    with ``videos`` (see ``video_backgrounds``), from the person-free parts of video frames
+    (``video_share`` of the samples)."""
 
     def __init__(self, photos: list[Path], holes: HoleSampler, size: int, scale_range=(0.3, 1.0),
-                 classical: str = "telea", jitter: bool = True):
+                 classical: str = "telea", jitter: bool = True, videos=(), video_share: float = 0.2):
         self.images = [load_photo(p) for p in photos]
+        self.videos = [v for v in videos if min(v[0].shape[:2]) >= size]
+        self.video_share = video_share if self.videos else 0.0
         self.holes, self.size, self.scale_range = holes, size, scale_range
         self.classical, self.jitter = classical, jitter
+
+    def _video_crop(self, rng: np.random.Generator) -> np.ndarray | None:
+        for _ in range(30):
+            frame, person = self.videos[int(rng.integers(len(self.videos)))]
+            y = int(rng.integers(0, frame.shape[0] - self.size + 1))
+            x = int(rng.integers(0, frame.shape[1] - self.size + 1))
+            if not person[y : y + self.size, x : x + self.size].any():
+                return frame[y : y + self.size, x : x + self.size]
+        return None
 
     def crop(self, rng: np.random.Generator) -> np.ndarray:
         import cv2
 
+        if self.video_share and rng.random() < self.video_share:
+            found = self._video_crop(rng)
+            if found is not None:
+                return np.ascontiguousarray(found[:, ::-1] if rng.random() < 0.5 else found)
         img = self.images[int(rng.integers(len(self.images)))]
         # scale_range is relative to the 2048 px originals; images are held at 1024
         s = rng.uniform(*self.scale_range) * 2

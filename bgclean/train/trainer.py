@@ -22,7 +22,7 @@ import torch
 
 from bgclean.models.inpaint import architecture_name, build_inpainter, network_input
 from bgclean.train.config import TrainConfig
-from bgclean.train.data import PhotoHoles, list_photos
+from bgclean.train.data import PhotoHoles, list_photos, video_backgrounds
 from bgclean.train.holes import HoleSampler, silhouettes_from_masks
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ class Trainer:
         photos = list_photos(cfg.photos, cfg.exclude)
         n_val = min(cfg.val_photos, len(photos) - 1)
         train_photos, val_photos = photos[: len(photos) - n_val], photos[len(photos) - n_val :] or photos
-        self.data = PhotoHoles(train_photos, holes, cfg.size, cfg.scale_range, cfg.classical)
+        videos = [f for v in cfg.videos for f in video_backgrounds(v.path, v.masks, v.ids)]
+        self.data = PhotoHoles(train_photos, holes, cfg.size, cfg.scale_range, cfg.classical,
+                               videos=videos, video_share=cfg.video_share)
         val = PhotoHoles(val_photos, holes, cfg.size, cfg.scale_range, cfg.classical, jitter=False)
         self.eval_batch = [t.to(self.device) for t in val.batch(cfg.eval_images, np.random.default_rng(1234))]
         log.info("training on %d photos (%d silhouettes), validating on %d", len(train_photos), len(sils), len(val_photos))
