@@ -96,6 +96,37 @@ def refine_by_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.nd
     return aligned, vis
 
 
+def photometric_shadow(img: np.ndarray, hole: np.ndarray, width: int = 12, darker: float = 0.8,
+                       chroma: float = 0.08) -> np.ndarray:
+    """Cast shadows from one frame, without a background model (a moving camera that follows the
+    person sees the shadow in the same place in every frame). A shadow is a band of pixels darker
+    than their surroundings by a factor (< ``darker``) with the same chromaticity (within
+    ``chroma``), narrower than ``2 * width`` px, connected to the hole. The surroundings are a grey
+    closing of the image (thin dark structures lifted to the brightness around them).
+    ``img`` (H,W,3) float in [0,1], ``hole`` (H,W) bool. Returns the shadow pixels (H,W) bool."""
+    import cv2
+
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1,) * 2)
+    f = img.astype(np.float32)
+    around = cv2.morphologyEx(f, cv2.MORPH_CLOSE, disk)
+    lum, lum_bg = f.sum(axis=2), around.sum(axis=2)
+    ratio = lum / np.maximum(lum_bg, 1e-3)
+    rgb = f / np.maximum(lum, 1e-3)[..., None]
+    rgb_bg = around / np.maximum(lum_bg, 1e-3)[..., None]
+    cand = (ratio < darker) & (ratio > 0.2) & (np.abs(rgb - rgb_bg).max(axis=2) < chroma) & (lum_bg > 0.15)
+    # cast shadows lie on the ground: at the feet and below, not beside the torso (dark walls do)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
+    ground = np.zeros(hole.shape, bool)
+    for k in range(1, n):
+        x, y, w, h, _ = stats[k]
+        ground[int(y + 0.8 * h) :, max(0, x - 2 * h) : x + w + 2 * h] = True
+    cand = cv2.morphologyEx((cand & ground).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    grown = cv2.dilate(hole.astype(np.uint8), np.ones((5, 5), np.uint8))
+    n, labels = cv2.connectedComponents(cand | grown, connectivity=8)
+    touching = np.unique(labels[grown > 0])
+    return np.isin(labels, touching[touching > 0]) & (cand > 0) & ~hole
+
+
 def match_exposure(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
                    ring: int = 12) -> np.ndarray:
     """Per-channel gain that matches a warped source's exposure to the target's around the holes
@@ -290,6 +321,15 @@ class PropagateStage:
             for t, (img, visible, pose_t) in enumerate(window):
                 if (~visible).any():
                     holes[t] = self._shadow(sources, base + t, img, ~visible, pose_t)
+        elif grow_shadows and self.cfg.shadows != "off" and not self.static:
+            # a moving camera: the shadow travels with the person through every frame, so the
+            # other frames cannot show the ground without it; find it in the frame itself
+            for t, (img, visible, pose_t) in enumerate(window):
+                if (~visible).any():
+                    shadow = photometric_shadow(img, ~visible)
+                    if 0 < shadow.sum() <= (~visible).sum():  # more than the person: not a shadow
+                        holes[t] = ~visible | (cv2.dilate(shadow.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+        if grow_shadows and self.cfg.shadows != "off":
             window = [(img, ~hole, pose) for (img, _, pose), hole in zip(window, holes)]
             sources = list(self.history) + window
         out = imgs.copy()
