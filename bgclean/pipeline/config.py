@@ -77,7 +77,7 @@ class InpaintConfig:
     hybrid_base: str = "telea"  # hybrid: where the structure comes from: telea | learned
     feather: int = 4  # width of the blended edge inside the mask, px
     max_side: int = 0  # fill at most this long side (px) and restore to native size; 0 = native
-    model: str = "inpaint.ffc"  # the learned backend's weights (registry name)
+    model: str = "inpaint.dmfn"  # the learned backend's weights (registry name)
     net_side: int = 512  # learned: the long side of each hole's crop the network sees, at most, px
     context: float = 0.5  # learned: context around each hole's box, fraction of the box size per side
     tiles: int = 1  # learned: 2 = quadrant tiling (2x2 overlapping tiles, blended), twice the resolution

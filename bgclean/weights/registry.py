@@ -218,3 +218,18 @@ REGISTRY.register(
                     "(--segmenter rvm / yolox+rvm), never the default",
     )
 )
+
+REGISTRY.register(
+    WeightSpec(
+        name="inpaint.dmfn",
+        architecture="inpaint.dmfn.w32.res2",
+        format="pth",
+        sha256="bc8f1a664e447544886dc7ec4c4dd15f32cb5cbf567794c9cb31b251d45f5ebe",
+        licence="MIT (bgclean's own weights, trained on GPL/CC wallpaper photos and MIT masks; see the model card)",
+        filename="inpaint_dmfn.pth",
+        size=2_334_835,
+        sources=(BundledSource("inpaint_dmfn.pth"),),
+        description="bgclean's inpainter: DMFN correcting a Telea fill, trained on CPU (model card: "
+                    "bgclean/weights/files/inpaint_dmfn.md), 2.3 MB fp16, bundled",
+    )
+)
