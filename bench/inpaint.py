@@ -90,6 +90,9 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["telea", "navier-stokes", "patchmatch"])
     ap.add_argument("--crops", type=int, default=2)
     ap.add_argument("--side", type=int, default=512)
+    ap.add_argument("--sheet", metavar="PNG", help="also write a contact sheet truth | hole | each method")
+    ap.add_argument("--sheet-cases", default="2,17,44", help="case indices on the sheet (comma-separated)")
+    ap.add_argument("--sheet-only", action="store_true", help="run only the sheet's cases (no table)")
     args = ap.parse_args()
 
     import torch
@@ -101,6 +104,11 @@ def main() -> None:
         for truth in crops(SHARED / "photos" / name, args.crops, args.side, rng):
             for label, frac in SIZES.items():
                 cases.append((truth, hole_for(sils[len(cases) % len(sils)], frac, args.side, rng), label))
+    picks = [int(i) for i in args.sheet_cases.split(",")] if args.sheet else []
+    sheet_rows = {i: [cases[i][0], _show_hole(cases[i][0], cases[i][1])] for i in picks}
+    if args.sheet_only:
+        cases = [cases[i] for i in picks]
+        picks, sheet_rows = list(range(len(picks))), {k: v for k, v in enumerate(sheet_rows.values())}
     print(f"# {machine()}; {len(cases)} cases: {len(HELD_OUT)} held-out photos x {args.crops} crops x 3 hole sizes,"
           f" {args.side}x{args.side}")
     print("| method | hole | PSNR (dB) | low-pass PSNR (dB) | texture ratio | s/image |")
@@ -109,7 +117,7 @@ def main() -> None:
         stage = inpaint_stage(method)
         res: dict[str, list] = {k: [] for k in SIZES}
         secs = 0.0
-        for truth, hole, label in cases:
+        for case, (truth, hole, label) in enumerate(cases):
             x = torch.from_numpy(truth).permute(2, 0, 1)[None].float() / 255
             m = torch.from_numpy(hole)[None, None].float()
             t0 = time.perf_counter()
@@ -117,10 +125,27 @@ def main() -> None:
             secs += time.perf_counter() - t0
             fill = (out[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
             res[label].append(metrics(fill, truth, hole))
+            if case in sheet_rows:
+                sheet_rows[case].append(fill)
         for label, rows in res.items():
+            if not rows:
+                continue
             a = np.array(rows)
             print(f"| {method} | {label} | {np.mean(a[:, 0]):.2f} | {np.mean(a[:, 1]):.2f} | "
                   f"{np.nanmean(a[:, 2]):.2f} | {secs / len(cases):.2f} |", flush=True)
+
+
+    if args.sheet:
+        from bgclean.pipeline.sheet import contact_sheet
+
+        contact_sheet(list(sheet_rows.values()), ["truth", "hole", *args.methods], Path(args.sheet), max_width=1800)
+        print(f"sheet: {args.sheet}")
+
+
+def _show_hole(img: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    from bgclean.pipeline.sheet import overlay_mask
+
+    return overlay_mask(img, hole)
 
 
 if __name__ == "__main__":
