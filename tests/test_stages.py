@@ -78,7 +78,7 @@ def test_u2net_small_covers_most_of_a_real_person():
 def test_unknown_segmenter_lists_the_valid_ones():
     from bgclean.stages.segment import SegmentStage
 
-    with pytest.raises(InputError, match="u2net.full, u2net.small, yolox\+rvm, rvm, rembg:<session>"):
+    with pytest.raises(InputError, match=r"u2net.full, u2net.small, yolox\+rvm, rvm, rembg:<session>"):
         SegmentStage(SegmentConfig(backend="deeplab"))
 
 
@@ -173,12 +173,13 @@ def test_remove_people_api_and_tensor_frames(tmp_path):
     assert np.abs(outs[2][mask].astype(int) - (90, 140, 60)).max() < 12
 
 
-def test_auto_inpainter_uses_patchmatch_for_stills_and_telea_for_moving_video():
+def test_auto_inpainter_uses_hybrid_learned_for_stills_and_learned_for_moving_video():
     torch.manual_seed(0)
     frames = torch.rand(1, 3, 40, 48)
     masks = torch.zeros(1, 1, 40, 48)
     masks[:, :, 12:28, 14:30] = 1
     auto = InpaintStage(InpaintConfig(backend="auto"))
-    for still, name in ((True, "patchmatch"), (False, "telea")):
-        expected = InpaintStage(InpaintConfig(backend=name)).fill(frames, masks)
+    for still, cfg in ((True, InpaintConfig(backend="hybrid", hybrid_base="learned")),
+                       (False, InpaintConfig(backend="learned"))):
+        expected = InpaintStage(cfg).fill(frames, masks)
         assert torch.equal(auto.fill(frames, masks, still=still), expected)

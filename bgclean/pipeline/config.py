@@ -70,7 +70,7 @@ class PropagateConfig:
 class InpaintConfig:
     """Filling the holes. ``backend``: one of ``bgclean.stages.inpaint.BACKENDS``."""
 
-    backend: str = "auto"  # auto: patchmatch for stills and still cameras, learned for moving video
+    backend: str = "auto"  # auto: learned + patchmatch texture for stills and still cameras, learned for moving video
     radius: int = 5  # neighbourhood radius of telea and navier-stokes, px
     patch_size: int = 7  # patchmatch patch side, px
     hybrid_sigma: float = 4.0  # hybrid: Gaussian (px) splitting Telea's structure from PatchMatch's texture

@@ -100,19 +100,21 @@ def _patchmatch(cfg: InpaintConfig, device=None):
 
 
 @register_backend("hybrid")
-def _hybrid(cfg: InpaintConfig, device=None):
+def _hybrid(cfg: InpaintConfig, device=None, base=None):
     """Structure from a smooth fill, texture from PatchMatch: the low frequencies of
     ``cfg.hybrid_base`` (telea, or the learned network: faithful colours and shapes, but flat) plus
     PatchMatch's high frequencies (real texture, but it can copy the wrong structure), split by a
     Gaussian of ``cfg.hybrid_sigma`` px."""
     from bgclean.ops import transfer_detail
 
-    base = LearnedFill(cfg, torch.device(device or "cpu")) if cfg.hybrid_base == "learned" else _telea(cfg)
+    if base is None:
+        base = LearnedFill(cfg, torch.device(device or "cpu")) if cfg.hybrid_base == "learned" else _telea(cfg)
     patchmatch = _patchmatch(cfg)
 
     def fill(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         return transfer_detail(patchmatch(frames, masks), base(frames, masks), cfg.hybrid_sigma)
 
+    fill.base = base
     return fill
 
 
@@ -319,21 +321,23 @@ class InpaintStage:
         self.cfg = cfg
         self.device = torch.device(device)
         if cfg.backend == "auto":
-            # PatchMatch looks far better on stills (bench/RESULTS.md) but re-picks its patches
-            # every frame; the learned network is smooth but steady, and beats Telea on every
-            # fidelity number. Stills and still cameras invent once.
-            self.fill_fn = BACKENDS["learned"](cfg, self.device)
+            # Moving video: the learned network, steady (no patch re-picking) and better than Telea
+            # on every fidelity number. Stills and still cameras, where the fill is invented once:
+            # its structure plus PatchMatch's texture, the one fill that is both faithful and sharp
+            # in bench/RESULTS.md.
+            learned = BACKENDS["learned"](cfg, self.device)
+            self.fill_fn = learned
             try:
-                self.still_fn = BACKENDS["patchmatch"](cfg, self.device)
+                self.still_fn = _hybrid(cfg, self.device, base=learned)
             except InputError:
-                log.warning("pypatchmatch is not installed; still images are filled with telea")
-                self.still_fn = self.fill_fn
+                log.warning("pypatchmatch is not installed; still images get the learned fill alone")
+                self.still_fn = learned
         else:
             self.fill_fn = self.still_fn = BACKENDS[cfg.backend](cfg, self.device)
 
     def _learned(self) -> list:
-        fns = {id(f): f for f in (self.fill_fn, self.still_fn)}.values()
-        return [f for f in fns if isinstance(f, LearnedFill)]
+        fns = [getattr(f, "base", f) for f in (self.fill_fn, self.still_fn)]
+        return list({id(f): f for f in fns if isinstance(f, LearnedFill)}.values())
 
     def adapt(self, frames: torch.Tensor, masks: torch.Tensor) -> None:
         """``--finetune-steps``: fine-tune the learned network on this video's own background
