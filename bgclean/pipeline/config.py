@@ -61,7 +61,7 @@ class PropagateConfig:
     nearest: int = 5  # median of each pixel's nearest-in-time sightings (0 = all of them)
     refine: str = "flow"  # align each warped frame by dense flow (OpenCV DIS) after its homography: flow | off
     exposure: bool = True  # match each warped frame's exposure to the current one's around the hole
-    shadows: str = "static"  # grow holes by shadows: static (still camera: background model; moving: photometric) | always | off
+    shadows: str = "static"  # grow holes by shadows: static (still camera, from the background model) | always (moving cameras too, photometric) | off
     shadow_reach: float = 0.15  # how far from the person to look, fraction of the shorter side
     shadow_diff: float = 0.08  # difference from the background (0-1, any channel) that joins the hole
 

@@ -315,13 +315,13 @@ class PropagateStage:
             window.append((img, ~hole, self._pose(gray, ~hole)))
         sources = list(self.history) + window
         base = len(self.history)
-        if grow_shadows and (self.cfg.shadows == "always" or (self.cfg.shadows == "static" and self.static)):
+        if grow_shadows and self.static and self.cfg.shadows in ("static", "always"):
             # first grow every hole by its shadow, then count shadowed pixels as unseen everywhere,
             # so no frame's shadow is copied into another frame's fill
             for t, (img, visible, pose_t) in enumerate(window):
                 if (~visible).any():
                     holes[t] = self._shadow(sources, base + t, img, ~visible, pose_t)
-        elif grow_shadows and self.cfg.shadows != "off" and not self.static:
+        elif grow_shadows and self.cfg.shadows == "always":
             # a moving camera: the shadow travels with the person through every frame, so the
             # other frames cannot show the ground without it; find it in the frame itself
             for t, (img, visible, pose_t) in enumerate(window):
