@@ -76,8 +76,11 @@ def run(method: str, frames, masks, window: int = 8, overrides: dict | None = No
     from bgclean.pipeline.config import load_config
     from bgclean.pipeline.runner import Pipeline, _to_arrays, _to_tensor
 
+    # "propagate": the pipeline's default (propagation, then its inpainter for what no frame saw);
+    # any other name: that inpainter alone, frame by frame (per-frame baselines)
+    per_frame = {} if method == "propagate" else {"inpaint.backend": method}
     pipe = Pipeline(load_config(None, {"propagate.enabled": method == "propagate", "masks.dilate_px": 0,
-                                      "runtime.device": "cpu", **(overrides or {})}))
+                                      "runtime.device": "cpu", **per_frame, **(overrides or {})}))
     pipe.reset()
     out, t0 = [], time.perf_counter()
     for s in range(0, len(frames), window):
@@ -133,7 +136,7 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=3)
     ap.add_argument("--size", default="432x240")
     ap.add_argument("--motions", nargs="+", default=["static", "pan", "zoom", "shake"])
-    ap.add_argument("--methods", nargs="+", default=["propagate", "telea"])
+    ap.add_argument("--methods", nargs="+", default=["propagate", "telea", "learned"])
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     args = ap.parse_args()
     import yaml
