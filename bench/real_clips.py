@@ -23,13 +23,14 @@ from _common import OUT, machine  # noqa: E402
 from segmentation import load_clip  # noqa: E402
 
 
-def run(frames, masks, propagate: bool, window: int = 8):
+def run(frames, masks, propagate: bool, window: int = 8, inpainter: str = "auto"):
     import torch
 
     from bgclean.pipeline.config import load_config
     from bgclean.pipeline.runner import Pipeline, _to_arrays, _to_tensor
 
-    pipe = Pipeline(load_config(None, {"propagate.enabled": propagate, "runtime.device": "cpu"}))
+    pipe = Pipeline(load_config(None, {"propagate.enabled": propagate, "runtime.device": "cpu",
+                                      "inpaint.backend": inpainter}))
     pipe.reset()
     out, holes = [], []
     for s in range(0, len(frames), window):
@@ -79,15 +80,17 @@ def main() -> None:
     for clip in args.clips:
         frames, truth, _ = load_clip(clip)
         outs = {}
-        for name, prop in (("per-frame telea", False), ("propagation", True)):
-            out, holes = run(frames, truth, prop)
+        for name, prop, inpainter in (("per-frame telea", False, "telea"), ("per-frame learned", False, "learned"),
+                                      ("propagation", True, "auto")):
+            out, holes = run(frames, truth, prop, inpainter=inpainter)
             fi, fo = flicker(frames, out, holes)
             outs[name] = out
             print(f"| {clip} | {name} | {fi:.2f} | {fo:.2f} | {fi / fo:.2f} |", flush=True)
         picks = np.linspace(0, len(frames) - 1, 3).round().astype(int)
-        rows = [[overlay_mask(frames[i], holes[i]), outs["per-frame telea"][i], outs["propagation"][i]]
-                for i in picks]
-        contact_sheet(rows, ["input + hole", "per-frame telea", "propagation"], OUT / f"real_{clip}.png",
+        rows = [[overlay_mask(frames[i], holes[i]), outs["per-frame telea"][i], outs["per-frame learned"][i],
+                 outs["propagation"][i]] for i in picks]
+        contact_sheet(rows, ["input + hole", "per-frame telea", "per-frame learned", "propagation"],
+                      OUT / f"real_{clip}.png",
                       max_width=1300)
 
 
