@@ -90,14 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _verbosity_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="errors only")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
 def build_weights_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bgclean weights", description="Manage model weights.")
     sub = p.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="known weights and whether they are present")
     pull = sub.add_parser("pull", help="fetch and verify weights (all segmenters when no NAME)")
     pull.add_argument("names", nargs="*", metavar="NAME")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--debug", action="store_true")
+    _verbosity_flags(p)
     return p
 
 
@@ -110,8 +114,7 @@ def build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     p.add_argument("--export", nargs=2, metavar=("CHECKPOINT", "DEST"),
                    help="write CHECKPOINT's generator (fp16) to DEST and print its architecture and sha256")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--debug", action="store_true")
+    _verbosity_flags(p)
     return p
 
 
@@ -243,8 +246,7 @@ def build_batch_parser() -> argparse.ArgumentParser:
                    help="local processes, or Ray tasks (pip install 'bgclean[ray]')")
     p.add_argument("--ray-address", help="join this Ray cluster (default: start a local Ray runtime)")
     add_pipeline_flags(p)
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--debug", action="store_true")
+    _verbosity_flags(p)
     return p
 
 
