@@ -147,6 +147,7 @@ class LearnedFill:
         self.net = net.eval().to(device).to(memory_format=torch.contiguous_format)
         self.residual = isinstance(net, ResidualInpainter)
         self.multiple = net.multiple
+        self._telea = _telea(cfg)  # the classical fill residual networks correct
 
     def __call__(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         from bgclean.ops import mask_boxes
@@ -211,7 +212,7 @@ class LearnedFill:
         mp = F.pad(m, (0, pw, 0, ph))
         fill = None
         if self.residual:
-            fill = _telea_tensor(xp, mp, self.cfg.radius)
+            fill = self._telea(xp, mp)
         y = self.net(network_input(xp.to(self.device), mp.to(self.device),
                                    None if fill is None else fill.to(self.device)))
         y = ((y.float() + 1) / 2).clamp(0, 1)[:, :, :nh, :nw].to(crop.device)
@@ -269,7 +270,7 @@ class LearnedFill:
                     picked = [samples[int(i)] for i in rng.choice(len(samples), batch, replace=False)]
                 img = torch.stack([p[0] for p in picked])
                 hole = torch.stack([p[1] for p in picked])
-                fill = _telea_tensor(img, hole, self.cfg.radius) if self.residual else None
+                fill = self._telea(img, hole) if self.residual else None
                 x = network_input(img.to(self.device), hole.to(self.device),
                                   None if fill is None else fill.to(self.device))
                 out = (self.net(x).float() + 1) / 2
@@ -294,17 +295,6 @@ def _ramp(n: int, fade_in: bool, fade_out: bool, overlap: int, device) -> torch.
     if fade_out:
         r[n - k :] = torch.minimum(r[n - k :], ramp.flip(0))
     return r
-
-
-def _telea_tensor(x: torch.Tensor, m: torch.Tensor, radius: int) -> torch.Tensor:
-    import cv2
-
-    out = []
-    for f, h in zip(x, m):
-        img = (f.permute(1, 2, 0).detach().cpu().numpy() * 255).round().astype(np.uint8)
-        hole = (h[0].detach().cpu().numpy() > 0).astype(np.uint8)
-        out.append(torch.from_numpy(cv2.inpaint(np.ascontiguousarray(img), hole, radius, cv2.INPAINT_TELEA)))
-    return (torch.stack(out).permute(0, 3, 1, 2).float() / 255).to(x.device)
 
 
 class InpaintStage:
