@@ -35,6 +35,7 @@ class SegmentConfig:
     box_margin: float = 0.15  # person box grown by this fraction of its size on each side
     verify_below: float = 0.75  # tracks scoring below this get a zoomed-in second look (0 = never)
     verify_every: int = 6  # frames between second looks at a weak track
+    every: int = 0  # segment each person every N frames; between, her map follows her box (0: 1 on GPU, 3 on CPU)
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,7 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (0 <= cfg.segment.box_margin <= 1, "segment.box_margin must be in [0, 1]"),
         (0 <= cfg.segment.verify_below <= 1, "segment.verify_below must be in [0, 1]"),
         (cfg.segment.verify_every >= 1, "segment.verify_every must be >= 1"),
+        (0 <= cfg.segment.every <= 8, "segment.every must be in 0..8 (0 = auto)"),
         (cfg.propagate.refine in ("flow", "off"), "propagate.refine must be flow or off"),
         (cfg.inpaint.radius >= 1, "inpaint.radius must be >= 1"),
         (cfg.inpaint.patch_size >= 3 and cfg.inpaint.patch_size % 2 == 1, "inpaint.patch_size must be odd, >= 3"),
