@@ -316,13 +316,9 @@ class PersonDetector:
         raw = self.session.run(None, {self.input: x})[0][0]
         return decode_yolox(raw, ratio, self.score_min, animals=True)
 
-    def verify(self, rgb: np.ndarray, box, others=(), grow: float = 0.5) -> tuple[float, float]:
-        """A second, zoomed-in look: the detector run on a square crop around ``box`` (grown by
-        ``grow``), scaled up to its input. Returns the best person score and the best animal score of
-        boxes matching ``box`` (IoU >= 0.3), people counted only where they match ``box`` better than
-        any of ``others`` (the people already known). At 416 px on a whole frame the nano model calls
-        a small dog a person with scores up to 0.6; seen up close, the same dog scores under 0.15 as
-        a person and higher as an animal, while people score over 0.75."""
+    def look(self, rgb: np.ndarray, box, grow: float, score_min: float = 0.02):
+        """The detector on a square crop around ``box`` (grown by ``grow``), scaled up to its input:
+        (people (N,4), their scores, animals (M,4), their scores), boxes in frame coordinates."""
         h, w = rgb.shape[:2]
         x0, y0, x1, y1 = box
         side = max(x1 - x0, y1 - y0) * (1 + grow)
@@ -330,20 +326,30 @@ class PersonDetector:
         X0, Y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
         X1, Y1 = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
         if X1 - X0 < 2 or Y1 - Y0 < 2:
-            return 0.0, 0.0
+            empty = np.zeros((0, 4), np.float32)
+            return empty, np.zeros(0, np.float32), empty, np.zeros(0, np.float32)
         x, ratio = letterbox(np.ascontiguousarray(rgb[Y0:Y1, X0:X1]))
         raw = self.session.run(None, {self.input: x})[0][0]
-        people, people_scores, animals, animal_scores = decode_yolox(raw, ratio, 0.02, animals=True)
+        people, people_scores, animals, animal_scores = decode_yolox(raw, ratio, score_min, animals=True)
         shift = np.array([X0, Y0, X0, Y0], np.float32)
+        return people + shift, people_scores, animals + shift, animal_scores
+
+    def verify(self, rgb: np.ndarray, box, others=(), grow: float = 0.5) -> tuple[float, float]:
+        """A second, zoomed-in look (``look``) at ``box``. Returns the best person score and the best
+        animal score of boxes matching ``box`` (IoU >= 0.3), people counted only where they match
+        ``box`` better than any of ``others`` (the people already known). At 416 px on a whole frame
+        the nano model calls a small dog a person with scores up to 0.6; seen up close, the same dog
+        scores under 0.15 as a person and higher as an animal, while people score over 0.75."""
+        people, people_scores, animals, animal_scores = self.look(rgb, box, grow)
         ref = np.array([box], np.float32)
 
         def best(found, scores, rivals=()):
             if len(found) == 0:
                 return 0.0
-            iou = box_iou(ref, found + shift)[0]
+            iou = box_iou(ref, found)[0]
             match = iou >= 0.3
             if len(rivals):  # the woman beside the dog is found in the dog's crop too: she is not the dog
-                rival = box_iou(np.array(rivals, np.float32).reshape(-1, 4), found + shift).max(axis=0)
+                rival = box_iou(np.array(rivals, np.float32).reshape(-1, 4), found).max(axis=0)
                 match &= (rival < 0.5) | (iou > rival)
             return float(scores[match].max()) if match.any() else 0.0
 
