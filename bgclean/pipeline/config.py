@@ -60,6 +60,7 @@ class PropagateConfig:
     max_features: int = 1500  # ORB features per frame for camera motion
     static_px: float = 0.5  # camera motions moving no corner more than this are treated as still
     nearest: int = 5  # median of each pixel's nearest-in-time sightings (0 = all of them)
+    sources: int = 8  # moving camera: frames at most that fill each frame, its nearest then spread (0 = all)
     refine: str = "flow"  # align each warped frame by dense flow (OpenCV DIS) after its homography: flow | off
     exposure: bool = True  # match each warped frame's exposure to the current one's around the hole
     shadows: str = "static"  # grow holes by shadows: static (still camera, from the background model) | always (moving cameras too, photometric) | off
@@ -218,6 +219,7 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (cfg.inpaint.radius >= 1, "inpaint.radius must be >= 1"),
         (cfg.inpaint.patch_size >= 3 and cfg.inpaint.patch_size % 2 == 1, "inpaint.patch_size must be odd, >= 3"),
         (0 <= cfg.propagate.history <= 1000, "propagate.history must be in [0, 1000]"),
+        (cfg.propagate.sources >= 0, "propagate.sources must be >= 0 (0 = all)"),
         (cfg.propagate.static_px >= 0, "propagate.static_px must be >= 0"),
         (cfg.propagate.shadows in ("static", "always", "off"), "propagate.shadows must be static, always or off"),
         (0 < cfg.propagate.shadow_reach <= 1 and 0 < cfg.propagate.shadow_diff < 1,

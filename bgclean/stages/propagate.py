@@ -28,15 +28,19 @@ def corner_shift(h: np.ndarray, width: int, height: int) -> float:
     return float(np.abs(cv2.perspectiveTransform(corners, h) - corners).max())
 
 
-def estimate_homography(src_gray: np.ndarray, dst_gray: np.ndarray, src_valid: np.ndarray, dst_valid: np.ndarray,
-                        max_features: int = 1500) -> np.ndarray | None:
-    """Homography mapping ``src`` pixel coordinates to ``dst``, from ORB features found only where
-    ``*_valid`` (background) is true; None when too few consistent matches."""
+def orb_features(gray: np.ndarray, valid: np.ndarray, max_features: int = 1500):
+    """ORB keypoints and descriptors of a grey frame, found only where ``valid`` (background)."""
     import cv2
 
-    orb = cv2.ORB_create(max_features)
-    kp1, d1 = orb.detectAndCompute(src_gray, src_valid.astype(np.uint8) * 255)
-    kp2, d2 = orb.detectAndCompute(dst_gray, dst_valid.astype(np.uint8) * 255)
+    return cv2.ORB_create(max_features).detectAndCompute(gray, valid.astype(np.uint8) * 255)
+
+
+def homography_from_features(src, dst) -> np.ndarray | None:
+    """Homography mapping pixel coordinates of the frame of ``src`` features to those of ``dst``
+    (both from ``orb_features``); None when too few consistent matches."""
+    import cv2
+
+    (kp1, d1), (kp2, d2) = src, dst
     if d1 is None or d2 is None or len(kp1) < 12 or len(kp2) < 12:
         return None
     matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(d1, d2)
@@ -50,18 +54,42 @@ def estimate_homography(src_gray: np.ndarray, dst_gray: np.ndarray, src_valid: n
     return h
 
 
+def estimate_homography(src_gray: np.ndarray, dst_gray: np.ndarray, src_valid: np.ndarray, dst_valid: np.ndarray,
+                        max_features: int = 1500) -> np.ndarray | None:
+    """Homography mapping ``src`` pixel coordinates to ``dst``, from ORB features found only where
+    ``*_valid`` (background) is true; None when too few consistent matches."""
+    return homography_from_features(orb_features(src_gray, src_valid, max_features),
+                                    orb_features(dst_gray, dst_valid, max_features))
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    """(H,W,3) float RGB in [0,1] → (H,W) uint8 grey."""
+    import cv2
+
+    return cv2.cvtColor((img * 255).clip(0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+
+
+def flow_sigma(height: int, width: int) -> float:
+    """Width (px) of the normalised convolution that carries flow into the holes, for a frame of
+    this size (a sixteenth of the shorter side, at least 4 px)."""
+    return max(4.0, min(height, width) / 16)
+
+
 def residual_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
-                  max_shift: float = 6.0) -> np.ndarray | None:
+                  max_shift: float = 6.0, sigma: float | None = None,
+                  target_gray: np.ndarray | None = None) -> np.ndarray | None:
     """Dense flow (H,W,2) from the target frame to a homography-warped source (both H,W,3 float in
     [0,1]): target pixel p shows what the warped source shows at p + flow(p). Measured with OpenCV
-    DIS where both see background, carried into the holes by normalised convolution (the background
-    behind a person moves like the background around them); shifts beyond ``max_shift`` px are
-    distrusted. None when too little is seen by both."""
+    DIS where both see background, carried into the holes by normalised convolution of width
+    ``sigma`` px (default ``flow_sigma`` of this image; pass the whole frame's for a crop of it):
+    the background behind a person moves like the background around them. Shifts beyond
+    ``max_shift`` px are distrusted. ``target_gray``: the target as 8-bit grey, when the caller has
+    it (one target, many sources). None when too little is seen by both."""
     import cv2
 
     h, w = target.shape[:2]
-    g_t = cv2.cvtColor((target * 255).clip(0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-    g_s = cv2.cvtColor((warped * 255).clip(0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+    g_t = _gray(target) if target_gray is None else target_gray
+    g_s = _gray(warped)
     both = target_visible & warped_visible
     if both.mean() < 0.2:
         return None
@@ -70,7 +98,7 @@ def residual_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.nda
     flow = dis.calc(g_t, g_s, None)
     ok = both & (np.abs(flow[..., 0]) < max_shift) & (np.abs(flow[..., 1]) < max_shift)
     wgt = cv2.erode(ok.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
-    sigma = max(4.0, min(h, w) / 16)
+    sigma = flow_sigma(h, w) if sigma is None else sigma
     # normalised convolution at a quarter of the size: the blur is wide, so nothing is lost, and
     # it costs a sixteenth
     q = 4 if min(h, w) >= 64 else 1
@@ -134,17 +162,32 @@ def photometric_shadow(img: np.ndarray, hole: np.ndarray, width: int = 12, darke
     return np.isin(labels, touching[touching > 0]) & (cand > 0) & ~hole
 
 
-def match_exposure(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
-                   ring: int = 12) -> np.ndarray:
-    """Per-channel gain that matches a warped source's exposure to the target's around the holes
-    (auto-exposure and white balance drift while the camera moves): the median ratio over a
-    ``ring``-px band outside the target's holes where both see background. Gains within 1% of 1
-    are left alone; the gain is clipped to [0.5, 2]."""
+def _window(ys: np.ndarray, xs: np.ndarray, h: int, w: int, margin: float) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the bounding box of pixels (ys, xs) grown by ``margin`` px and by half its
+    own size on each side, inside an h x w frame."""
+    by0, by1, bx0, bx1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    my, mx = int(max(margin, (by1 - by0) / 2)), int(max(margin, (bx1 - bx0) / 2))
+    return max(0, by0 - my), min(h, by1 + my), max(0, bx0 - mx), min(w, bx1 + mx)
+
+
+def exposure_ring(target_visible: np.ndarray, ring: int = 12) -> np.ndarray:
+    """(H,W) bool: background pixels of the target within ``ring`` px of its holes."""
     import cv2
 
     hole = (~target_visible).astype(np.uint8)
-    band = (cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2)) > 0)
-    band &= target_visible & warped_visible
+    band = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2)) > 0
+    return band & target_visible
+
+
+def match_exposure(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
+                   ring: int = 12, target_ring: np.ndarray | None = None) -> np.ndarray:
+    """Per-channel gain that matches a warped source's exposure to the target's around the holes
+    (auto-exposure and white balance drift while the camera moves): the median ratio over a
+    ``ring``-px band outside the target's holes where both see background (``target_ring``: that
+    band of the target, ``exposure_ring``, when the caller has it). Gains within 1% of 1 are left
+    alone; the gain is clipped to [0.5, 2]."""
+    band = exposure_ring(target_visible, ring) if target_ring is None else target_ring
+    band = band & warped_visible
     if band.sum() < 50:
         return warped
     t, s = target[band].astype(np.float32), warped[band].astype(np.float32)
@@ -171,8 +214,7 @@ class PropagateStage:
     def reset(self) -> None:
         # each entry: (frame (H,W,3) float16, visible (H,W) bool, pose 3x3: this frame -> reference)
         self.history: deque = deque(maxlen=max(0, self.cfg.history))
-        self._last_gray: np.ndarray | None = None
-        self._last_valid: np.ndarray | None = None
+        self._last_features = None  # ORB keypoints and descriptors of the previous frame
         self._last_pose = np.eye(3)
         self.static = True  # every motion so far snapped to the identity
         self._invented: np.ndarray | None = None  # still camera: invented fill, reused for zero flicker
@@ -203,16 +245,17 @@ class PropagateStage:
 
     def _pose(self, gray: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Pose (frame → reference) of a new frame, chained from the previous frame's."""
-        if self._last_gray is None:
+        features = orb_features(gray, valid, self.cfg.max_features)  # computed once, used twice
+        if self._last_features is None:
             pose = np.eye(3)
         else:
-            h = estimate_homography(gray, self._last_gray, valid, self._last_valid, self.cfg.max_features)
+            h = homography_from_features(features, self._last_features)
             if h is None or corner_shift(h, gray.shape[1], gray.shape[0]) <= self.cfg.static_px:
                 h = np.eye(3)  # static (or unknown: assume still rather than guess)
             else:
                 self.static = False
             pose = self._last_pose @ h
-        self._last_gray, self._last_valid, self._last_pose = gray, valid, pose
+        self._last_features, self._last_pose = features, pose
         return pose
 
     def _sightings(self, sources, t_index: int, pose_t: np.ndarray, ys: np.ndarray, xs: np.ndarray,
@@ -229,10 +272,22 @@ class PropagateStage:
         h, w = shape
         # nearest in time first: the least camera drift and lighting change
         order = sorted((k for k in range(len(sources)) if k != t_index), key=lambda k: abs(k - t_index))
-        if max_sources and len(order) > max_sources:  # spread evenly over the whole buffer
-            order = sorted(order[:: -(-len(order) // max_sources)], key=lambda k: abs(k - t_index))
+        if max_sources and len(order) > max_sources:
+            # the nearest frames (the best sightings), then the rest spread evenly over the buffer
+            # (frames where the person stood elsewhere)
+            near = min(max(nearest, 1), max_sources)
+            rest = order[near:]
+            order = order[:near] + rest[:: -(-len(rest) // (max_sources - near))] if max_sources > near else order[:near]
         if not order or len(ys) == 0:
             return np.zeros((len(ys), 3), np.float32), np.zeros(len(ys), int)
+        # warp, align and match only a window around the pixels asked for, with enough background
+        # around them for the flow and exposure estimates (a person is a fifth of the frame)
+        sigma = flow_sigma(h, w)
+        y0, y1, x0, x1 = _window(ys, xs, h, w, margin=2 * sigma)
+        to_window = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
+        if target is not None:
+            target = (target[0][y0:y1, x0:x1], target[1][y0:y1, x0:x1])
+            target_gray, target_ring = _gray(target[0]), exposure_ring(target[1])
         stack = np.full((len(order), len(ys), 3), np.nan, np.float32)
         seen_count = np.zeros(len(ys), int)
         inv_t = np.linalg.inv(pose_t)
@@ -246,28 +301,31 @@ class PropagateStage:
             if np.allclose(m, np.eye(3), atol=1e-9):
                 c, vis = s_img[py, px].astype(np.float32), s_vis[py, px]
             else:
-                warped = cv2.warpPerspective(s_img.astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR,
-                                             borderMode=cv2.BORDER_CONSTANT)
-                vis_img = cv2.warpPerspective(s_vis.astype(np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
+                m = to_window @ m  # source frame -> the window of this frame
+                size = (x1 - x0, y1 - y0)
+                vis_img = cv2.warpPerspective(s_vis.astype(np.uint8), m, size, flags=cv2.INTER_NEAREST,
                                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
                 vis_img = cv2.erode(vis_img, np.ones((3, 3), np.uint8))  # no blends at the edges
-                flow = (residual_flow(warped, vis_img > 0, *target)
+                if not vis_img[py - y0, px - x0].any():
+                    continue  # this frame saw none of what is still needed: no flow or exposure work
+                source = np.asarray(s_img, np.float32)  # history frames are float16
+                warped = cv2.warpPerspective(source, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+                flow = (residual_flow(warped, vis_img > 0, *target, sigma=sigma, target_gray=target_gray)
                         if target is not None and self.cfg.refine == "flow" else None)
                 if flow is not None:
                     # one resampling of the source, homography and flow composed, bicubic: no
                     # second blur whose strength would change from frame to frame
-                    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+                    gx, gy = np.meshgrid(np.arange(size[0], dtype=np.float32), np.arange(size[1], dtype=np.float32))
                     pts = np.stack([gx + flow[..., 0], gy + flow[..., 1]], -1).reshape(-1, 1, 2)
-                    src_pts = cv2.perspectiveTransform(pts, np.linalg.inv(m)).reshape(h, w, 2)
+                    src_pts = cv2.perspectiveTransform(pts, np.linalg.inv(m)).reshape(size[1], size[0], 2)
                     mx, my = np.ascontiguousarray(src_pts[..., 0]), np.ascontiguousarray(src_pts[..., 1])
-                    warped = cv2.remap(s_img.astype(np.float32), mx, my, cv2.INTER_CUBIC,
-                                       borderMode=cv2.BORDER_CONSTANT).clip(0, 1)
+                    warped = cv2.remap(source, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT).clip(0, 1)
                     vis_img = cv2.remap(s_vis.astype(np.uint8), mx, my, cv2.INTER_NEAREST,
                                         borderMode=cv2.BORDER_CONSTANT)
                     vis_img = cv2.erode(vis_img, np.ones((3, 3), np.uint8))
                 if target is not None and self.cfg.exposure:
-                    warped = match_exposure(warped, vis_img > 0, *target)
-                c, vis = warped[py, px], vis_img[py, px] > 0
+                    warped = match_exposure(warped, vis_img > 0, *target, target_ring=target_ring)
+                c, vis = warped[py - y0, px - x0], vis_img[py - y0, px - x0] > 0
             stack[j, need[vis]] = c[vis]
             seen_count[need[vis]] += 1
         stack = torch.from_numpy(stack)
@@ -346,7 +404,8 @@ class PropagateStage:
             if not hole.any():
                 continue
             ys, xs = np.nonzero(hole)
-            med, count = self._sightings(sources, base + t, pose_t, ys, xs, (h, w), target=(img, visible))
+            med, count = self._sightings(sources, base + t, pose_t, ys, xs, (h, w), target=(img, visible),
+                                         max_sources=0 if self.static else self.cfg.sources)
             ok = count >= 1
             out[t, ys[ok], xs[ok]] = med[ok]
             remaining[t, ys[ok], xs[ok]] = False
