@@ -204,3 +204,30 @@ def test_segmenting_every_other_frame_halves_the_network_calls_and_keeps_the_gir
         recall[every], crops[every] = (masks & truth).sum() / truth.sum(), count[0]
     assert crops[2] <= 0.6 * crops[1]
     assert recall[2] > recall[1] - 0.03 and recall[1] > 0.8
+
+
+def test_padded_crop_mirrors_the_overhang_and_replicates_when_the_mirror_is_too_short():
+    from bgclean.stages.segment import _padded_crop
+
+    x = torch.arange(12, dtype=torch.float32).view(1, 1, 3, 4)
+    crop = _padded_crop(x, 0, 3, 1, 6)  # two columns beyond the right edge
+    assert crop[0, 0, 0].tolist() == [1, 2, 3, 2, 1]
+    crop = _padded_crop(x, 0, 3, -6, 2)  # six columns beyond the left edge of a 2-column inner part
+    assert crop.shape[-1] == 8 and crop[0, 0, 0].tolist() == [0] * 7 + [1]
+
+
+def test_a_man_entering_at_the_frame_edge_is_segmented():
+    """vtest frames 32-47: a man walks in at the right edge (detected from frame 39, 20-30 px of him
+    inside). His crop overhangs the frame; mirrored, U²-Net segments him from the first frames
+    (with replicated edge pixels it found none of him in frames 39-40)."""
+    from bgclean.pipeline import io
+    from bgclean.pipeline.runner import _to_tensor
+    from bgclean.stages.segment import SegmentStage
+
+    info = io.probe(shared("videos/vtest.avi"))
+    frames = [f.rgb.copy() for f in io.read_frames(info) if 32 <= f.index <= 47]
+    stage = SegmentStage(SegmentConfig())
+    soft = torch.cat([stage(_to_tensor(frames[s : s + 8], torch.device("cpu"))) for s in (0, 8)])
+    boxes = {39: (748, 281, 768, 403), 40: (739, 278, 768, 395), 41: (738, 278, 768, 388)}
+    for index, (x0, y0, x1, y1) in boxes.items():
+        assert (soft[index - 32, 0, y0:y1, x0:x1] > 0.5).float().mean() > 0.25, index
