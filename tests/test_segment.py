@@ -231,3 +231,11 @@ def test_a_man_entering_at_the_frame_edge_is_segmented():
     boxes = {39: (748, 281, 768, 403), 40: (739, 278, 768, 395), 41: (738, 278, 768, 388)}
     for index, (x0, y0, x1, y1) in boxes.items():
         assert (soft[index - 32, 0, y0:y1, x0:x1] > 0.5).float().mean() > 0.25, index
+
+
+def test_a_map_follows_a_box_only_while_the_box_keeps_its_size():
+    from bgclean.stages.segment import _inside, _similar
+
+    assert _similar([10, 10, 50, 110], [0, 0, 42, 95])
+    assert not _similar([10, 10, 70, 110], [10, 10, 50, 110])  # a lunge: 50% wider
+    assert _inside([10, 20, 50, 120], 0.15, 240, 432) and not _inside([0, 20, 40, 120], 0.15, 240, 432)
