@@ -82,8 +82,10 @@ def composite(frames: torch.Tensor, fill: torch.Tensor, alpha: torch.Tensor) -> 
     check_frames(frames)
     check_frames(fill, "fill")
     check_masks(alpha, frames, "alpha")
-    blended = frames + (fill - frames) * alpha
-    return torch.where(alpha > 0, blended, frames)
+    # in place: three frame-sized temporaries at 8 x 768x576 are 130 MB of peak memory
+    out = fill - frames
+    out.mul_(alpha).add_(frames)
+    return torch.where(alpha > 0, out, frames, out=out)
 
 
 def resize(x: torch.Tensor, size: tuple[int, int], antialias: bool = True) -> torch.Tensor:

