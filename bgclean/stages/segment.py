@@ -181,8 +181,8 @@ class SegmentStage:
 
 
     def _confirm_entering(self, img: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """A weak box (between ``det_keep`` and ``det_threshold``) cut by the frame edge, where no
-        track is yet, gets a zoomed-in look; if the look is sure of a person, her track starts now.
+        """A weak box (between ``det_keep`` and ``det_threshold``) cut by the left or right frame
+        edge, where no track is yet, gets a zoomed-in look; if the look is sure of a person, her track starts now.
         Someone walking into the frame shows a sliver first, which the whole-frame look scores low
         (vtest: 0.3-0.4 for a man 20 px inside the right edge; 0.8 up close)."""
         h, w = img.shape[:2]
@@ -190,7 +190,9 @@ class SegmentStage:
         scores = scores.copy()
         for k, (box, score) in enumerate(zip(boxes, scores)):
             x0, y0, x1, y1 = box
-            at_edge = x0 <= 2 or y0 <= 2 or x1 >= w - 2 or y1 >= h - 2
+            # walking in from a side: cut by the left or right edge, head inside (the painted
+            # figures on the bmx-trees wall that the detector takes for people hang from the top)
+            at_edge = (x0 <= 2 or x1 >= w - 2) and y0 > 2
             if not (self.cfg.det_keep <= score < self.cfg.det_threshold and at_edge):
                 continue
             if len(known) and box_iou(box[None], known).max() >= self.tracker.match_iou:
