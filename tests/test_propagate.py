@@ -199,3 +199,12 @@ def test_exposure_of_a_warped_frame_is_matched_around_the_hole():
     assert np.abs(matched - target)[hole].mean() < 0.2 * np.abs(brighter - target)[hole].mean()
     same = match_exposure(target.copy(), np.ones_like(hole), target, ~hole)
     assert np.array_equal(same, target)  # no drift: left exactly as it was
+
+
+def test_window_holds_the_pixels_and_their_surroundings_inside_the_frame():
+    from bgclean.stages.propagate import _window
+
+    assert _window(np.array([50, 90]), np.array([100, 120]), 240, 432, margin=30) == (20, 121, 70, 151)
+    # a tall box grows by half its own height, more than the margin
+    assert _window(np.array([60, 159]), np.array([100, 120]), 240, 432, margin=30) == (10, 210, 70, 151)
+    assert _window(np.array([0, 239]), np.array([0, 431]), 240, 432, 30) == (0, 240, 0, 432)

@@ -179,12 +179,12 @@ class SegmentStage:
                     animal[i, :, max(0, int(y0)) : int(round(y1)), max(0, int(x0)) : int(round(x1))] = 0
         return soft.mul_(1 - animal).clamp_(0, 1)
 
-
     def _confirm_entering(self, img: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """A weak box (between ``det_keep`` and ``det_threshold``) cut by the left or right frame
-        edge, where no track is yet, gets a zoomed-in look; if the look is sure of a person, her track starts now.
-        Someone walking into the frame shows a sliver first, which the whole-frame look scores low
-        (vtest: 0.3-0.4 for a man 20 px inside the right edge; 0.8 up close)."""
+        edge, where no track is yet, gets a zoomed-in look; if the look is sure of a person, her
+        track starts now. Someone walking into the frame shows a sliver first, which the whole-frame
+        look scores low (vtest: 0.40 for a man 20 px inside the right edge, below the start
+        threshold in the re-encoded sample; 0.80 up close)."""
         h, w = img.shape[:2]
         known = np.array([t["box"] for t in self.tracker.tracks], np.float32).reshape(-1, 4)
         scores = scores.copy()
