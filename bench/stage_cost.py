@@ -1,0 +1,59 @@
+"""CPU cost per frame of propagation against segmentation on the real clips (issue 5's target:
+propagation no dearer than the segmentation stage), default configuration, windows of 8 frames.
+
+    python bench/stage_cost.py [--clips ...] [--repeat N]
+
+Times ``Pipeline.hole_masks`` (segmentation + mask refinement) and the propagation stage on the same
+windows of the same run; both numbers vary by about 15% from run to run on a shared machine, so
+``--repeat`` runs each clip N times and reports the range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
+from segmentation import CLIPS, load_clip  # noqa: E402
+
+
+def clip_cost(clip: str, window: int = 8) -> tuple[float, float, bool]:
+    """(segmentation + masks s/frame, propagation s/frame, still camera) for one run over ``clip``."""
+    from bgclean.pipeline.config import load_config
+    from bgclean.pipeline.runner import Pipeline, _to_tensor
+
+    frames, _, _ = load_clip(clip)
+    pipe = Pipeline(load_config(None, {"runtime.device": "cpu"}))
+    pipe.hole_masks(_to_tensor(frames[:1], pipe.device))  # warm-up, then forget its state
+    pipe.reset()
+    seg = prop = 0.0
+    for start in range(0, len(frames), window):
+        x = _to_tensor(frames[start : start + window], pipe.device)
+        t0 = time.perf_counter()
+        holes = pipe.hole_masks(x)
+        t1 = time.perf_counter()
+        pipe.propagate_stage(x, holes)
+        seg, prop = seg + t1 - t0, prop + time.perf_counter() - t1
+    return seg / len(frames), prop / len(frames), pipe.propagate_stage.static
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clips", nargs="+", default=CLIPS)
+    ap.add_argument("--repeat", type=int, default=1)
+    args = ap.parse_args()
+    print(f"# {machine()}")
+    print("| clip | camera | segment + masks (s/frame) | propagate (s/frame) |")
+    print("|---|---|---|---|")
+    for clip in args.clips:
+        runs = [clip_cost(clip) for _ in range(args.repeat)]
+        seg, prop = [r[0] for r in runs], [r[1] for r in runs]
+        span = lambda v: f"{min(v):.3f}" if len(v) == 1 else f"{min(v):.3f}-{max(v):.3f}"  # noqa: E731
+        print(f"| {clip} | {'still' if runs[0][2] else 'moving'} | {span(seg)} | {span(prop)} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
