@@ -66,19 +66,19 @@ class SegmentStage:
         if getattr(self, "rvm", None) is not None:
             self.rvm.reset()
 
-    def preprocess(self, frames: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
-        """rembg's normalisation: resize to the network's (height, width) (default the square
-        ``resolution``), divide by the image max, ImageNet stats."""
-        x = resize(frames, size or (self.cfg.resolution, self.cfg.resolution))
+    def preprocess(self, frames: torch.Tensor, side: int | None = None) -> torch.Tensor:
+        """rembg's normalisation: resize to the network side, divide by the image max, ImageNet stats."""
+        side = side or self.cfg.resolution
+        x = resize(frames, (side, side))
         peak = x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
         return (x / peak - self._mean) / self._std
 
-    def _u2net(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def _u2net(self, x: torch.Tensor, side: int) -> torch.Tensor:
         outs = []
         # on a CPU a batch of 4 costs no more per crop than one of 8, and its activations take half
         # the memory (U²-Net small on 160 px crops: 131 MB against 337 MB)
         for chunk in x.split(self.cfg.batch_size or (16 if self.device.type == "cuda" else 4)):
-            inp = self.preprocess(chunk.float(), size).to(self.dtype).contiguous(memory_format=torch.channels_last)
+            inp = self.preprocess(chunk.float(), side).to(self.dtype).contiguous(memory_format=torch.channels_last)
             outs.append(self.model(inp).float())
         return torch.cat(outs)
 
@@ -93,7 +93,7 @@ class SegmentStage:
             alpha = self.rvm(frames)
             return alpha if self.detector is None else alpha * self._person_boxes(frames)
         if self.detector is None:
-            return resize(self._u2net(frames, (self.cfg.resolution,) * 2), (h, w), antialias=False).clamp_(0, 1)
+            return resize(self._u2net(frames, self.cfg.resolution), (h, w), antialias=False).clamp_(0, 1)
         return self._person_crops(frames)
 
     def _person_boxes(self, frames: torch.Tensor) -> torch.Tensor:
@@ -156,8 +156,8 @@ class SegmentStage:
         # every crop at the cap, small people scaled up: U²-Net small loses much of a girl at her
         # native 64-96 px (schoolgirls, measured with narrower windows: pixels above 0.5 covered 0.85
         # of the girls at native size, 0.92 scaled to 160)
-        side = (self.cfg.crop_resolution,) * 2
-        crops = [resize(_padded_crop(frames[i : i + 1], Y0, Y1, X0, X1), side) for i, _, Y0, Y1, X0, X1, _, _ in places]
+        side = self.cfg.crop_resolution
+        crops = [resize(_padded_crop(frames[i : i + 1], Y0, Y1, X0, X1), (side, side)) for i, _, Y0, Y1, X0, X1, _, _ in places]
         probs = self._u2net(torch.cat(crops), side) if places else []
         for p, (i, is_animal, Y0, Y1, X0, X1, (gy0, gy1, gx0, gx1), key) in zip(probs, places):
             patch = resize(p[None], (Y1 - Y0, X1 - X0), antialias=False)[0]
