@@ -63,7 +63,7 @@ class PropagateConfig:
     sources: int = 8  # moving camera: frames at most that fill each frame, its nearest then spread (0 = all)
     refine: str = "flow"  # align each warped frame by dense flow (OpenCV DIS) after its homography: flow | off
     exposure: bool = True  # match each warped frame's exposure to the current one's around the hole
-    shadows: str = "static"  # grow holes by shadows: static (still camera, from the background model) | always (moving cameras too, photometric) | off
+    shadows: str = "always"  # grow holes by shadows: always (still cameras from the background model, moving ones by a photometric + temporal test) | static (still cameras only) | off
     shadow_reach: float = 0.15  # how far from the person to look, fraction of the shorter side
     shadow_diff: float = 0.08  # difference from the background (0-1, any channel) that joins the hole
 

@@ -209,8 +209,11 @@ class Pipeline:
         frames = frames.to(self.device)
         holes = self.hole_masks(frames, masks)
         if self.config.propagate.enabled:  # every window: the stage follows the camera and keeps history
+            from bgclean.stages.masks import dilation_radius
+
+            grown = dilation_radius(self.config.masks, *frames.shape[2:]) if dilation is None else dilation
             filled, remaining, holes = self._timed("propagate", self.propagate_stage, frames, holes,
-                                                   grow_shadows=masks is None)
+                                                   grow_shadows=masks is None, dilation=grown)
         else:
             filled, remaining = frames, holes
         if not (holes > 0).any():

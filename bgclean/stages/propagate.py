@@ -131,35 +131,39 @@ def refine_by_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.nd
     return aligned, vis
 
 
-def photometric_shadow(img: np.ndarray, hole: np.ndarray, width: int = 12, darker: float = 0.8,
-                       chroma: float = 0.08) -> np.ndarray:
-    """Cast shadows from one frame, without a background model (a moving camera that follows the
-    person sees the shadow in the same place in every frame). A shadow is a band of pixels darker
-    than their surroundings by a factor (< ``darker``) with the same chromaticity (within
-    ``chroma``), narrower than ``2 * width`` px, connected to the hole. The surroundings are a grey
-    closing of the image (thin dark structures lifted to the brightness around them).
-    ``img`` (H,W,3) float in [0,1], ``hole`` (H,W) bool. Returns the shadow pixels (H,W) bool."""
+def shadow_candidates(img: np.ndarray, hole: np.ndarray, width: int = 12, darker: float = 0.85,
+                      chroma: float = 0.1) -> tuple[np.ndarray, float]:
+    """Pixels that may lie in a cast shadow of the person in ``hole``: on the ground (below 80% of
+    the person's height, within twice her height sideways), darker than their surroundings (a grey
+    closing of radius ``width``) by a factor < ``darker`` at the same chromaticity (within
+    ``chroma``). Thin lines are kept (a low sun casts shadows one or two pixels wide).
+    Returns (candidates, ground), both (H,W) bool."""
     import cv2
 
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1,) * 2)
-    f = img.astype(np.float32)
-    around = cv2.morphologyEx(f, cv2.MORPH_CLOSE, disk)
-    lum, lum_bg = f.sum(axis=2), around.sum(axis=2)
-    ratio = lum / np.maximum(lum_bg, 1e-3)
-    rgb = f / np.maximum(lum, 1e-3)[..., None]
-    rgb_bg = around / np.maximum(lum_bg, 1e-3)[..., None]
-    cand = (ratio < darker) & (ratio > 0.2) & (np.abs(rgb - rgb_bg).max(axis=2) < chroma) & (lum_bg > 0.15)
-    # cast shadows lie on the ground: at the feet and below, not beside the torso (dark walls do)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
     ground = np.zeros(hole.shape, bool)
     for k in range(1, n):
         x, y, w, h, _ = stats[k]
         ground[int(y + 0.8 * h) :, max(0, x - 2 * h) : x + w + 2 * h] = True
-    cand = cv2.morphologyEx((cand & ground).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    grown = cv2.dilate(hole.astype(np.uint8), np.ones((5, 5), np.uint8))
-    n, labels = cv2.connectedComponents(cand | grown, connectivity=8)
-    touching = np.unique(labels[grown > 0])
-    return np.isin(labels, touching[touching > 0]) & (cand > 0) & ~hole
+    ground &= ~hole
+    cand = np.zeros(hole.shape, bool)
+    if not ground.any():
+        return cand, ground
+    # the test only on the ground's bounding box, with the closing's reach around it
+    ys, xs = np.nonzero(ground)
+    y0, y1 = max(0, ys.min() - width), min(hole.shape[0], ys.max() + width + 1)
+    x0, x1 = max(0, xs.min() - width), min(hole.shape[1], xs.max() + width + 1)
+    f = img[y0:y1, x0:x1].astype(np.float32)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1,) * 2)
+    around = cv2.morphologyEx(f, cv2.MORPH_CLOSE, disk)
+    lum, lum_bg = f.sum(axis=2), around.sum(axis=2)
+    ratio = lum / np.maximum(lum_bg, 1e-3)
+    rgb = f / np.maximum(lum, 1e-3)[..., None]
+    rgb_bg = around / np.maximum(lum_bg, 1e-3)[..., None]
+    cand[y0:y1, x0:x1] = ((ratio < darker) & (ratio > 0.2) & (np.abs(rgb - rgb_bg).max(axis=2) < chroma)
+                          & (lum_bg > 0.15))
+    cand &= ground
+    return cand, ground
 
 
 def _window(ys: np.ndarray, xs: np.ndarray, h: int, w: int, margin: float) -> tuple[int, int, int, int]:
@@ -260,12 +264,14 @@ class PropagateStage:
 
     def _sightings(self, sources, t_index: int, pose_t: np.ndarray, ys: np.ndarray, xs: np.ndarray,
                    shape: tuple[int, int], nearest: int | None = None,
-                   max_sources: int = 0, target=None) -> tuple[np.ndarray, np.ndarray]:
+                   max_sources: int = 0, target=None, quantile: float = 0.5,
+                   flow: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Median of the ``nearest`` closest-in-time frames that saw pixels (ys, xs) of frame
         ``t_index`` (warped into it; 0 = all of them), and how many saw each: ((P,3) values, (P,)
         counts). ``max_sources`` > 0 uses at most that many frames, spread over the buffer.
         ``target``: (image (H,W,3), visible (H,W)) of frame ``t_index``; with ``cfg.refine == "flow"``
-        each warped source is then aligned to it by dense flow (below)."""
+        each warped source is then aligned to it by dense flow (below) unless ``flow`` is False. ``quantile``: the statistic
+        over the sightings (0.5 = the median)."""
         nearest = self.cfg.nearest if nearest is None else nearest
         import cv2
 
@@ -310,13 +316,13 @@ class PropagateStage:
                     continue  # this frame saw none of what is still needed: no flow or exposure work
                 source = np.asarray(s_img, np.float32)  # history frames are float16
                 warped = cv2.warpPerspective(source, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-                flow = (residual_flow(warped, vis_img > 0, *target, sigma=sigma, target_gray=target_gray)
-                        if target is not None and self.cfg.refine == "flow" else None)
-                if flow is not None:
+                residual = (residual_flow(warped, vis_img > 0, *target, sigma=sigma, target_gray=target_gray)
+                            if flow and target is not None and self.cfg.refine == "flow" else None)
+                if residual is not None:
                     # one resampling of the source, homography and flow composed, bicubic: no
                     # second blur whose strength would change from frame to frame
                     gx, gy = np.meshgrid(np.arange(size[0], dtype=np.float32), np.arange(size[1], dtype=np.float32))
-                    pts = np.stack([gx + flow[..., 0], gy + flow[..., 1]], -1).reshape(-1, 1, 2)
+                    pts = np.stack([gx + residual[..., 0], gy + residual[..., 1]], -1).reshape(-1, 1, 2)
                     src_pts = cv2.perspectiveTransform(pts, np.linalg.inv(m)).reshape(size[1], size[0], 2)
                     mx, my = np.ascontiguousarray(src_pts[..., 0]), np.ascontiguousarray(src_pts[..., 1])
                     warped = cv2.remap(source, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT).clip(0, 1)
@@ -329,6 +335,8 @@ class PropagateStage:
             stack[j, need[vis]] = c[vis]
             seen_count[need[vis]] += 1
         stack = torch.from_numpy(stack)
+        if quantile != 0.5:
+            return torch.nanquantile(stack, quantile, dim=0).nan_to_num(0).numpy(), seen_count
         return torch.nanmedian(stack, dim=0).values.numpy(), seen_count
 
     def _shadow(self, sources, t_index, img, hole, pose_t) -> np.ndarray:
@@ -362,11 +370,52 @@ class PropagateStage:
         added = cv2.dilate(added.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the penumbra
         return added | hole
 
+    def _moving_shadow(self, sources, t_index, img, hole, pose_t, dilation: int) -> np.ndarray:
+        """A moving camera: the shadow travels with its person, so no background model holds it.
+        Pixels that look like a cast shadow in this frame (``shadow_candidates``) and are darker
+        than the same ground in the other frames (aligned; the brighter sightings, since the shadow
+        may lie there too in the nearest ones), linked to the hole, grown by ``dilation`` px like
+        the person's mask. Only on smooth ground: where the ground's own texture passes the
+        photometric test (40% or more of it) or its median gradient exceeds 28 grey levels (Sobel,
+        8-bit), a misalignment of a fraction of a pixel already makes texture look darker than in
+        other frames, and nothing joins (grass, gravel, patterned floors)."""
+        import cv2
+
+        cand, ground = shadow_candidates(img, hole)
+        if not cand.any() or cand.sum() >= 0.4 * ground.sum():
+            return hole
+        gray = _gray(img)
+        gradient = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+        if np.median(gradient[ground & ~cand]) > 28:
+            return hole
+        h, w = hole.shape
+        ys, xs = np.nonzero(cand)
+        # the camera motion alone aligns smooth ground well enough, and a shadow darkens by far more
+        # than exposure drifts between frames: no flow, no exposure matching (both cost more than
+        # the rest of this test)
+        bg, count = self._sightings(sources, t_index, pose_t, ys, xs, (h, w), nearest=0, max_sources=12,
+                                    quantile=0.9)
+        lum_cur, lum_bg = img[ys, xs].astype(np.float32).mean(axis=1), bg.mean(axis=1)
+        moved = (count >= 2) & (lum_cur < 0.9 * lum_bg)
+        keep = np.zeros((h, w), np.uint8)
+        keep[ys[moved], xs[moved]] = 1
+        # a shadow line breaks where it crosses lighter ground: bridge gaps of a few pixels
+        linked = cv2.dilate(keep, np.ones((9, 9), np.uint8))
+        grown = cv2.dilate(hole.astype(np.uint8), np.ones((5, 5), np.uint8))
+        n, labels = cv2.connectedComponents(linked | grown, connectivity=8)
+        touching = np.unique(labels[grown > 0])
+        added = np.isin(labels, touching[touching > 0]) & (keep > 0)
+        if not added.any() or added.sum() > hole.sum():
+            return hole  # nothing, or more than the person itself: not a shadow
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1,) * 2)
+        return hole | (cv2.dilate(added.astype(np.uint8), disk) > 0)
+
     @torch.inference_mode()
     def __call__(self, frames: torch.Tensor, masks: torch.Tensor,
-                 grow_shadows: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 grow_shadows: bool = True, dilation: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (filled frames, remaining holes, holes) where ``holes`` may have grown by shadows
-        (per ``cfg.shadows``; ``grow_shadows=False`` keeps the holes as given, e.g. user masks)."""
+        (per ``cfg.shadows``; ``grow_shadows=False`` keeps the holes as given, e.g. user masks).
+        ``dilation``: px the masks were grown by; a moving camera's shadows are grown as much."""
         import cv2
 
         check_frames(frames)
@@ -374,6 +423,7 @@ class PropagateStage:
         h, w = frames.shape[2:]
         imgs = frames.permute(0, 2, 3, 1).float().cpu().numpy()
         holes = masks[:, 0].cpu().numpy() > 0
+        people = holes.copy()
         window = []
         for img, hole in zip(imgs, holes):
             gray = cv2.cvtColor((img * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
@@ -387,13 +437,9 @@ class PropagateStage:
                 if (~visible).any():
                     holes[t] = self._shadow(sources, base + t, img, ~visible, pose_t)
         elif grow_shadows and self.cfg.shadows == "always":
-            # a moving camera: the shadow travels with the person through every frame, so the
-            # other frames cannot show the ground without it; find it in the frame itself
             for t, (img, visible, pose_t) in enumerate(window):
                 if (~visible).any():
-                    shadow = photometric_shadow(img, ~visible)
-                    if 0 < shadow.sum() <= (~visible).sum():  # more than the person: not a shadow
-                        holes[t] = ~visible | (cv2.dilate(shadow.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+                    holes[t] = self._moving_shadow(sources, base + t, img, ~visible, pose_t, dilation)
         if grow_shadows and self.cfg.shadows != "off":
             window = [(img, ~hole, pose) for (img, _, pose), hole in zip(window, holes)]
             sources = list(self.history) + window
@@ -403,12 +449,18 @@ class PropagateStage:
             hole = ~visible
             if not hole.any():
                 continue
-            ys, xs = np.nonzero(hole)
-            med, count = self._sightings(sources, base + t, pose_t, ys, xs, (h, w), target=(img, visible),
-                                         max_sources=0 if self.static else self.cfg.sources)
-            ok = count >= 1
-            out[t, ys[ok], xs[ok]] = med[ok]
-            remaining[t, ys[ok], xs[ok]] = False
+            # a moving camera's shadow reaches far over smooth ground: filled by the camera motion
+            # alone, so the flow windows stay the size of the person
+            shadow = hole & ~people[t] if not self.static else np.zeros_like(hole)
+            for part, flow in ((hole & ~shadow, True), (shadow, False)):
+                ys, xs = np.nonzero(part)
+                if len(ys) == 0:
+                    continue
+                med, count = self._sightings(sources, base + t, pose_t, ys, xs, (h, w), target=(img, visible),
+                                             max_sources=0 if self.static else self.cfg.sources, flow=flow)
+                ok = count >= 1
+                out[t, ys[ok], xs[ok]] = med[ok]
+                remaining[t, ys[ok], xs[ok]] = False
         for img, visible, pose in window:
             # float16 halves the buffer and still rounds back to the exact 8-bit level (16-bit
             # sources lose their low bits in propagated pixels only)
