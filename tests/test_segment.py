@@ -243,3 +243,33 @@ def test_a_map_follows_a_box_only_while_the_box_keeps_its_size():
     assert _similar([10, 10, 50, 110], [0, 0, 42, 95])
     assert not _similar([10, 10, 70, 110], [10, 10, 50, 110])  # a lunge: 50% wider
     assert _inside([10, 20, 50, 120], 0.15, 240, 432) and not _inside([0, 20, 40, 120], 0.15, 240, 432)
+
+
+def test_a_racket_the_detector_sees_joins_the_players_mask():
+    """tennis frames 54 and 60: the racket swings out of the player's box and U²-Net's person crop
+    leaves most of it; the detector sees it (tennis racket, > 0.5), so its own crop joins the mask
+    (the ellipse in its box where U²-Net finds nothing of it against the banner)."""
+    from PIL import Image
+
+    from bgclean.pipeline.runner import _to_tensor
+    from bgclean.stages.masks import MaskStage
+    from bgclean.stages.segment import SegmentStage
+
+    covered = {}
+    for belongings in (0.3, 0.0):
+        stage = SegmentStage(SegmentConfig(belongings=belongings))
+        for i in (54, 60):
+            frame = np.array(Image.open(shared(f"videos/tennis/frames/{i:05d}.png")).convert("RGB"))
+            racket, scores = stage.detector.detect(frame)[4:]
+            assert len(racket) and scores.max() > 0.5
+            x0, y0, x1, y1 = np.round(racket[scores.argmax()]).astype(int)
+            truth = gt_person_mask("tennis", i)
+            target = np.zeros_like(truth)
+            target[y0:y1, x0:x1] = truth[y0:y1, x0:x1]  # the racket, as the clip's truth draws it
+            stage.reset()
+            final = MaskStage(MaskConfig())(stage(_to_tensor([frame], torch.device("cpu"))))[0, 0].numpy() > 0
+            covered[belongings, i] = (final & target).sum() / target.sum()
+            if belongings:
+                assert (final & ~truth).sum() < 0.2 * truth.sum()  # no blob beyond the player and racket
+    assert covered[0.3, 54] > 0.95 and covered[0.3, 60] > 0.95
+    assert covered[0.0, 54] < 0.5 and covered[0.0, 60] < 0.5

@@ -36,6 +36,7 @@ class SegmentConfig:
     verify_below: float = 0.75  # tracks scoring below this get a zoomed-in second look (0 = never)
     verify_every: int = 6  # frames between second looks at a weak track
     every: int = 0  # segment each person every N frames; between, her map follows her box (0: 1 on GPU, 3 on CPU)
+    belongings: float = 0.3  # detector score above which a bag, racket, bike... touching a person joins her mask (0 = off)
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,7 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (cfg.segment.crop_resolution >= 32 and cfg.segment.crop_resolution % 32 == 0,
          "segment.crop_resolution must be a multiple of 32, at least 32"),
         (0 <= cfg.segment.box_margin <= 1, "segment.box_margin must be in [0, 1]"),
+        (0 <= cfg.segment.belongings < 1, "segment.belongings must be in [0, 1) (0 = off)"),
         (0 <= cfg.segment.verify_below <= 1, "segment.verify_below must be in [0, 1]"),
         (cfg.segment.verify_every >= 1, "segment.verify_every must be >= 1"),
         (0 <= cfg.segment.every <= 8, "segment.every must be in 0..8 (0 = auto)"),

@@ -54,6 +54,8 @@ class SegmentStage:
             self.detector = PersonDetector(self.device)
             self.tracker = BoxTracker(cfg.det_threshold, cfg.det_keep, cfg.carry)
         self._since_animal = 1 << 30
+        self._frame = 0  # frames segmented since the last reset
+        self._belongings: list[dict] = []  # last maps of belongings: {"age", "box", "patch"}
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
 
@@ -61,6 +63,7 @@ class SegmentStage:
 
     def reset(self) -> None:
         self._since_animal = 1 << 30
+        self._frame, self._belongings = 0, []
         if self.detector is not None:
             self.tracker.reset()
         if getattr(self, "rvm", None) is not None:
@@ -103,7 +106,7 @@ class SegmentStage:
         out = torch.zeros(frames.shape[0], 1, h, w, device=frames.device)
         u8 = (frames.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).cpu().numpy()
         for i, img in enumerate(u8):
-            boxes, scores, animals, animal_scores = self.detector.detect(img)
+            boxes, scores, animals, animal_scores, _, _ = self.detector.detect(img)
             self._since_animal = 0 if (animal_scores >= self.cfg.det_threshold).any() else self._since_animal + 1
             tracks = self.tracker.update_tracks(boxes, scores)
             for t in tracks:
@@ -117,15 +120,17 @@ class SegmentStage:
         """Person boxes (tracked over time), each grown by ``box_margin``, segmented by U²-Net at
         ``crop_resolution``; the soft map is the max over crops and 0 outside every box. Animals the
         detector finds next to a person are segmented too and taken out of her mask (a dog at her feet
-        stays in the video). With ``every`` > 1 a person is segmented on every ``every``-th frame of
+        stays in the video); what she carries or rides (``belongings``: a bag, a racket, a bike
+        touching her box) is segmented in its own crop and joins her mask. With ``every`` > 1 a person is segmented on every ``every``-th frame of
         her track; in between, while her box keeps its size, her last map follows her box."""
         h, w = frames.shape[2:]
         every = self.cfg.every or (1 if self.device.type == "cuda" else 3)
         u8 = (frames.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).cpu().numpy()
         places, reused, tight = [], [], []
         for i, img in enumerate(u8):
-            boxes, scores, animals, animal_scores = self.detector.detect(img)
+            boxes, scores, animals, animal_scores, things, thing_scores = self.detector.detect(img)
             animals = animals[animal_scores >= self.cfg.det_threshold]
+            things = things[thing_scores >= self.cfg.belongings] if self.cfg.belongings > 0 else things[:0]
             self._since_animal = 0 if len(animals) else self._since_animal + 1
             scores = self._confirm_entering(img, boxes, scores)
             tracks = self.tracker.update_tracks(boxes, scores)
@@ -148,6 +153,22 @@ class SegmentStage:
                 place = _crop_place(box, 0.05, h, w) if near else None
                 if place:
                     places.append((i, True, *place, None))
+            for box in things:  # a bag, a racket, a bike touching a person joins her mask
+                near = any(_overlap(g, box) for g in grown_boxes)
+                place = _crop_place(box, 0.1, h, w) if near else None
+                if not place:
+                    continue
+                # like a person's map, a belonging's map follows its box between keyframes
+                keys = [k for k in self._belongings if self._frame - k["age"] < every and _similar(box, k["box"])
+                        and box_iou(np.array([box]), np.array([k["box"]]))[0, 0] > 0.5]
+                if keys and _inside(box, 0.1, h, w):
+                    reused.append((i, place[4], keys[0]))
+                else:
+                    key = {"age": self._frame, "box": list(box), "thing": True}
+                    self._belongings.append(key)
+                    places.append((i, False, *place, key))
+            self._belongings = [k for k in self._belongings if self._frame - k["age"] < every]
+            self._frame += 1
             tight.append(([t["box"] for t in people], animals))
         soft = torch.zeros(frames.shape[0], 1, h, w, device=frames.device)
         if not places and not reused:
@@ -163,6 +184,8 @@ class SegmentStage:
             patch = resize(p[None], (Y1 - Y0, X1 - X0), antialias=False)[0]
             # keep only the grown box: the square also holds neighbours (a dog beside her)
             patch = patch[:, gy0 - Y0 : gy1 - Y0, gx0 - X0 : gx1 - X0]
+            if key is not None and key.get("thing"):
+                patch = _belonging_map(patch, key["box"], gy0, gx0)
             target = animal if is_animal else soft
             target[i, :, gy0:gy1, gx0:gx1] = torch.maximum(target[i, :, gy0:gy1, gx0:gx1], patch)
             if key is not None:
@@ -239,6 +262,20 @@ def _crop_place(box, margin: float, h: int, w: int):
     return None
 
 
+def _belonging_map(patch: torch.Tensor, box, gy0: int, gx0: int, least: float = 0.15) -> torch.Tensor:
+    """U²-Net's map (1,h,w) of a belonging's crop (placed at gy0, gx0 in the frame), or, where it
+    finds almost nothing of the thing inside its box (``least`` of the box above 0.5: a dark racket
+    against a busy banner), the ellipse inscribed in the box: the detector saw it, so it goes."""
+    x0, y0, x1, y1 = box
+    ys = torch.arange(patch.shape[1], device=patch.device, dtype=torch.float32)[:, None] + gy0 + 0.5
+    xs = torch.arange(patch.shape[2], device=patch.device, dtype=torch.float32)[None, :] + gx0 + 0.5
+    cy, cx, ry, rx = (y0 + y1) / 2, (x0 + x1) / 2, max((y1 - y0) / 2, 1.0), max((x1 - x0) / 2, 1.0)
+    inside = ((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2 <= 1
+    if inside.any() and (patch[0][inside] > 0.5).float().mean() < least:
+        return torch.maximum(patch, inside[None].to(patch.dtype))
+    return patch
+
+
 def _similar(box, key_box, tolerance: float = 0.15) -> bool:
     """Whether a box has kept the width and height of ``key_box`` within ``tolerance``: a map made
     for one can be scaled onto the other. A lunge or a turn changes the box, and the person's shape
@@ -293,13 +330,19 @@ def letterbox(rgb: np.ndarray, side: int = 416) -> tuple[np.ndarray, float]:
 
 
 _COCO_ANIMALS = np.arange(14, 24)  # bird, cat, dog, horse, sheep, cow, elephant, bear, zebra, giraffe
+# what people carry or ride: bicycle, motorcycle, backpack, umbrella, handbag, suitcase, skis,
+# snowboard, baseball bat, baseball glove, skateboard, surfboard, tennis racket (not balls or kites:
+# they fly free of the person)
+_COCO_BELONGINGS = np.array([1, 3, 24, 25, 26, 28, 30, 31, 34, 35, 36, 37, 38])
 
 
 def decode_yolox(raw: np.ndarray, ratio: float, score_min: float, side: int = 416,
-                 nms_iou: float = 0.45, animals: bool = False):
+                 nms_iou: float = 0.45, animals: bool = False, belongings: bool = False):
     """Person boxes from YOLOX's raw (N,85) grid output: (K,4) x0,y0,x1,y1 in frame pixels and
     (K,) scores = objectness x person class, after NMS. With ``animals=True`` also the animal boxes
-    (any COCO animal class winning its anchor) and their scores: ``(people, scores, animals, scores)``."""
+    (any COCO animal class winning its anchor) and their scores: ``(people, scores, animals, scores)``;
+    with ``belongings=True`` as well, then the boxes of things people carry or ride
+    (``_COCO_BELONGINGS`` winning over person and animal) and their scores (a 6-tuple)."""
     grids, strides = [], []
     for stride in (8, 16, 32):
         n = side // stride
@@ -316,8 +359,13 @@ def decode_yolox(raw: np.ndarray, ratio: float, score_min: float, side: int = 41
     people = _nms(all_boxes, raw[:, 4] * person, (raw[:, 4] * person >= score_min) & (person >= animal), nms_iou)
     if not animals:
         return people
-    return (*people, *_nms(all_boxes, raw[:, 4] * animal, (raw[:, 4] * animal >= score_min) & (animal > person),
-                           nms_iou))
+    beasts = _nms(all_boxes, raw[:, 4] * animal, (raw[:, 4] * animal >= score_min) & (animal > person), nms_iou)
+    if not belongings:
+        return (*people, *beasts)
+    thing = raw[:, 5 + _COCO_BELONGINGS].max(axis=1)
+    things = _nms(all_boxes, raw[:, 4] * thing,
+                  (raw[:, 4] * thing >= score_min) & (thing > person) & (thing > animal), nms_iou)
+    return (*people, *beasts, *things)
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, nms_iou: float):
@@ -353,11 +401,12 @@ class PersonDetector:
         """Person boxes and scores."""
         return self.detect(rgb)[:2]
 
-    def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Person boxes and scores, then animal boxes and scores."""
+    def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Person boxes and scores, animal boxes and scores, then boxes and scores of things people
+        carry or ride (``decode_yolox``)."""
         x, ratio = letterbox(rgb)
         raw = self.session.run(None, {self.input: x})[0][0]
-        return decode_yolox(raw, ratio, self.score_min, animals=True)
+        return decode_yolox(raw, ratio, self.score_min, animals=True, belongings=True)
 
     def look(self, rgb: np.ndarray, box, grow: float, score_min: float = 0.02):
         """The detector on a square crop around ``box`` (grown by ``grow``), scaled up to its input:
