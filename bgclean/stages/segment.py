@@ -55,7 +55,7 @@ class SegmentStage:
             self.tracker = BoxTracker(cfg.det_threshold, cfg.det_keep, cfg.carry)
         self._since_animal = 1 << 30
         self._frame = 0  # frames segmented since the last reset
-        self._belongings: list[dict] = []  # last maps of belongings: {"age", "box", "patch"}
+        self._belongings: list[dict] = []  # belongings' keyframes: {"age", "box", "ellipse", "patch"}
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
 
@@ -121,8 +121,9 @@ class SegmentStage:
         ``crop_resolution``; the soft map is the max over crops and 0 outside every box. Animals the
         detector finds next to a person are segmented too and taken out of her mask (a dog at her feet
         stays in the video); what she carries or rides (``belongings``: a bag, a racket, a bike
-        touching her box) is segmented in its own crop and joins her mask. With ``every`` > 1 a person is segmented on every ``every``-th frame of
-        her track; in between, while her box keeps its size, her last map follows her box."""
+        touching her box) is segmented in its own crop and joins her mask. With ``every`` > 1 a
+        person is segmented on every ``every``-th frame of her track; in between, while her box
+        keeps its size, her last map follows her box (a belonging's map follows its box likewise)."""
         h, w = frames.shape[2:]
         every = self.cfg.every or (1 if self.device.type == "cuda" else 3)
         u8 = (frames.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).cpu().numpy()
@@ -164,7 +165,7 @@ class SegmentStage:
                 if keys and _inside(box, 0.1, h, w):
                     reused.append((i, place[4], keys[0]))
                 else:
-                    key = {"age": self._frame, "box": list(box), "thing": True}
+                    key = {"age": self._frame, "box": list(box), "ellipse": True}
                     self._belongings.append(key)
                     places.append((i, False, *place, key))
             self._belongings = [k for k in self._belongings if self._frame - k["age"] < every]
@@ -184,7 +185,7 @@ class SegmentStage:
             patch = resize(p[None], (Y1 - Y0, X1 - X0), antialias=False)[0]
             # keep only the grown box: the square also holds neighbours (a dog beside her)
             patch = patch[:, gy0 - Y0 : gy1 - Y0, gx0 - X0 : gx1 - X0]
-            if key is not None and key.get("thing"):
+            if key is not None and key.get("ellipse"):
                 patch = _belonging_map(patch, key["box"], gy0, gx0)
             target = animal if is_animal else soft
             target[i, :, gy0:gy1, gx0:gx1] = torch.maximum(target[i, :, gy0:gy1, gx0:gx1], patch)
