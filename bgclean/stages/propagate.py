@@ -206,6 +206,29 @@ def match_exposure(warped: np.ndarray, warped_visible: np.ndarray, target: np.nd
     return np.clip(warped * gains, 0, 1)
 
 
+def _ring_error(source: np.ndarray, m: np.ndarray, ring: tuple[np.ndarray, np.ndarray],
+                target_values: np.ndarray) -> float:
+    """Mean |luminance difference| (8-bit levels) between the target's pixels ``ring`` (ys, xs in
+    the target frame; their grey ``target_values``) and the source (H,W,3 float) sampled where
+    homography ``m`` (source -> target) puts them; inf when the source sees too few of them."""
+    import cv2
+
+    pts = np.stack([ring[1], ring[0]], -1).astype(np.float32).reshape(-1, 1, 2)
+    src = cv2.perspectiveTransform(pts, np.linalg.inv(m)).reshape(-1, 2)
+    h, w = source.shape[:2]
+    inside = (src[:, 0] >= 0) & (src[:, 0] <= w - 1) & (src[:, 1] >= 0) & (src[:, 1] <= h - 1)
+    if inside.sum() < 50:
+        return float("inf")
+    xs, ys = src[inside, 0], src[inside, 1]
+    x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = (xs - x0)[:, None], (ys - y0)[:, None]
+    rgb = ((source[y0, x0] * (1 - fx) + source[y0, x1] * fx) * (1 - fy)
+           + (source[y1, x0] * (1 - fx) + source[y1, x1] * fx) * fy)
+    lum = 255 * (0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2])
+    return float(np.abs(lum - target_values[inside]).mean())
+
+
 class PropagateStage:
     """``frames (B,3,H,W)`` in [0,1] and hole ``masks (B,1,H,W)`` → (frames with every hole pixel
     that another frame saw replaced by that real background, the holes that remain (B,1,H,W)).
@@ -312,6 +335,9 @@ class PropagateStage:
         if target is not None:
             target = (target[0][y0:y1, x0:x1], target[1][y0:y1, x0:x1])
             target_gray, target_ring = _gray(target[0]), exposure_ring(target[1])
+            ring_y, ring_x = np.nonzero(target_ring)
+            step = max(1, len(ring_y) // 2000)  # a sample is enough to compare two alignments
+            ring_y, ring_x = ring_y[::step], ring_x[::step]
         stack = np.full((len(order), len(ys), 3), np.nan, np.float32)
         seen_count = np.zeros(len(ys), int)
         inv_t = np.linalg.inv(pose_t)
@@ -335,12 +361,17 @@ class PropagateStage:
                 vis_img = seen_by(m)
                 if not vis_img[py - y0, px - x0].any():
                     continue  # this frame saw none of what is still needed: no flow or exposure work
-                if direct:  # only now the costlier direct match between the two frames
-                    better = self._source_to_target(k, t_index, m)
-                    if better is not m:
-                        m, vis_img = better, seen_by(better)
-                m = to_window @ m  # source frame -> the window of this frame
                 source = np.asarray(s_img, np.float32)  # history frames are float16
+                if direct and target is not None:  # only now the costlier direct match of the two frames
+                    other = self._source_to_target(k, t_index, m)
+                    if other is not m:
+                        # keep whichever aligns the background around the holes better: a direct
+                        # match fits the plane with most features, the chained path drifts
+                        ring = (ring_y + y0, ring_x + x0)
+                        if _ring_error(source, other, ring, target_gray[ring_y, ring_x]) < \
+                                _ring_error(source, m, ring, target_gray[ring_y, ring_x]):
+                            m, vis_img = other, seen_by(other)
+                m = to_window @ m  # source frame -> the window of this frame
                 warped = cv2.warpPerspective(source, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
                 residual = (residual_flow(warped, vis_img > 0, *target, sigma=sigma, target_gray=target_gray)
                             if flow and target is not None and self.cfg.refine == "flow" else None)
