@@ -143,8 +143,7 @@ class SegmentStage:
                     continue
                 grown_boxes.append(place[4])
                 key = t.get("key")
-                if (key is not None and t["age"] - key["age"] < every and _similar(t["box"], key["box"])
-                        and _inside(t["box"], self.cfg.box_margin, h, w)):
+                if key is not None and _follows(t["box"], key, t["age"], every, self.cfg.box_margin, h, w):
                     reused.append((i, place[4], key))
                 else:  # filled with her map once the batch has run
                     t["key"] = key = {"age": t["age"], "box": list(t["box"])}
@@ -160,9 +159,9 @@ class SegmentStage:
                 if not place:
                     continue
                 # like a person's map, a belonging's map follows its box between keyframes
-                keys = [k for k in self._belongings if self._frame - k["age"] < every and _similar(box, k["box"])
+                keys = [k for k in self._belongings if _follows(box, k, self._frame, every, 0.1, h, w)
                         and box_iou(np.array([box]), np.array([k["box"]]))[0, 0] > 0.5]
-                if keys and _inside(box, 0.1, h, w):
+                if keys:
                     reused.append((i, place[4], keys[0]))
                 else:
                     key = {"age": self._frame, "box": list(box), "ellipse": True}
@@ -275,6 +274,13 @@ def _belonging_map(patch: torch.Tensor, box, gy0: int, gx0: int, least: float = 
     if inside.any() and (patch[0][inside] > 0.5).float().mean() < least:
         return torch.maximum(patch, inside[None].to(patch.dtype))
     return patch
+
+
+def _follows(box, key: dict, age: int, every: int, margin: float, h: int, w: int) -> bool:
+    """Whether the map of keyframe ``key`` ({"age", "box"}) can follow ``box`` at ``age``: made
+    fewer than ``every`` frames ago, for a box of the same size (``_similar``), and the box grown by
+    ``margin`` lies inside the frame (``_inside``)."""
+    return age - key["age"] < every and _similar(box, key["box"]) and _inside(box, margin, h, w)
 
 
 def _similar(box, key_box, tolerance: float = 0.15) -> bool:
