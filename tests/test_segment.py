@@ -57,6 +57,27 @@ def test_tracker_hysteresis_carry_and_motion():
     assert tr.tracks == []
 
 
+def test_a_carried_box_keeps_its_size_and_a_weak_track_is_carried_less():
+    """A lost track moves at its centre's smoothed velocity at its last size: moving the four sides
+    apart turned a shrinking box inside out (bmx-trees). A track nobody vouched for (it keeps its
+    ``carry`` key) is dropped after ``weak_carry`` missed frames, a trusted one after ``carry``."""
+    tr = BoxTracker(start=0.5, keep=0.2, carry=4, weak_carry=1)
+    empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+    tr.update(np.array([[100, 10, 160, 110]], np.float32), np.array([0.9]))
+    tr.update(np.array([[104, 10, 164, 110]], np.float32), np.array([0.9]))  # centre +4 in x
+    tr.update(np.array([[110, 20, 158, 100]], np.float32), np.array([0.9]))  # shrinks about its centre
+    trusted, weak = tr.tracks[0], None
+    trusted.pop("carry")  # the caller trusts this one
+    tr.update(np.array([[400, 10, 420, 50]], np.float32), np.array([0.9]))  # a second, weak track appears
+    weak = tr.tracks[1]
+    for _ in range(2):
+        tr.update(*empty)
+    x0, y0, x1, y1 = trusted["box"]
+    assert x1 - x0 == pytest.approx(48) and y1 - y0 == pytest.approx(80)  # its last size, not inverted
+    assert x0 > 110  # still moving right
+    assert trusted in tr.tracks and weak not in tr.tracks
+
+
 def test_box_iou():
     a = np.array([[0, 0, 10, 10]], np.float32)
     b = np.array([[5, 0, 15, 10], [20, 20, 30, 30]], np.float32)
@@ -152,7 +173,9 @@ def test_dogs_taken_for_people_are_dropped_over_a_clip():
                                 for s in range(0, len(frames), 8)])
         shares[verify] = (masks & dogs)[-6:].sum() / dogs[-6:].sum(), (masks & woman).sum() / woman.sum()
     assert shares[0.75][0] < 0.1 < 0.5 < shares[0.0][0]
-    assert shares[0.75][1] > 0.9
+    # she scores 0.65 in frame 44, where this clip starts: with dogs about, a weak track is masked
+    # only once two looks two frames apart confirmed it, so her first two frames are missed (0.89)
+    assert shares[0.75][1] > 0.85
 
 
 def test_robust_video_matting_is_an_opt_in_backend_that_keeps_the_dogs():
@@ -196,9 +219,8 @@ def test_segmenting_every_other_frame_halves_the_network_calls_and_keeps_the_gir
     for every in (1, 2):
         stage = SegmentStage(SegmentConfig(every=every))
         count = [0]
-        forward = stage.model.forward
-        stage.model.forward = lambda x, forward=forward, count=count: (count.__setitem__(0, count[0] + len(x)),
-                                                                       forward(x))[1]
+        model = stage.model
+        stage.model = lambda x, model=model, count=count: (count.__setitem__(0, count[0] + len(x)), model(x))[1]
         masks = np.concatenate([stage(_to_tensor(frames[s : s + 8], torch.device("cpu")))[:, 0].numpy() > 0.5
                                 for s in (0, 8)])
         recall[every], crops[every] = (masks & truth).sum() / truth.sum(), count[0]
@@ -273,3 +295,25 @@ def test_a_racket_the_detector_sees_joins_the_players_mask():
                 assert (final & ~truth).sum() < 0.2 * truth.sum()  # no blob beyond the player and racket
     assert covered[0.3, 54] > 0.95 and covered[0.3, 60] > 0.95
     assert covered[0.0, 54] < 0.5 and covered[0.0, 60] < 0.5
+
+
+def test_a_rider_behind_branches_stays_masked():
+    """bmx-trees frames 30-62 (surely seen at 30: 0.76): the rider rides behind a bush's bare branches. The whole-frame
+    detector loses him (scores under 0.06) and U²-Net stops finding him in his crop (frames 52-60);
+    a zoomed look finds his box again and his last good map follows it. Before, the pixels of his
+    ground truth in frames 53-60 were all missed."""
+    from PIL import Image
+
+    from bgclean.pipeline import io
+    from bgclean.pipeline.runner import _to_tensor
+    from bgclean.stages.segment import SegmentStage
+
+    info = io.probe(shared("videos/bmx-trees/frames"))
+    frames = [f.rgb.copy() for f in io.read_frames(info) if 30 <= f.index <= 62]
+    truth = np.stack([np.array(Image.open(shared(f"videos/bmx-trees/masks/{i:05d}.png"))) > 0 for i in range(30, 63)])
+    stage = SegmentStage(SegmentConfig())
+    soft = np.concatenate([stage(_to_tensor(frames[s : s + 8], torch.device("cpu")))[:, 0].numpy()
+                           for s in range(0, len(frames), 8)])
+    late = slice(53 - 30, 61 - 30)
+    recall = ((soft[late] > 0.5) & truth[late]).sum(axis=(1, 2)) / truth[late].sum(axis=(1, 2))
+    assert recall.min() > 0.3 and recall.mean() > 0.45, recall.round(2)  # raw map, before dilation: 0.45-0.71

@@ -162,3 +162,22 @@ def test_real_u2net_weights_match_onnxruntime(name):
     theirs = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
     assert np.abs(ours - theirs).max() < 1e-4
     assert ours[0, 0, 160, 160] > 0.5 and ours[0, 0, 10, 300] < 0.5  # astronaut centre vs. background
+
+
+def test_onnxruntime_u2net_matches_the_torch_module():
+    """On a CPU U²-Net runs through onnxruntime: our module exported once with a free batch and image
+    size (the published file is fixed at 1x3x320x320). Same maps as the torch module, at any size."""
+    import torch
+
+    from bgclean.weights.store import load_model, load_onnx_model
+
+    ort_model = load_onnx_model("u2net.small")
+    torch_model, _ = load_model("u2net.small", "cpu", half=False)
+    g = torch.Generator().manual_seed(0)
+    for shape in ((3, 3, 160, 160), (1, 3, 96, 128)):
+        x = torch.randn(*shape, generator=g)
+        with torch.inference_mode():
+            ref = torch_model(x.contiguous(memory_format=torch.channels_last))
+        out = ort_model(x)
+        assert out.shape == ref.shape
+        assert (out - ref).abs().max() < 1e-3
