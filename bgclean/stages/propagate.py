@@ -206,6 +206,16 @@ def match_exposure(warped: np.ndarray, warped_visible: np.ndarray, target: np.nd
     return np.clip(warped * gains, 0, 1)
 
 
+def _joined(region: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """(H,W) bool: the pixels of the 8-connected components of ``region | seed`` that hold a
+    ``seed`` pixel (what of ``region`` connects to the hole, with the hole)."""
+    import cv2
+
+    _, labels = cv2.connectedComponents((region | seed).astype(np.uint8), connectivity=8)
+    touching = np.unique(labels[seed])
+    return np.isin(labels, touching[touching > 0])
+
+
 def _ring_error(source: np.ndarray, m: np.ndarray, ring: tuple[np.ndarray, np.ndarray],
                 target_values: np.ndarray) -> float:
     """Mean |luminance difference| (8-bit levels) between the target's pixels ``ring`` (ys, xs in
@@ -419,9 +429,7 @@ class PropagateStage:
         extra = np.zeros((h, w), np.uint8)
         extra[ys[differs], xs[differs]] = 1
         extra = cv2.morphologyEx(extra, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # drop noise specks
-        n, labels = cv2.connectedComponents(extra | hole.astype(np.uint8), connectivity=8)
-        touching = np.unique(labels[hole])
-        added = np.isin(labels, touching[touching > 0]) & ~hole
+        added = _joined(extra > 0, hole) & ~hole
         if not added.any() or added.sum() > hole.sum():
             return hole  # nothing, or more than the person itself: a scene change, not a shadow
         added = cv2.dilate(added.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the penumbra
@@ -458,10 +466,8 @@ class PropagateStage:
         keep[ys[moved], xs[moved]] = 1
         # a shadow line breaks where it crosses lighter ground: bridge gaps of a few pixels
         linked = cv2.dilate(keep, np.ones((9, 9), np.uint8))
-        grown = cv2.dilate(hole.astype(np.uint8), np.ones((5, 5), np.uint8))
-        n, labels = cv2.connectedComponents(linked | grown, connectivity=8)
-        touching = np.unique(labels[grown > 0])
-        added = np.isin(labels, touching[touching > 0]) & (keep > 0)
+        grown = cv2.dilate(hole.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        added = _joined(linked > 0, grown) & (keep > 0)
         if not added.any() or added.sum() > hole.sum():
             return hole  # nothing, or more than the person itself: not a shadow
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1,) * 2)

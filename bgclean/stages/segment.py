@@ -247,11 +247,8 @@ class SegmentStage:
         for t in lost[: self._LOOKS_PER_FRAME]:  # the one looked for longest ago first
             t["looked"] = self._frame
             found, scores, _, _ = self.detector.look(img, t["box"], grow=0.5)
-            if len(found) == 0:
-                continue
-            iou = box_iou(np.array([t["box"]], np.float32), found)[0]
-            best = int(np.argmax(np.where(iou >= self.tracker.match_iou, scores, -1)))
-            if iou[best] >= self.tracker.match_iou and scores[best] >= self.cfg.det_keep:
+            best = best_match(t["box"], found, scores, min_iou=self.tracker.match_iou)
+            if best is not None and scores[best] >= self.cfg.det_keep:
                 self.tracker.recover(t, found[best], float(scores[best]))
 
     def _is_person(self, img: np.ndarray, track: dict, tracks: list[dict]) -> bool:
@@ -326,11 +323,11 @@ def _kept_map(patch: torch.Tensor, key: dict, memory: int, lost: float = 0.4) ->
     her box fell from 0.7 to 0 on her pixels)."""
     share = float((patch > 0.5).float().mean())
     good = key.get("good")
-    if good is not None and key["age"] - good["age"] <= memory and share < lost * good["share"]:
+    if good is None or share >= lost * good["share"]:  # U²-Net still finds her: this map is her good one
+        key["good"] = {"age": key["age"], "patch": patch, "share": share}
+    elif key["age"] - good["age"] <= memory:
         kept = resize(good["patch"][None], tuple(patch.shape[1:]), antialias=False)[0]
         return torch.maximum(patch, kept)
-    if good is None or share >= lost * good["share"]:
-        key["good"] = {"age": key["age"], "patch": patch, "share": share}
     return patch
 
 
@@ -498,19 +495,25 @@ class PersonDetector:
         the nano model calls a small dog a person with scores up to 0.6; seen up close, the same dog
         scores under 0.15 as a person and higher as an animal, while people score over 0.75."""
         people, people_scores, animals, animal_scores = self.look(rgb, box, grow)
-        ref = np.array([box], np.float32)
+        # the woman beside the dog is found in the dog's crop too: she is not the dog
+        person = best_match(box, people, people_scores, rivals=others)
+        animal = best_match(box, animals, animal_scores)
+        return (0.0 if person is None else float(people_scores[person]),
+                0.0 if animal is None else float(animal_scores[animal]))
 
-        def best(found, scores, rivals=()):
-            if len(found) == 0:
-                return 0.0
-            iou = box_iou(ref, found)[0]
-            match = iou >= 0.3
-            if len(rivals):  # the woman beside the dog is found in the dog's crop too: she is not the dog
-                rival = box_iou(np.array(rivals, np.float32).reshape(-1, 4), found).max(axis=0)
-                match &= (rival < 0.5) | (iou > rival)
-            return float(scores[match].max()) if match.any() else 0.0
 
-        return best(people, people_scores, others), best(animals, animal_scores)
+def best_match(box, found: np.ndarray, scores: np.ndarray, rivals=(), min_iou: float = 0.3) -> int | None:
+    """Index of the highest-scoring of the ``found`` (N,4) boxes that match ``box`` (IoU >=
+    ``min_iou``) better than any of ``rivals`` (or overlap every rival by less than 0.5); None when
+    none does."""
+    if len(found) == 0:
+        return None
+    iou = box_iou(np.array([box], np.float32), found)[0]
+    match = iou >= min_iou
+    if len(rivals):
+        rival = box_iou(np.array(rivals, np.float32).reshape(-1, 4), found).max(axis=0)
+        match &= (rival < 0.5) | (iou > rival)
+    return int(np.argmax(np.where(match, scores, -np.inf))) if match.any() else None
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
