@@ -41,6 +41,29 @@ def test_mask_stage_thresholds_and_dilates():
     assert set(out.unique().tolist()) <= {0.0, 1.0}
 
 
+def test_mask_stage_dilation_stays_out_of_animals():
+    """Neither the dilation nor the previous frame's mask reach into ``keep_out`` (a dog beside the
+    person); the person's own pixels inside it stay masked."""
+    soft = torch.zeros(2, 1, 60, 60)
+    soft[:, 0, 20:40, 20:30] = 0.9  # the person
+    soft[1, 0, 20:40, 10:14] = 0.9  # in the second frame she also reached left
+    keep = torch.zeros(2, 1, 60, 60)
+    keep[:, 0, 15:45, 30:45] = 1  # a dog at her right side
+    keep[:, 0, 20:40, 28:30] = 1  # ... whose map also overlaps her own pixels
+    stage = MaskStage(MaskConfig(dilate_px=4, min_area=0.0, temporal=1))
+    out = stage(soft, keep_out=keep)
+    assert out[:, 0, 20:40, 20:30].all()  # her own pixels, also under the dog's map
+    assert not out[:, 0, 15:45, 30:45].any()  # the dilation stops at the dog
+    assert out[:, 0, 20:40, 16:20].all()  # elsewhere she is dilated as usual
+    # the previous frame's mask still joins where no animal is (the temporal union)
+    stage.reset()
+    later = stage(soft[1:], keep_out=keep[1:])
+    again = stage(soft[:1], keep_out=keep[:1])
+    assert again[0, 0, 30, 11] == 1 and later[0, 0, 30, 11] == 1
+    plain = MaskStage(MaskConfig(dilate_px=4, min_area=0.0, temporal=1))(soft)
+    assert plain[:, 0, 20:40, 30:34].all()  # without keep_out, she grows into the dog
+
+
 def test_inpaint_stage_contract():
     torch.manual_seed(0)
     frames = torch.rand(2, 3, 32, 40)

@@ -194,8 +194,8 @@ class Pipeline:
         in order: the stages carry temporal state from one window to the next."""
         frames = frames.to(self.device)
         if masks is None:
-            soft = self._timed("segment", self.segment_stage, frames)
-            return self._timed("masks", self.mask_stage, soft)
+            soft, animals = self._timed("segment", self.segment_stage.segment, frames)
+            return self._timed("masks", self.mask_stage, soft, keep_out=animals)
         return self._timed("masks", self.mask_stage, masks.to(self.device).float(), external=True)
 
     def feather_width(self, height: int, width: int, dilation: int | None = None) -> int:

@@ -57,7 +57,9 @@ class MaskStage:
 
     Segmented maps: hysteresis threshold, specks dropped, holes filled, union with the previous
     ``temporal`` frames (state carried across windows; ``reset()`` between videos), dilation.
-    ``external=True`` (the user's masks) only dilates.
+    ``external=True`` (the user's masks) only dilates. ``keep_out`` ``(B,1,H,W)`` in [0,1]: where it
+    is above 0.5 (an animal beside a person), neither the dilation nor the previous frames' masks
+    reach; only the frame's own person pixels are masked there.
     """
 
     def __init__(self, cfg: MaskConfig):
@@ -68,9 +70,10 @@ class MaskStage:
         self._history: list[np.ndarray] = []
 
     @torch.inference_mode()
-    def __call__(self, soft: torch.Tensor, external: bool = False) -> torch.Tensor:
+    def __call__(self, soft: torch.Tensor, external: bool = False, keep_out: torch.Tensor | None = None) -> torch.Tensor:
         check_masks(soft)
         h, w = soft.shape[2:]
+        own: list[np.ndarray] = []  # each frame's own person pixels, before the temporal union
         if external:
             binary = (soft > 0.5).float()
         else:
@@ -85,5 +88,11 @@ class MaskStage:
                 if self.cfg.temporal > 0:
                     self._history = (self._history + [m])[-self.cfg.temporal :]
                 out.append(merged)
+                own.append(m)
             binary = torch.from_numpy(np.stack(out)[:, None]).to(soft.device, torch.float32)
-        return dilate_masks(binary, dilation_radius(self.cfg, h, w))
+        grown = dilate_masks(binary, dilation_radius(self.cfg, h, w))
+        if keep_out is None or not own:
+            return grown
+        check_masks(keep_out)
+        own_t = torch.from_numpy(np.stack(own)[:, None]).to(soft.device, torch.float32)
+        return torch.where(keep_out.to(soft.device) > 0.5, own_t, grown)
