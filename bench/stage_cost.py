@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 from segmentation import CLIPS, load_clip  # noqa: E402
 
+OVERRIDES: dict = {}  # config overrides (--set)
+
 
 def clip_cost(clip: str, window: int = 8) -> tuple[float, float, bool]:
     """(segmentation + masks s/frame, propagation s/frame, still camera) for one run over ``clip``."""
@@ -27,7 +29,7 @@ def clip_cost(clip: str, window: int = 8) -> tuple[float, float, bool]:
     from bgclean.stages.masks import dilation_radius
 
     frames, _, _ = load_clip(clip)
-    pipe = Pipeline(load_config(None, {"runtime.device": "cpu"}))
+    pipe = Pipeline(load_config(None, {"runtime.device": "cpu", **OVERRIDES}))
     pipe.hole_masks(_to_tensor(frames[:1], pipe.device))  # warm-up, then forget its state
     pipe.reset()
     seg = prop = 0.0
@@ -45,7 +47,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", nargs="+", default=CLIPS)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     args = ap.parse_args()
+    import yaml
+
+    OVERRIDES.update({k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)})
     print(f"# {machine()}")
     print("| clip | camera | segment + masks (s/frame) | propagate (s/frame) |")
     print("|---|---|---|---|")
