@@ -315,15 +315,15 @@ class PropagateStage:
     def _sightings(self, sources, t_index: int, pose_t: np.ndarray, ys: np.ndarray, xs: np.ndarray,
                    shape: tuple[int, int], nearest: int | None = None,
                    max_sources: int = 0, target=None, quantile: float = 0.5,
-                   flow: bool = True, direct: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                   flow: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Median of the ``nearest`` closest-in-time frames that saw pixels (ys, xs) of frame
         ``t_index`` (warped into it; 0 = all of them), and how many saw each: ((P,3) values, (P,)
         counts). ``max_sources`` > 0 uses at most that many frames, spread over the buffer.
         ``target``: (image (H,W,3), visible (H,W)) of frame ``t_index``; with ``cfg.refine == "flow"``
         each warped source is then aligned to it by dense flow (below) unless ``flow`` is False, and
-        with ``direct`` each source takes the chained or the direct homography (``_source_to_target``),
-        whichever aligns the target's background ring better. ``quantile``: the statistic over the
-        sightings (0.5 = the median)."""
+        takes the chained or the direct homography (``_source_to_target``), whichever aligns the
+        target's background ring better. ``quantile``: the statistic over the sightings (0.5 = the
+        median)."""
         nearest = self.cfg.nearest if nearest is None else nearest
         import cv2
 
@@ -374,7 +374,7 @@ class PropagateStage:
                 if not vis_img[py - y0, px - x0].any():
                     continue  # this frame saw none of what is still needed: no flow or exposure work
                 source = np.asarray(s_img, np.float32)  # history frames are float16
-                if direct and target is not None:  # only now the costlier direct match of the two frames
+                if target is not None:  # only now the costlier direct match of the two frames
                     other = self._source_to_target(k, t_index, m)
                     if other is not m:
                         # keep whichever aligns the background around the holes better: a direct
@@ -459,7 +459,7 @@ class PropagateStage:
         # than exposure drifts between frames: no flow, no exposure matching (both cost more than
         # the rest of this test)
         bg, count = self._sightings(sources, t_index, pose_t, ys, xs, (h, w), nearest=0, max_sources=12,
-                                    quantile=0.9, direct=False)
+                                    quantile=0.9)
         lum_cur, lum_bg = img[ys, xs].astype(np.float32).mean(axis=1), bg.mean(axis=1)
         moved = (count >= 2) & (lum_cur < 0.9 * lum_bg)
         keep = np.zeros((h, w), np.uint8)

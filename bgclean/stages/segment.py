@@ -166,13 +166,11 @@ class SegmentStage:
                     t["key"] = key = {"age": t["age"], "box": list(t["box"]), "good": good, "strong": t.get("strong")}
                     places.append((i, False, *place, key))
             for box in animals:
-                near = any(_overlap(g, box) for g in grown_boxes)
-                place = _crop_place(box, 0.05, h, w) if near else None
+                place = _place_near(box, grown_boxes, 0.05, h, w)
                 if place:
                     places.append((i, True, *place, None))
             for box in things:  # a bag, a racket, a bike touching a person joins her mask
-                near = any(_overlap(g, box) for g in grown_boxes)
-                place = _crop_place(box, 0.1, h, w) if near else None
+                place = _place_near(box, grown_boxes, 0.1, h, w)
                 if not place:
                     continue
                 # like a person's map, a belonging's map follows its box between keyframes
@@ -310,6 +308,12 @@ def _crop_place(box, margin: float, h: int, w: int):
     if X1 - X0 >= 4 and grown[1] > grown[0] and grown[3] > grown[2]:
         return Y0, Y1, X0, X1, grown
     return None
+
+
+def _place_near(box, grown_boxes, margin: float, h: int, w: int):
+    """``_crop_place`` of ``box`` when it overlaps one of the people's ``grown_boxes`` (gy0, gy1,
+    gx0, gx1), else None: only an animal or a thing beside a person needs a crop of its own."""
+    return _crop_place(box, margin, h, w) if any(_overlap(g, box) for g in grown_boxes) else None
 
 
 def _belonging_map(patch: torch.Tensor, box, gy0: int, gx0: int, least: float = 0.15) -> torch.Tensor:
