@@ -56,7 +56,6 @@ def evaluate(segmenter: str, clip: str, window: int = 8, overrides: dict | None 
     from bgclean.pipeline.config import load_config
     from bgclean.pipeline.runner import Pipeline, _to_tensor
     from bgclean.pipeline.sheet import contact_sheet, overlay_mask
-    from bgclean.stages.masks import dilation_radius
 
     frames, truth, dogs = load_clip(clip)
     pipe = Pipeline(load_config(None, {"segment.backend": segmenter, "runtime.device": "cpu", **(overrides or {})}))
@@ -71,7 +70,7 @@ def evaluate(segmenter: str, clip: str, window: int = 8, overrides: dict | None 
         holes = pipe.hole_masks(x)
         seconds += time.perf_counter() - t0
         if pipe.config.propagate.enabled:  # shadows found by propagation join the final mask
-            _, _, holes = pipe.propagate_stage(x, holes, dilation=dilation_radius(pipe.config.masks, *x.shape[2:]))
+            _, _, holes = pipe.propagate(x, holes)
         finals.append(holes[:, 0].cpu().numpy() > 0)
     final = np.concatenate(finals)
     inter = (final & truth).sum(axis=(1, 2))

@@ -26,7 +26,6 @@ def clip_cost(clip: str, window: int = 8) -> tuple[float, float, bool]:
     """(segmentation + masks s/frame, propagation s/frame, still camera) for one run over ``clip``."""
     from bgclean.pipeline.config import load_config
     from bgclean.pipeline.runner import Pipeline, _to_tensor
-    from bgclean.stages.masks import dilation_radius
 
     frames, _, _ = load_clip(clip)
     pipe = Pipeline(load_config(None, {"runtime.device": "cpu", **OVERRIDES}))
@@ -38,7 +37,7 @@ def clip_cost(clip: str, window: int = 8) -> tuple[float, float, bool]:
         t0 = time.perf_counter()
         holes = pipe.hole_masks(x)
         t1 = time.perf_counter()
-        pipe.propagate_stage(x, holes, dilation=dilation_radius(pipe.config.masks, *x.shape[2:]))
+        pipe.propagate(x, holes)
         seg, prop = seg + t1 - t0, prop + time.perf_counter() - t1
     return seg / len(frames), prop / len(frames), pipe.propagate_stage.static
 

@@ -282,3 +282,38 @@ def test_far_sources_are_aligned_directly_not_through_the_chained_camera_path():
         psnr[direct] = _psnr(got, want)
     assert psnr[True] > 40
     assert psnr[False] < psnr[True] - 5
+
+
+def test_nan_statistic_is_torchs_median_and_quantile_over_the_sightings():
+    """The one-sort statistic over sightings (NaN where a frame did not see the pixel) gives the
+    same values as torch's nanmedian (the lower middle value) and nanquantile (linear)."""
+    from bgclean.stages.propagate import nan_statistic
+
+    rng = np.random.default_rng(0)
+    stack = rng.random((7, 500, 3)).astype(np.float32)
+    count = rng.integers(0, 8, 500)
+    for p in range(500):
+        stack[count[p] :, p] = np.nan
+    stack = stack[rng.permutation(7)]  # sightings in any order
+    t = torch.from_numpy(stack)
+    np.testing.assert_array_equal(nan_statistic(stack, count), torch.nanmedian(t, dim=0).values.nan_to_num(0).numpy())
+    np.testing.assert_allclose(nan_statistic(stack, count, 0.9), torch.nanquantile(t, 0.9, dim=0).nan_to_num(0).numpy(),
+                               atol=1e-6)
+    assert (nan_statistic(stack, count)[count == 0] == 0).all()
+
+
+def test_shadow_ground_belongs_to_people_not_to_a_racket_in_the_air():
+    """Each person of the hole has her own ground below her knees; a small separate blob (a racket
+    or a ball apart from her, high in the frame) gets none, so its 'ground' in the air cannot sway
+    the smooth-ground test."""
+    from bgclean.stages.propagate import shadow_candidates
+
+    hole = np.zeros((240, 432), bool)
+    hole[60:200, 100:140] = True  # a person
+    hole[20:40, 300:330] = True  # a racket far from her
+    img = np.full((240, 432, 3), 0.6, np.float32)
+    img[205:208, 140:400] *= 0.5  # her shadow: a dark line on the ground
+    cand, grounds = shadow_candidates(img, hole)
+    assert len(grounds) == 1
+    assert grounds[0][200:, 140:200].all() and not grounds[0][:150].any()
+    assert cand[205:208, 150:300].all() and not cand[:200].any()

@@ -198,14 +198,25 @@ class Pipeline:
             return self._timed("masks", self.mask_stage, soft, keep_out=animals)
         return self._timed("masks", self.mask_stage, masks.to(self.device).float(), external=True)
 
+    def dilation(self, height: int, width: int, given: int | None = None) -> int:
+        """Px the hole masks were grown by around the person: ``given`` where the caller grew
+        external masks itself, else the configured dilation at this frame size."""
+        from bgclean.stages.masks import dilation_radius
+
+        return dilation_radius(self.config.masks, height, width) if given is None else given
+
     def feather_width(self, height: int, width: int, dilation: int | None = None) -> int:
         """The paste's feather, kept inside what the dilation added around the person so it never
         blends the person's own pixels: the octagonal dilation reaches only about half its radius
         along diagonals, hence radius // 2 + 1."""
-        from bgclean.stages.masks import dilation_radius
+        return min(self.config.inpaint.feather, self.dilation(height, width, dilation) // 2 + 1)
 
-        radius = dilation_radius(self.config.masks, height, width) if dilation is None else dilation
-        return min(self.config.inpaint.feather, radius // 2 + 1)
+    def propagate(self, frames: torch.Tensor, holes: torch.Tensor, grow_shadows: bool = True,
+                  dilation: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Propagation over one window (call every window, in order: the stage follows the camera
+        and keeps history). Returns (filled frames, what no frame saw, final holes with shadows)."""
+        return self._timed("propagate", self.propagate_stage, frames, holes, grow_shadows=grow_shadows,
+                           dilation=self.dilation(*frames.shape[2:], dilation))
 
     def process(self, frames: torch.Tensor, masks: torch.Tensor | None = None,
                 dilation: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,12 +225,8 @@ class Pipeline:
         by (default: the configured dilation). Returns (cleaned frames, final hole masks)."""
         frames = frames.to(self.device)
         holes = self.hole_masks(frames, masks)
-        if self.config.propagate.enabled:  # every window: the stage follows the camera and keeps history
-            from bgclean.stages.masks import dilation_radius
-
-            grown = dilation_radius(self.config.masks, *frames.shape[2:]) if dilation is None else dilation
-            filled, remaining, holes = self._timed("propagate", self.propagate_stage, frames, holes,
-                                                   grow_shadows=masks is None, dilation=grown)
+        if self.config.propagate.enabled:
+            filled, remaining, holes = self.propagate(frames, holes, grow_shadows=masks is None, dilation=dilation)
         else:
             filled, remaining = frames, holes
         if not (holes > 0).any():

@@ -134,25 +134,34 @@ def refine_by_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.nd
 
 
 def shadow_candidates(img: np.ndarray, hole: np.ndarray, width: int = 12, darker: float = 0.85,
-                      chroma: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels that may lie in a cast shadow of the person in ``hole``: on the ground (below 80% of
-    the person's height, within twice her height sideways), darker than their surroundings (a grey
-    closing of radius ``width``) by a factor < ``darker`` at the same chromaticity (within
-    ``chroma``). Thin lines are kept (a low sun casts shadows one or two pixels wide).
-    Returns (candidates, ground), both (H,W) bool."""
+                      chroma: float = 0.1) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Pixels that may lie in a cast shadow of a person in ``hole``: on her ground (below 80% of
+    her height, within twice her height sideways), darker than their surroundings (a grey closing
+    of radius ``width``) by a factor < ``darker`` at the same chromaticity (within ``chroma``).
+    Thin lines are kept (a low sun casts shadows one or two pixels wide). Each component of the
+    hole at least half as tall as the tallest is a person with her own ground; smaller ones (a
+    racket or a ball apart from her) cast nothing worth a test, and their "ground" would be
+    whatever lies below them in the air. Returns (candidates (H,W) bool, one (H,W) bool ground per
+    person)."""
     import cv2
 
     n, labels, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
-    ground = np.zeros(hole.shape, bool)
+    tallest = stats[1:, 3].max() if n > 1 else 0
+    grounds = []
     for k in range(1, n):
         x, y, w, h, _ = stats[k]
+        if h < 0.5 * tallest:
+            continue
+        ground = np.zeros(hole.shape, bool)
         ground[int(y + 0.8 * h) :, max(0, x - 2 * h) : x + w + 2 * h] = True
-    ground &= ~hole
+        ground &= ~hole
+        if ground.any():
+            grounds.append(ground)
     cand = np.zeros(hole.shape, bool)
-    if not ground.any():
-        return cand, ground
-    # the test only on the ground's bounding box, with the closing's reach around it
-    ys, xs = np.nonzero(ground)
+    if not grounds:
+        return cand, grounds
+    # the test only on the grounds' bounding box, with the closing's reach around it
+    ys, xs = np.nonzero(np.logical_or.reduce(grounds))
     y0, y1 = max(0, ys.min() - width), min(hole.shape[0], ys.max() + width + 1)
     x0, x1 = max(0, xs.min() - width), min(hole.shape[1], xs.max() + width + 1)
     f = img[y0:y1, x0:x1].astype(np.float32)
@@ -164,8 +173,7 @@ def shadow_candidates(img: np.ndarray, hole: np.ndarray, width: int = 12, darker
     rgb_bg = around / np.maximum(lum_bg, 1e-3)[..., None]
     cand[y0:y1, x0:x1] = ((ratio < darker) & (ratio > 0.2) & (np.abs(rgb - rgb_bg).max(axis=2) < chroma)
                           & (lum_bg > 0.15))
-    cand &= ground
-    return cand, ground
+    return cand, grounds
 
 
 def _window(ys: np.ndarray, xs: np.ndarray, h: int, w: int, margin: float) -> tuple[int, int, int, int]:
@@ -204,6 +212,27 @@ def match_exposure(warped: np.ndarray, warped_visible: np.ndarray, target: np.nd
     if np.abs(gains - 1).max() < 0.01:
         return warped
     return np.clip(warped * gains, 0, 1)
+
+
+def nan_statistic(stack: np.ndarray, count: np.ndarray, quantile: float = 0.5) -> np.ndarray:
+    """Per pixel, the ``quantile`` of its sightings: ``stack`` (S,P,C) with NaN where a frame did
+    not see the pixel, ``count`` (P,) the sightings each has. The median (0.5) is the lower middle
+    value (an observed pixel, never an average of two), other quantiles interpolate linearly; 0
+    where nothing saw the pixel. One sort along the sources: torch's nanmedian and nanquantile took
+    a third of the propagation's time on tennis."""
+    ordered = np.sort(stack, axis=0)  # NaN sorts last
+    last = np.maximum(count - 1, 0)
+    if quantile == 0.5:
+        out = np.take_along_axis(ordered, (last // 2)[None, :, None], axis=0)[0]
+    else:
+        pos = quantile * last
+        lo = np.floor(pos).astype(int)
+        frac = (pos - lo).astype(stack.dtype)[:, None]
+        below = np.take_along_axis(ordered, lo[None, :, None], axis=0)[0]
+        above = np.take_along_axis(ordered, np.minimum(lo + 1, last)[None, :, None], axis=0)[0]
+        out = below + (above - below) * frac
+    out[count == 0] = 0
+    return out
 
 
 def _joined(region: np.ndarray, seed: np.ndarray) -> np.ndarray:
@@ -401,10 +430,7 @@ class PropagateStage:
                 c, vis = warped[py - y0, px - x0], vis_img[py - y0, px - x0] > 0
             stack[j, need[vis]] = c[vis]
             seen_count[need[vis]] += 1
-        stack = torch.from_numpy(stack)
-        if quantile != 0.5:
-            return torch.nanquantile(stack, quantile, dim=0).nan_to_num(0).numpy(), seen_count
-        return torch.nanmedian(stack, dim=0).values.numpy(), seen_count
+        return nan_statistic(stack, seen_count, quantile), seen_count
 
     def _shadow(self, sources, t_index, img, hole, pose_t) -> np.ndarray:
         """Pixels near the hole that differ from the background the other frames saw there
@@ -446,12 +472,20 @@ class PropagateStage:
         other frames, and nothing joins (grass, gravel, patterned floors)."""
         import cv2
 
-        cand, ground = shadow_candidates(img, hole)
-        if not cand.any() or cand.sum() >= 0.4 * ground.sum():
-            return hole
-        gray = _gray(img)
-        gradient = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
-        if np.median(gradient[ground & ~cand]) > 28:
+        cand, grounds = shadow_candidates(img, hole)
+        gradient = None
+        smooth = np.zeros_like(cand)  # each person's ground is judged on its own
+        for ground in grounds:
+            mine = cand & ground
+            if not mine.any() or mine.sum() >= 0.4 * ground.sum():
+                continue
+            if gradient is None:
+                gray = _gray(img)
+                gradient = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+            if np.median(gradient[ground & ~cand]) <= 28:
+                smooth |= mine
+        cand = smooth
+        if not cand.any():
             return hole
         h, w = hole.shape
         ys, xs = np.nonzero(cand)

@@ -93,6 +93,7 @@ class Trainer:
             self.disc.load_state_dict(ck["disc"])
             self.opt_d.load_state_dict(ck["opt_d"])
         self.step = ck["step"]
+        self.best = ck.get("best", self.best)  # best.pt is replaced only by a better eval than any before
         self.rng = np.random.default_rng([self.cfg.seed, self.step])
         torch.manual_seed(self.cfg.seed + self.step)
         log.info("resumed %s at step %d", path, self.step)
@@ -103,7 +104,7 @@ class Trainer:
         torch.save({"architecture": self.architecture, "model": self.net.state_dict(), "opt": self.opt.state_dict(),
                     "disc": self.disc.state_dict() if self.disc else None,
                     "opt_d": self.opt_d.state_dict() if self.opt_d else None,
-                    "step": self.step, "config": dataclasses.asdict(self.cfg)}, tmp)
+                    "step": self.step, "best": self.best, "config": dataclasses.asdict(self.cfg)}, tmp)
         os.replace(tmp, path)
         return path
 
