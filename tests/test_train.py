@@ -66,8 +66,10 @@ def test_training_resumes_from_its_checkpoint_and_exports(one_photo, tmp_path):
     t = Trainer(_tiny(one_photo, tmp_path, steps=6, ckpt_every=3, w_adv=0.01, w_perceptual=0.05))
     t.run()
     before = {k: v.clone() for k, v in t.net.state_dict().items()}
-    again = Trainer(_tiny(one_photo, tmp_path, steps=10, w_adv=0.01, w_perceptual=0.05))
+    again = Trainer(_tiny(one_photo, tmp_path, steps=10, lr=0.001, w_adv=0.01, w_perceptual=0.05))
     assert again.step == 6  # resumed, not restarted
+    assert again.best == t.best > 0  # best.pt is replaced only by a better eval than the first run's
+    assert again.opt.param_groups[0]["lr"] == 0.001  # a resumed run may lower the rate
     for k, v in again.net.state_dict().items():
         torch.testing.assert_close(v, before[k])
     assert again.run()["step"] == 10

@@ -89,9 +89,13 @@ class Trainer:
                              "use another out folder")
         self.net.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["opt"])
+        for group in self.opt.param_groups:  # the config's rate, so a resumed run can lower it
+            group["lr"] = self.cfg.lr
         if self.disc is not None and ck.get("disc"):
             self.disc.load_state_dict(ck["disc"])
             self.opt_d.load_state_dict(ck["opt_d"])
+            for group in self.opt_d.param_groups:
+                group["lr"] = self.cfg.lr_disc
         self.step = ck["step"]
         self.best = ck.get("best", self.best)  # best.pt is replaced only by a better eval than any before
         self.rng = np.random.default_rng([self.cfg.seed, self.step])
