@@ -181,15 +181,20 @@ class LearnedFill:
         return fill
 
     def _tiled(self, crop: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        """2x2 quadrants overlapping by a quarter of the crop, filled separately, blended."""
+        """2x2 quadrants overlapping by a quarter of the crop, filled separately, blended. A
+        residual network's classical fill is made once over the whole crop and each tile corrects
+        its part of it: a quadrant that sees little but the hole's dark surroundings would smear
+        them across its part of the hole (places2 pair 4, the eagle in the sky)."""
         ch, cw = crop.shape[2:]
         th, tw = (ch * 5 + 7) // 8, (cw * 5 + 7) // 8  # tile = 5/8 of the side: 1/4 overlap
         acc = torch.zeros_like(crop)
         weight = torch.zeros_like(crop[:, :1])
+        base = self._telea(crop, hole) if self.residual else None
         for ty in (0, ch - th):
             for tx in (0, cw - tw):
                 c, m = crop[:, :, ty : ty + th, tx : tx + tw], hole[:, :, ty : ty + th, tx : tx + tw]
-                f = self._at_net_size(c, m) if (m > 0).any() else c
+                b = None if base is None else base[:, :, ty : ty + th, tx : tx + tw]
+                f = self._at_net_size(c, m, b) if (m > 0).any() else c
                 ramp_y = _ramp(th, ty > 0, ty + th < ch, 2 * th - ch, crop.device)
                 ramp_x = _ramp(tw, tx > 0, tx + tw < cw, 2 * tw - cw, crop.device)
                 wgt = (ramp_y[:, None] * ramp_x[None, :])[None, None]
@@ -198,7 +203,10 @@ class LearnedFill:
         return acc / weight.clamp_min(1e-6)
 
     @torch.inference_mode()
-    def _at_net_size(self, crop: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    def _at_net_size(self, crop: torch.Tensor, hole: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's fill of one crop at up to ``net_side``, back at the crop's size.
+        ``base``: a residual network's classical fill of the crop, when the caller made it over a
+        larger region (tiles); else Telea of the crop at the network's size."""
         from bgclean.models.inpaint import network_input
 
         ch, cw = crop.shape[2:]
@@ -211,7 +219,10 @@ class LearnedFill:
         xp = F.pad(x, (0, pw, 0, ph), mode="replicate")
         mp = F.pad(m, (0, pw, 0, ph))
         fill = None
-        if self.residual:
+        if self.residual and base is not None:
+            b = resize(base, (nh, nw)) if (nh, nw) != (ch, cw) else base
+            fill = torch.where(mp > 0, F.pad(b, (0, pw, 0, ph), mode="replicate"), xp)
+        elif self.residual:
             fill = self._telea(xp, mp)
         y = self.net(network_input(xp.to(self.device), mp.to(self.device),
                                    None if fill is None else fill.to(self.device)))
