@@ -59,15 +59,15 @@ def test_tracker_hysteresis_carry_and_motion():
 
 def test_a_carried_box_keeps_its_size_and_a_weak_track_is_carried_less():
     """A lost track moves at its centre's smoothed velocity at its last size: moving the four sides
-    apart turned a shrinking box inside out (bmx-trees). A track nobody vouched for (it keeps its
-    ``carry`` key) is dropped after ``weak_carry`` missed frames, a trusted one after ``carry``."""
+    apart turned a shrinking box inside out (bmx-trees). A track nobody vouched for is dropped after
+    ``weak_carry`` missed frames, one the caller trusts (``trust``) after ``carry``."""
     tr = BoxTracker(start=0.5, keep=0.2, carry=4, weak_carry=1)
     empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
     tr.update(np.array([[100, 10, 160, 110]], np.float32), np.array([0.9]))
     tr.update(np.array([[104, 10, 164, 110]], np.float32), np.array([0.9]))  # centre +4 in x
     tr.update(np.array([[110, 20, 158, 100]], np.float32), np.array([0.9]))  # shrinks about its centre
     trusted, weak = tr.tracks[0], None
-    trusted.pop("carry")  # the caller trusts this one
+    tr.trust(trusted)
     tr.update(np.array([[400, 10, 420, 50]], np.float32), np.array([0.9]))  # a second, weak track appears
     weak = tr.tracks[1]
     for _ in range(2):

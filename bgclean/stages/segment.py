@@ -272,7 +272,7 @@ class SegmentStage:
         if track.get("strong") or track["score"] >= self.cfg.verify_below or self.cfg.verify_below == 0:
             # a person seen surely once stays one (a dog may hide her later)
             track["strong"] = track["person"] = True
-            track.pop("carry", None)  # her track is carried the full ``carry`` frames when lost
+            self.tracker.trust(track)  # her track is carried the full ``carry`` frames when lost
             return True
         if track.get("confirmed") and not animals_near:
             track["person"] = True
@@ -555,8 +555,8 @@ class BoxTracker:
     """Hysteresis and carry-over for person boxes: a person starts at score >= ``start``, is kept
     while a box of score >= ``keep`` overlaps it, and stays at its last box for ``carry`` frames
     after the detector loses it (a person missed in one frame stays masked), moving at her centre's
-    last velocity. A track starts with ``weak_carry`` (default ``carry``) frames of carry; a caller
-    that trusts it may drop its ``"carry"`` key to give it the full ``carry``."""
+    last velocity. A track starts with ``weak_carry`` (default ``carry``) frames of carry; ``trust``
+    gives it the full ``carry``."""
 
     def __init__(self, start: float, keep: float, carry: int, match_iou: float = 0.3, weak_carry: int | None = None):
         self.start, self.keep, self.carry, self.match_iou = start, keep, carry, match_iou
@@ -568,6 +568,10 @@ class BoxTracker:
 
     def update(self, boxes: np.ndarray, scores: np.ndarray) -> list[tuple[float, float, float, float]]:
         return [tuple(t["box"]) for t in self.update_tracks(boxes, scores)]
+
+    def trust(self, track: dict) -> None:
+        """A caller sure that ``track`` is a person: carried the full ``carry`` frames when lost."""
+        track["carry"] = self.carry
 
     def recover(self, track: dict, box, score: float) -> None:
         """A lost ``track`` found again by a closer look this frame: at ``box``, seen."""
@@ -597,7 +601,7 @@ class BoxTracker:
                 # a lost person keeps moving as she did, at her last size (occlusion by a tree, motion blur)
                 vx, vy = track["velocity"]
                 track["box"] = [track["box"][0] + vx, track["box"][1] + vy, track["box"][2] + vx, track["box"][3] + vy]
-        self.tracks = [t for t in self.tracks if t["missed"] <= t.get("carry", self.carry)]
+        self.tracks = [t for t in self.tracks if t["missed"] <= t["carry"]]
         for ci in np.flatnonzero(~used & (cand_scores >= self.start)):
             self.tracks.append({"box": cand[ci].tolist(), "missed": 0, "velocity": [0.0, 0.0], "carry": self.weak_carry,
                                 "score": float(cand_scores[ci]), "age": 0})
