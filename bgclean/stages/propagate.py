@@ -218,8 +218,9 @@ def nan_statistic(stack: np.ndarray, count: np.ndarray, quantile: float = 0.5) -
     """Per pixel, the ``quantile`` of its sightings: ``stack`` (S,P,C) with NaN where a frame did
     not see the pixel, ``count`` (P,) the sightings each has. The median (0.5) is the lower middle
     value (an observed pixel, never an average of two), other quantiles interpolate linearly; 0
-    where nothing saw the pixel. One sort along the sources: torch's nanmedian and nanquantile took
-    a third of the propagation's time on tennis."""
+    where nothing saw the pixel. One sort along the sources: 0.7 ms for 12 sightings of 3,000 px
+    where torch's nanquantile took 10 ms, and torch's threads slowed it far more whenever another
+    process held a core (batch jobs running side by side)."""
     ordered = np.sort(stack, axis=0)  # NaN sorts last
     last = np.maximum(count - 1, 0)
     if quantile == 0.5:
