@@ -224,7 +224,7 @@ REGISTRY.register(
         name="inpaint.dmfn",
         architecture="inpaint.dmfn.w32.res2",
         format="pth",
-        sha256="bc8f1a664e447544886dc7ec4c4dd15f32cb5cbf567794c9cb31b251d45f5ebe",
+        sha256="70d196c50cac4a62769f9a07473a22e03e91d0b27671ec0a43dc955cd44ae92c",
         licence="MIT (bgclean's own weights, trained on GPL/CC wallpaper photos and MIT masks; see the model card)",
         filename="inpaint_dmfn.pth",
         size=2_334_835,
