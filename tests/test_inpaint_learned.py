@@ -100,6 +100,20 @@ def test_tiles_correct_one_classical_fill_made_over_the_whole_crop():
     assert (tiled - whole).abs().max() < 1.5 / 255
 
 
+def test_a_hole_at_the_frame_edge_does_not_leak_its_own_pixels_through_the_padding():
+    """The network's input is padded to a multiple of its stride; below a hole that touches the
+    frame's bottom, the padding is hole too. Padded as known pixels, it carried the hidden object's
+    colour into the fill (places2 pair 2: a dark orange ball under the archer)."""
+    img = np.full((150, 101, 3), 128, np.uint8)
+    hole = np.zeros((150, 101), np.uint8)
+    hole[90:, 40:70] = 1  # a person cut by the bottom edge
+    img[hole > 0] = (200, 30, 20)  # her pixels, hidden from the fill
+    out = LearnedFill(InpaintConfig(), torch.device("cpu"), net=_untrained())(
+        _tensor(img), torch.from_numpy(hole)[None, None].float())
+    got = (out[0].permute(1, 2, 0).numpy() * 255).round()
+    assert np.abs(got[hole > 0] - 128).max() <= 2
+
+
 def test_passes_redraw_only_the_eroded_inside():
     img = _photo()
     hole = np.zeros(img.shape[:2], np.uint8)

@@ -217,7 +217,7 @@ class LearnedFill:
         m_mult = self.multiple
         ph, pw = (-nh) % m_mult, (-nw) % m_mult
         xp = F.pad(x, (0, pw, 0, ph), mode="replicate")
-        mp = F.pad(m, (0, pw, 0, ph))
+        mp = F.pad(m, (0, pw, 0, ph), mode="replicate")  # padding below a hole is hole, not its pixels
         fill = None
         if self.residual and base is not None:
             b = resize(base, (nh, nw)) if (nh, nw) != (ch, cw) else base
