@@ -181,3 +181,28 @@ def test_onnxruntime_u2net_matches_the_torch_module():
         out = ort_model(x)
         assert out.shape == ref.shape
         assert (out - ref).abs().max() < 1e-3
+
+
+def test_an_unreadable_onnx_export_is_made_again_once_then_the_error_is_raised(monkeypatch):
+    """A truncated export in the cache is replaced; an export onnxruntime can never read raises
+    instead of re-exporting forever."""
+    import torch
+
+    from bgclean.weights import store
+    from bgclean.weights.registry import REGISTRY
+
+    path = store.converted_path(REGISTRY.get("u2net.small")).with_suffix(
+        f".torch{torch.__version__.split('+')[0]}.onnx")
+    store.load_onnx_model("u2net.small")  # exported and readable
+    path.write_bytes(b"truncated")
+    assert store.load_onnx_model("u2net.small")(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+    exports = []
+
+    def never_readable(p):
+        exports.append(p)
+        raise RuntimeError("unreadable")
+
+    monkeypatch.setattr(store, "OnnxModel", never_readable)
+    with pytest.raises(RuntimeError, match="unreadable"):
+        store.load_onnx_model("u2net.small")
+    assert len(exports) == 2

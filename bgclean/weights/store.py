@@ -283,10 +283,11 @@ class OnnxModel:
         return torch.from_numpy(out)
 
 
-def load_onnx_model(name: str, progress: Progress | None = None) -> OnnxModel:
+def load_onnx_model(name: str, progress: Progress | None = None, retry: bool = True) -> OnnxModel:
     """The registered model ``name`` for onnxruntime: our torch module exported once to ONNX with a
     free batch size and image size (the published files are fixed at 1x3x320x320), cached beside the
-    converted state_dicts."""
+    converted state_dicts. An export onnxruntime cannot read is made again once (``retry``); a
+    second failure is raised rather than retried forever."""
     import torch
 
     from bgclean.weights.registry import REGISTRY
@@ -305,7 +306,9 @@ def load_onnx_model(name: str, progress: Progress | None = None) -> OnnxModel:
         os.replace(tmp, out)
     try:
         return OnnxModel(out)
-    except Exception as exc:  # a truncated or stale export: make it again
+    except Exception as exc:  # a truncated or stale export: make it again, once
+        if not retry:
+            raise
         log.warning("exported model %s unreadable (%s); exporting again", out, exc)
         out.unlink(missing_ok=True)
-        return load_onnx_model(name, progress)
+        return load_onnx_model(name, progress, retry=False)
