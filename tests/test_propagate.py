@@ -317,3 +317,23 @@ def test_shadow_ground_belongs_to_people_not_to_a_racket_in_the_air():
     assert len(grounds) == 1
     assert grounds[0][200:, 140:200].all() and not grounds[0][:150].any()
     assert cand[205:208, 150:300].all() and not cand[:200].any()
+
+
+def test_ring_error_prefers_the_homography_that_aligns_the_ring():
+    """The direct-or-chained choice: a source shifted 3 px right is aligned by the homography that
+    undoes the shift (error near 0 levels), not by the identity."""
+    import cv2
+
+    from bgclean.stages.propagate import _ring_error, exposure_ring
+
+    target = _photo().astype(np.float32) / 255
+    h, w = target.shape[:2]
+    shift = np.array([[1, 0, 3], [0, 1, 0], [0, 0, 1]], np.float64)  # target -> source
+    source = cv2.warpPerspective(target, shift, (w, h), borderMode=cv2.BORDER_REFLECT)
+    hole = np.zeros((h, w), bool)
+    hole[80:160, 180:240] = True
+    ys, xs = np.nonzero(exposure_ring(~hole))
+    gray = cv2.cvtColor((target * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)[ys, xs].astype(np.float32)
+    right = _ring_error(source, np.linalg.inv(shift), (ys, xs), gray)  # source -> target
+    assert right < 1.0, right
+    assert _ring_error(source, np.eye(3), (ys, xs), gray) > 3 * max(right, 0.5)

@@ -79,19 +79,20 @@ def flow_sigma(height: int, width: int) -> float:
 
 def residual_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
                   max_shift: float = 6.0, sigma: float | None = None,
-                  target_gray: np.ndarray | None = None) -> np.ndarray | None:
+                  target_gray: np.ndarray | None = None, warped_gray: np.ndarray | None = None) -> np.ndarray | None:
     """Dense flow (H,W,2) from the target frame to a homography-warped source (both H,W,3 float in
     [0,1]): target pixel p shows what the warped source shows at p + flow(p). Measured with OpenCV
     DIS where both see background, carried into the holes by normalised convolution of width
     ``sigma`` px (default ``flow_sigma`` of this image; pass the whole frame's for a crop of it):
     the background behind a person moves like the background around them. Shifts beyond
     ``max_shift`` px are distrusted. ``target_gray``: the target as 8-bit grey, when the caller has
-    it (one target, many sources). None when too little is seen by both."""
+    it (one target, many sources); ``warped_gray``: the warped source's, likewise (``warped`` may
+    then be None). None when too little is seen by both."""
     import cv2
 
     h, w = target.shape[:2]
     g_t = _gray(target) if target_gray is None else target_gray
-    g_s = _gray(warped)
+    g_s = _gray(warped) if warped_gray is None else warped_gray
     both = target_visible & warped_visible
     if both.mean() < 0.2:
         return None
@@ -193,25 +194,32 @@ def exposure_ring(target_visible: np.ndarray, ring: int = 12) -> np.ndarray:
     return band & target_visible
 
 
-def match_exposure(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
-                   ring: int = 12, target_ring: np.ndarray | None = None) -> np.ndarray:
-    """Per-channel gain that matches a warped source's exposure to the target's around the holes
-    (auto-exposure and white balance drift while the camera moves): the median ratio over a
-    ``ring``-px band outside the target's holes where both see background (``target_ring``: that
-    band of the target, ``exposure_ring``, when the caller has it). Gains within 1% of 1 are left
-    alone; the gain is clipped to [0.5, 2]."""
-    band = exposure_ring(target_visible, ring) if target_ring is None else target_ring
-    band = band & warped_visible
-    if band.sum() < 50:
-        return warped
-    t, s = target[band].astype(np.float32), warped[band].astype(np.float32)
+def exposure_gains(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray,
+                   ring: tuple[np.ndarray, np.ndarray]) -> np.ndarray | None:
+    """Per-channel gain (3,) that matches a warped source's exposure to the target's around the
+    holes (auto-exposure and white balance drift while the camera moves): the median ratio over the
+    target's background pixels ``ring`` (ys, xs: a band outside its holes, ``exposure_ring``, or a
+    sample of it) that the source sees too. None when the gains are within 1% of 1 or too few pixels
+    tell; clipped to [0.5, 2]."""
+    ys, xs = ring
+    both = warped_visible[ys, xs]
+    if both.sum() < 50:
+        return None
+    t, s = target[ys[both], xs[both]].astype(np.float32), warped[ys[both], xs[both]].astype(np.float32)
     ok = (s > 0.04) & (t > 0.04) & (s < 0.96) & (t < 0.96)  # ratios of dark or clipped pixels lie
     gains = np.array([np.median(t[ok[:, c], c] / s[ok[:, c], c]) if ok[:, c].sum() > 30 else 1.0
                       for c in range(3)], np.float32)
     gains = np.clip(gains, 0.5, 2.0)
-    if np.abs(gains - 1).max() < 0.01:
-        return warped
-    return np.clip(warped * gains, 0, 1)
+    return None if np.abs(gains - 1).max() < 0.01 else gains
+
+
+def match_exposure(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
+                   ring: int = 12, target_ring: np.ndarray | None = None) -> np.ndarray:
+    """``warped`` with ``exposure_gains`` applied, measured over a ``ring``-px band outside the
+    target's holes (``target_ring``: that band, ``exposure_ring``, when the caller has it)."""
+    band = exposure_ring(target_visible, ring) if target_ring is None else target_ring
+    gains = exposure_gains(warped, warped_visible, target, np.nonzero(band))
+    return warped if gains is None else np.clip(warped * gains, 0, 1)
 
 
 def nan_statistic(stack: np.ndarray, count: np.ndarray, quantile: float = 0.5) -> np.ndarray:
@@ -253,18 +261,17 @@ def _ring_error(source: np.ndarray, m: np.ndarray, ring: tuple[np.ndarray, np.nd
     homography ``m`` (source -> target) puts them; inf when the source sees too few of them."""
     import cv2
 
+    step = max(1, -(-len(ring[0]) // 30000))  # a remap map is at most 32767 wide
+    ring, target_values = (ring[0][::step], ring[1][::step]), target_values[::step]
     pts = np.stack([ring[1], ring[0]], -1).astype(np.float32).reshape(-1, 1, 2)
     src = cv2.perspectiveTransform(pts, np.linalg.inv(m)).reshape(-1, 2)
     h, w = source.shape[:2]
     inside = (src[:, 0] >= 0) & (src[:, 0] <= w - 1) & (src[:, 1] >= 0) & (src[:, 1] <= h - 1)
     if inside.sum() < 50:
         return float("inf")
-    xs, ys = src[inside, 0], src[inside, 1]
-    x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
-    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
-    fx, fy = (xs - x0)[:, None], (ys - y0)[:, None]
-    rgb = ((source[y0, x0] * (1 - fx) + source[y0, x1] * fx) * (1 - fy)
-           + (source[y1, x0] * (1 - fx) + source[y1, x1] * fx) * fy)
+    # bilinear samples at the points, by one remap over a 1 x N map
+    rgb = cv2.remap(source, np.ascontiguousarray(src[inside, 0])[None], np.ascontiguousarray(src[inside, 1])[None],
+                    cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
     lum = 255 * (0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2])
     return float(np.abs(lum - target_values[inside]).mean())
 
@@ -284,7 +291,9 @@ class PropagateStage:
         # each entry: (frame (H,W,3) float16, visible (H,W) bool, pose 3x3: this frame -> reference)
         self.history: deque = deque(maxlen=max(0, self.cfg.history))
         self._history_features: deque = deque(maxlen=max(0, self.cfg.history))  # ORB, beside history
+        self._history_grays: deque = deque(maxlen=max(0, self.cfg.history))  # 8-bit grey, beside history
         self._features: list = []  # ORB features of this call's sources (history, then window)
+        self._grays: list = []  # their 8-bit grey frames
         self._pairs: dict = {}  # (source, target) index in this call's sources -> homography
         self._last_features = None  # ORB keypoints and descriptors of the previous frame
         self._last_pose = np.eye(3)
@@ -338,7 +347,11 @@ class PropagateStage:
         its flicker. On scenes of several planes a direct match between distant frames can fit the
         wrong one, so ``_sightings`` keeps whichever of the two aligns better."""
         if (k, t) not in self._pairs:
-            self._pairs[k, t] = homography_from_features(self._features[k], self._features[t])
+            if (t, k) in self._pairs:  # cross-checked matches are the same both ways: invert
+                back = self._pairs[t, k]
+                self._pairs[k, t] = None if back is None else np.linalg.inv(back)
+            else:
+                self._pairs[k, t] = homography_from_features(self._features[k], self._features[t])
         direct = self._pairs[k, t]
         return chained if direct is None else direct
 
@@ -395,8 +408,10 @@ class PropagateStage:
             else:
                 size = (x1 - x0, y1 - y0)
 
+                vis8 = s_vis.view(np.uint8) if s_vis.dtype == bool else s_vis.astype(np.uint8)
+
                 def seen_by(m):
-                    vis = cv2.warpPerspective(s_vis.astype(np.uint8), to_window @ m, size, flags=cv2.INTER_NEAREST,
+                    vis = cv2.warpPerspective(vis8, to_window @ m, size, flags=cv2.INTER_NEAREST,
                                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
                     return cv2.erode(vis, np.ones((3, 3), np.uint8))  # no blends at the edges
 
@@ -412,9 +427,15 @@ class PropagateStage:
                         if _ring_error(source, other, ring, ring_values) < _ring_error(source, m, ring, ring_values):
                             m, vis_img = other, seen_by(other)
                 m = to_window @ m  # source frame -> the window of this frame
-                warped = cv2.warpPerspective(source, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-                residual = (residual_flow(warped, vis_img > 0, *target, sigma=sigma, target_gray=target_gray)
-                            if flow and target is not None and self.cfg.refine == "flow" else None)
+                residual = None
+                if flow and target is not None and self.cfg.refine == "flow":
+                    # the flow is measured on grey frames: warp the source's grey only
+                    warped_gray = cv2.warpPerspective(self._grays[k], m, size, flags=cv2.INTER_LINEAR,
+                                                      borderMode=cv2.BORDER_CONSTANT)
+                    residual = residual_flow(None, vis_img > 0, *target, sigma=sigma, target_gray=target_gray,
+                                             warped_gray=warped_gray)
+                if residual is None:
+                    warped = cv2.warpPerspective(source, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
                 if residual is not None:
                     # one resampling of the source, homography and flow composed, bicubic: no
                     # second blur whose strength would change from frame to frame
@@ -423,12 +444,14 @@ class PropagateStage:
                     src_pts = cv2.perspectiveTransform(pts, np.linalg.inv(m)).reshape(size[1], size[0], 2)
                     mx, my = np.ascontiguousarray(src_pts[..., 0]), np.ascontiguousarray(src_pts[..., 1])
                     warped = cv2.remap(source, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT).clip(0, 1)
-                    vis_img = cv2.remap(s_vis.astype(np.uint8), mx, my, cv2.INTER_NEAREST,
+                    vis_img = cv2.remap(vis8, mx, my, cv2.INTER_NEAREST,
                                         borderMode=cv2.BORDER_CONSTANT)
                     vis_img = cv2.erode(vis_img, np.ones((3, 3), np.uint8))
-                if target is not None and self.cfg.exposure:
-                    warped = match_exposure(warped, vis_img > 0, *target, target_ring=target_ring)
                 c, vis = warped[py - y0, px - x0], vis_img[py - y0, px - x0] > 0
+                if target is not None and self.cfg.exposure:
+                    # gains from the ring's sample, applied to the pixels asked for only
+                    gains = exposure_gains(warped, vis_img > 0, target[0], (ring_y, ring_x))
+                    c = c if gains is None else np.clip(c * gains, 0, 1)
             stack[j, need[vis]] = c[vis]
             seen_count[need[vis]] += 1
         return nan_statistic(stack, seen_count, quantile), seen_count
@@ -522,13 +545,15 @@ class PropagateStage:
         imgs = frames.permute(0, 2, 3, 1).float().cpu().numpy()
         holes = masks[:, 0].cpu().numpy() > 0
         people = holes.copy()
-        window, win_feats = [], []
+        window, win_feats, win_grays = [], [], []
         for img, hole in zip(imgs, holes):
             gray = cv2.cvtColor((img * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
             window.append((img, ~hole, self._pose(gray, ~hole)))
             win_feats.append(self._last_features)
+            win_grays.append(gray)
         sources = list(self.history) + window
         self._features, self._pairs = list(self._history_features) + win_feats, {}
+        self._grays = list(self._history_grays) + win_grays
         base = len(self.history)
         if grow_shadows and self.static and self.cfg.shadows in ("static", "always"):
             # first grow every hole by its shadow, then count shadowed pixels as unseen everywhere,
@@ -566,6 +591,7 @@ class PropagateStage:
             # sources lose their low bits in propagated pixels only)
             self.history.append((img.astype(np.float16), visible, pose))
         self._history_features.extend(win_feats)
+        self._history_grays.extend(win_grays)
         filled = torch.from_numpy(out).permute(0, 3, 1, 2).to(frames.device, frames.dtype)
         as_mask = lambda a: torch.from_numpy(a[:, None]).to(masks.device, torch.float32)  # noqa: E731
         return filled, as_mask(remaining), as_mask(holes)
