@@ -337,3 +337,18 @@ def test_ring_error_prefers_the_homography_that_aligns_the_ring():
     right = _ring_error(source, np.linalg.inv(shift), (ys, xs), gray)  # source -> target
     assert right < 1.0, right
     assert _ring_error(source, np.eye(3), (ys, xs), gray) > 3 * max(right, 0.5)
+
+
+def test_trimmed_mean_of_the_sightings_drops_the_outliers_and_averages_the_middle():
+    from bgclean.stages.propagate import nan_statistic
+
+    pixels = [[0.1, 0.9, 0.4, 0.6], [0.3, 0.2, 0.9, 0.25, 0.0], [0.9, 0.4, 0.0], [0.3, 0.5], []]
+    stack = np.full((5, len(pixels), 3), np.nan, np.float32)
+    for p, seen in enumerate(pixels):
+        stack[: len(seen), p] = np.array(seen, np.float32)[:, None]
+    count = np.array([len(seen) for seen in pixels])
+    out = nan_statistic(stack[::-1].copy(), count, trim=0.2)  # NaNs first: order does not matter
+    # 4 sightings: the mean of the middle 2; 5: of the middle 3; 3: the median; 2: their mean; none: 0
+    np.testing.assert_allclose(out[:, 0], [0.5, 0.25, 0.4, 0.4, 0.0], atol=1e-6)
+    assert (out == out[:, :1]).all()
+    np.testing.assert_allclose(nan_statistic(stack, count)[:, 0], [0.4, 0.25, 0.4, 0.3, 0.0])  # trim 0: median

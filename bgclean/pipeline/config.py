@@ -60,7 +60,8 @@ class PropagateConfig:
     history: int = 30  # past frames kept as sources, besides the current window
     max_features: int = 1500  # ORB features per frame for camera motion
     static_px: float = 0.5  # camera motions moving no corner more than this are treated as still
-    nearest: int = 5  # median of each pixel's nearest-in-time sightings (0 = all of them)
+    nearest: int = 5  # each pixel's value from its nearest-in-time sightings (0 = all of them)
+    trim: float = 0.2  # their trimmed mean: this fraction dropped at each end (0 = the median)
     sources: int = 8  # moving camera: frames at most that fill each frame, its nearest then spread (0 = all)
     refine: str = "flow"  # align each warped frame by dense flow (OpenCV DIS) after its homography: flow | off
     exposure: bool = True  # match each warped frame's exposure to the current one's around the hole
