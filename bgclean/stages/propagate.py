@@ -79,10 +79,18 @@ def track_refined(src_gray: np.ndarray, dst_gray: np.ndarray, dst_valid: np.ndar
     synthetic clips at 432x240 their homographies were off by a median 0.2-0.6 px and by over 1 px
     in 13-35% of the pairs; refit to tracked corners, the median fell to 0.03-0.17 px and the pairs
     off by over 1 px to 0-8%. The homography as given when too few corners track."""
+    refined, _ = track_fit(src_gray, dst_gray, dst_valid, homography, corners)
+    return homography if refined is None else refined
+
+
+def track_fit(src_gray: np.ndarray, dst_gray: np.ndarray, dst_valid: np.ndarray, homography: np.ndarray,
+              corners: np.ndarray | None) -> tuple[np.ndarray | None, float]:
+    """``track_refined``'s fit: (the refit homography or None when too few corners track, the
+    share of the corners that it fits within 1 px)."""
     import cv2
 
     if corners is None or len(corners) < 12:
-        return homography
+        return None, 0.0
     guess = cv2.perspectiveTransform(corners, homography)
     found, status, _ = cv2.calcOpticalFlowPyrLK(
         src_gray, dst_gray, corners, guess.copy(), winSize=(15, 15), maxLevel=3,
@@ -93,11 +101,11 @@ def track_refined(src_gray: np.ndarray, dst_gray: np.ndarray, dst_valid: np.ndar
     fy = np.clip(found[:, 0, 1].round().astype(int), 0, h - 1)
     ok &= dst_valid[fy, fx]  # a corner that lands on a person tracked the person
     if ok.sum() < 12:
-        return homography
+        return None, 0.0
     refined, inliers = cv2.findHomography(corners[ok], found[ok], cv2.USAC_MAGSAC, 1.0)
     if refined is None or inliers is None or inliers.sum() < 10:
-        return homography
-    return refined
+        return None, 0.0
+    return refined, float(inliers.sum()) / len(corners)
 
 
 def _gray(img: np.ndarray) -> np.ndarray:
@@ -345,7 +353,9 @@ class PropagateStage:
         self._valid: list = []  # their background masks (H,W) bool
         self._corners: list = []  # their corners to track (N,1,2) float32, None until needed
         self._pairs: dict = {}  # (source, target) index in this call's sources -> homography
-        self._last_features = None  # ORB keypoints and descriptors of the previous frame
+        self._last_gray: np.ndarray | None = None  # the previous frame's grey and background
+        self._last_valid: np.ndarray | None = None
+        self._last_step = np.eye(3)  # its camera step (frame -> previous frame)
         self._last_corners = None  # its corners to track, when they were needed
         self._last_pose = np.eye(3)
         self.static = True  # every motion so far snapped to the identity
@@ -376,21 +386,27 @@ class PropagateStage:
         self._invented_known |= sel
 
     def _pose(self, gray: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Pose (frame → reference) of a new frame, chained from the previous frame's."""
-        features = orb_features(gray, valid, self.cfg.max_features)
+        """Pose (frame → reference) of a new frame, chained from the previous frame's. The step
+        from the previous frame: its corners tracked from where the last step's motion would put
+        them (a camera keeps moving as it moved), refit; where that fits less than half of them (a
+        jolt, a cut), ORB features matched between the two frames first."""
         self._last_corners = None
-        if self._last_features is None:
+        if self._last_gray is None:
             pose = np.eye(3)
         else:
-            h = homography_from_features(features, self._last_features)
-            if h is not None:
-                h = track_refined(gray, self._last_gray, self._last_valid, h, self._new_corners(gray, valid))
+            corners = self._new_corners(gray, valid)
+            h, fits = track_fit(gray, self._last_gray, self._last_valid, self._last_step, corners)
+            if h is None or fits < 0.5:
+                guess = homography_from_features(orb_features(gray, valid, self.cfg.max_features),
+                                                 orb_features(self._last_gray, self._last_valid, self.cfg.max_features))
+                h = None if guess is None else track_refined(gray, self._last_gray, self._last_valid, guess, corners)
             if h is None or corner_shift(h, gray.shape[1], gray.shape[0]) <= self.cfg.static_px:
                 h = np.eye(3)  # static (or unknown: assume still rather than guess)
             else:
                 self.static = False
+            self._last_step = h
             pose = self._last_pose @ h
-        self._last_features, self._last_pose = features, pose
+        self._last_pose = pose
         self._last_gray, self._last_valid = gray, valid
         return pose
 
