@@ -377,6 +377,9 @@ def test_tracked_corners_refit_a_homography_to_a_fraction_of_a_pixel():
     refined = track_refined(gray(src), dst_img, valid, off, good_corners(gray(src), valid))
     ys, xs = np.mgrid[10:h - 10:20, 10:w - 10:20]
     grid = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)[:, None]
-    error = lambda m: np.linalg.norm(cv2.perspectiveTransform(grid, m) - cv2.perspectiveTransform(grid, true), axis=2)  # noqa: E731
+
+    def error(m):
+        return np.linalg.norm(cv2.perspectiveTransform(grid, m) - cv2.perspectiveTransform(grid, true), axis=2)
+
     assert error(off).mean() > 0.8
     assert error(refined).max() < 0.1, error(refined).max()

@@ -58,7 +58,7 @@ class PropagateConfig:
 
     enabled: bool = True
     history: int = 30  # past frames kept as sources, besides the current window
-    max_features: int = 1500  # ORB features per frame for camera motion
+    max_features: int = 1500  # ORB features per frame where tracked corners fail
     static_px: float = 0.5  # camera motions moving no corner more than this are treated as still
     nearest: int = 5  # each pixel's value from its nearest-in-time sightings (0 = all of them)
     trim: float = 0.2  # their trimmed mean: this fraction dropped at each end (0 = the median)

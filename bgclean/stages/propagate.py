@@ -1,12 +1,14 @@
 """Temporal propagation: fill holes with real background seen in other frames.
 
-Camera motion between consecutive frames is a homography estimated from background features only
-(ORB + RANSAC; person masks excluded). Motions that move no corner by more than ``static_px`` are
-snapped to the identity, so a static camera copies pixels exactly, without resampling. For each frame
-of a window, the frames of the window and of a history ring buffer are warped into it; inside the
-hole, each pixel takes the median of the candidates that saw it (a robust temporal statistic: with a
-static camera it is a clean plate that follows slow lighting changes). What no frame saw stays a hole
-for the inpainter.
+Camera motion between consecutive frames is a homography fitted to background corners (person
+masks excluded) tracked to a fraction of a pixel by pyramidal Lucas-Kanade, starting from the last
+step's motion, or from an ORB + MAGSAC match where that fits poorly. Motions that move no corner by
+more than ``static_px`` are snapped to the identity, so a static camera copies pixels exactly,
+without resampling. For each frame of a window, the frames of the window and of a history ring
+buffer are warped into it (each pair's homography refit directly by tracked corners); inside the
+hole, each pixel takes the trimmed mean of the candidates that saw it (a robust temporal statistic:
+with a static camera it is a clean plate that follows slow lighting changes). What no frame saw
+stays a hole for the inpainter.
 """
 
 from __future__ import annotations
@@ -443,8 +445,8 @@ class PropagateStage:
                    shape: tuple[int, int], nearest: int | None = None,
                    max_sources: int = 0, target=None, quantile: float = 0.5,
                    flow: bool = True, trim: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """The median (or see ``trim``) of the ``nearest`` closest-in-time frames that saw pixels (ys, xs) of frame
-        ``t_index`` (warped into it; 0 = all of them), and how many saw each: ((P,3) values, (P,)
+        """The median (or see ``trim``) of the ``nearest`` closest-in-time frames that saw pixels
+        (ys, xs) of frame ``t_index`` (warped into it; 0 = all of them), and how many saw each: ((P,3) values, (P,)
         counts). ``max_sources`` > 0 uses at most that many frames, spread over the buffer.
         ``target``: (image (H,W,3), visible (H,W)) of frame ``t_index``; with ``cfg.refine == "flow"``
         each warped source is then aligned to it by dense flow (below) unless ``flow`` is False, and
@@ -519,7 +521,8 @@ class PropagateStage:
                     residual = residual_flow(None, vis_img > 0, *target, sigma=sigma, target_gray=target_gray,
                                              warped_gray=warped_gray)
                 if residual is None:
-                    warped = cv2.warpPerspective(source, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+                    warped = cv2.warpPerspective(source, m, size, flags=cv2.INTER_LINEAR,
+                                                 borderMode=cv2.BORDER_CONSTANT)
                 if residual is not None:
                     # one resampling of the source, homography and flow composed, bicubic: no
                     # second blur whose strength would change from frame to frame
