@@ -288,7 +288,8 @@ def nan_statistic(stack: np.ndarray, count: np.ndarray, quantile: float = 0.5, t
         cut = np.minimum(last // 2, np.ceil(count * trim).astype(int))
         rank = np.arange(stack.shape[0])[:, None]
         kept = (rank >= cut) & (rank < count - cut)  # (S,P): NaNs lie beyond count, never kept
-        total = np.where(kept[..., None], ordered, 0).sum(axis=0)
+        np.copyto(ordered, 0, where=~kept[..., None])  # in place: no second (S,P,C) buffer
+        total = ordered.sum(axis=0)
         out = total / np.maximum(count - 2 * cut, 1)[:, None].astype(stack.dtype)
     elif quantile == 0.5:
         out = np.take_along_axis(ordered, (last // 2)[None, :, None], axis=0)[0]
