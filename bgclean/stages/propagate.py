@@ -260,15 +260,6 @@ def exposure_gains(warped: np.ndarray, warped_visible: np.ndarray, target: np.nd
     return None if np.abs(gains - 1).max() < 0.01 else gains
 
 
-def match_exposure(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
-                   ring: int = 12, target_ring: np.ndarray | None = None) -> np.ndarray:
-    """``warped`` with ``exposure_gains`` applied, measured over a ``ring``-px band outside the
-    target's holes (``target_ring``: that band, ``exposure_ring``, when the caller has it)."""
-    band = exposure_ring(target_visible, ring) if target_ring is None else target_ring
-    gains = exposure_gains(warped, warped_visible, target, np.nonzero(band))
-    return warped if gains is None else np.clip(warped * gains, 0, 1)
-
-
 def nan_statistic(stack: np.ndarray, count: np.ndarray, quantile: float = 0.5, trim: float = 0.0) -> np.ndarray:
     """Per pixel, the ``quantile`` of its sightings: ``stack`` (S,P,C) with NaN where a frame did
     not see the pixel, ``count`` (P,) the sightings each has. The median (0.5) is the lower middle
@@ -397,7 +388,7 @@ class PropagateStage:
         if self._last_gray is None:
             pose = np.eye(3)
         else:
-            corners = self._new_corners(gray, valid)
+            self._last_corners = corners = good_corners(gray, valid)  # kept for its pairs too
             h, fits = track_fit(gray, self._last_gray, self._last_valid, self._last_step, corners)
             if h is None or fits < 0.5:
                 guess = homography_from_features(orb_features(gray, valid, self.cfg.max_features),
@@ -412,11 +403,6 @@ class PropagateStage:
         self._last_pose = pose
         self._last_gray, self._last_valid = gray, valid
         return pose
-
-    def _new_corners(self, gray: np.ndarray, valid: np.ndarray) -> np.ndarray | None:
-        """The corners of the frame ``_pose`` is placing (found once: kept for its pairs too)."""
-        self._last_corners = good_corners(gray, valid)
-        return self._last_corners
 
     def _source_to_target(self, k: int, t: int, chained: np.ndarray) -> np.ndarray:
         """Homography from source ``k`` to target ``t`` (indices into this call's sources): the
