@@ -236,9 +236,11 @@ class Pipeline:
         fill = filled
         if (remaining > 0).any():
             if self.config.propagate.enabled and self.propagate_stage.static:
-                # one frame at a time, so each reuses what the frames before it invented
-                fill = torch.cat([self._invent_static(filled[i : i + 1], remaining[i : i + 1])
-                                  for i in range(filled.shape[0])])
+                # one frame at a time, so each reuses what the frames before it invented; into
+                # propagation's own output tensor (no second window-sized copy; an inference tensor)
+                with torch.inference_mode():
+                    for i in range(filled.shape[0]):
+                        filled[i : i + 1] = self._invent_static(filled[i : i + 1], remaining[i : i + 1])
             else:
                 fill = torch.where(remaining > 0, self._invent(filled, remaining, still=self.stills), filled)
         feather = self.feather_width(frames.shape[2], frames.shape[3], dilation)

@@ -90,7 +90,10 @@ class MaskStage:
                 out.append(merged)
                 own.append(m)
             binary = torch.from_numpy(np.stack(out)[:, None]).to(soft.device, torch.float32)
-        grown = dilate_masks(binary, dilation_radius(self.cfg, h, w))
+        radius = dilation_radius(self.cfg, h, w)
+        grown = torch.empty_like(binary)
+        for i in range(binary.shape[0]):  # a frame at a time: the pools' temporaries stay one frame's size
+            grown[i : i + 1] = dilate_masks(binary[i : i + 1], radius)
         if keep_out is None or not own:
             return grown
         check_masks(keep_out)

@@ -466,10 +466,13 @@ class PropagateStage:
             step = max(1, len(ring_y) // 2000)  # a sample is enough to compare two alignments
             ring_y, ring_x = ring_y[::step], ring_x[::step]
             ring, ring_values = (ring_y + y0, ring_x + x0), target_gray[ring_y, ring_x]  # in the frame
-        stack = np.full((len(order), len(ys), 3), np.nan, np.float32)
+        # a pixel's k-th sighting goes to row k: ``nearest`` rows, not one per source (a still
+        # camera's 46 sources made this the largest buffer of the stage on vtest, and its sort)
+        rows = min(len(order), nearest) if nearest > 0 else len(order)
+        stack = np.full((rows, len(ys), 3), np.nan, np.float32)
         seen_count = np.zeros(len(ys), int)
         inv_t = np.linalg.inv(pose_t)
-        for j, k in enumerate(order):
+        for k in order:
             need = np.flatnonzero(seen_count < nearest) if nearest > 0 else np.arange(len(ys))
             if len(need) == 0:
                 break  # every pixel has its nearest sightings
@@ -526,8 +529,9 @@ class PropagateStage:
                     # gains from the ring's sample, applied to the pixels asked for only
                     gains = exposure_gains(warped, vis_img > 0, target[0], (ring_y, ring_x))
                     c = c if gains is None else np.clip(c * gains, 0, 1)
-            stack[j, need[vis]] = c[vis]
-            seen_count[need[vis]] += 1
+            got = need[vis]
+            stack[seen_count[got], got] = c[vis]
+            seen_count[got] += 1
         return nan_statistic(stack, seen_count, quantile, trim), seen_count
 
     def _shadow(self, sources, t_index, img, hole, pose_t) -> np.ndarray:
@@ -542,9 +546,14 @@ class PropagateStage:
         ys, xs = np.nonzero(band)
         if len(ys) == 0:
             return hole
-        # the long-run background: a shadow moves with its person, so nearby frames share it
-        bg, count = self._sightings(sources, t_index, pose_t, ys, xs, (h, w), nearest=0, max_sources=12,
-                                    target=(img, ~hole))
+        # the long-run background: a shadow moves with its person, so nearby frames share it. A
+        # still camera needs no warps, so the band goes in chunks at no cost: its sightings (12 per
+        # pixel of a band that reaches 86 px around every person of vtest) were the stage's largest
+        # transient buffer
+        chunk = 32768
+        parts = [self._sightings(sources, t_index, pose_t, ys[i : i + chunk], xs[i : i + chunk], (h, w), nearest=0,
+                                 max_sources=12, target=(img, ~hole)) for i in range(0, len(ys), chunk)]
+        bg, count = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         cur = img[ys, xs].astype(np.float32)
         # shadows darken multiplicatively: on dark ground the absolute change is small but the ratio is not
         lum_cur, lum_bg = cur.mean(axis=1), bg.mean(axis=1)
