@@ -547,12 +547,12 @@ class PropagateStage:
         if len(ys) == 0:
             return hole
         # the long-run background: a shadow moves with its person, so nearby frames share it. A
-        # still camera needs no warps, so the band goes in chunks at no cost: its sightings (12 per
-        # pixel of a band that reaches 86 px around every person of vtest) were the stage's largest
-        # transient buffer
+        # still camera copies its sightings without warps (no alignment, so no target ring either),
+        # so the band goes in chunks at no cost: its sightings (12 per pixel of a band that reaches
+        # 86 px around every person of vtest) were the stage's largest transient buffer
         chunk = 32768
         parts = [self._sightings(sources, t_index, pose_t, ys[i : i + chunk], xs[i : i + chunk], (h, w), nearest=0,
-                                 max_sources=12, target=(img, ~hole)) for i in range(0, len(ys), chunk)]
+                                 max_sources=12) for i in range(0, len(ys), chunk)]
         bg, count = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         cur = img[ys, xs].astype(np.float32)
         # shadows darken multiplicatively: on dark ground the absolute change is small but the ratio is not
