@@ -18,15 +18,17 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
-def cut_clip(src: Path, frames: int, dst: Path) -> Path:
-    """The first ``frames`` frames of ``src`` as a near-lossless H.264 clip (for quick runs)."""
+def cut_clip(src: Path, frames: int, dst: Path, start: int = 0) -> Path:
+    """``frames`` frames of ``src`` from frame ``start`` as a near-lossless H.264 clip (for quick
+    runs)."""
     import subprocess
 
     import imageio_ffmpeg
 
+    trim = ["-vf", f"trim=start_frame={start},setpts=PTS-STARTPTS"] if start else []
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
-                    "-frames:v", str(frames), "-c:v", "libx264", "-crf", "10", "-pix_fmt", "yuv420p", str(dst)],
-                   check=True)
+                    *trim, "-frames:v", str(frames), "-c:v", "libx264", "-crf", "10", "-pix_fmt", "yuv420p",
+                    str(dst)], check=True)
     return dst
 
 
