@@ -624,7 +624,6 @@ class BoxTracker:
         self.tracks = self._merged(self.tracks)
         return self.tracks
 
-
     def _merged(self, tracks: list[dict]) -> list[dict]:
         """``tracks`` without the younger of any two overlapping by ``merge_iou`` or more; the older
         takes the younger's box, score and velocity when the younger was seen more recently, and the
