@@ -56,7 +56,8 @@ def main() -> None:
                              capture_output=True, text=True, check=True)
         r = json.loads(res.stdout.strip().splitlines()[-1])
         trace = r["trace"]
-        at = next((done for done, _, peak in trace if peak >= max(p for _, _, p in trace)), None)
+        top = max((peak for _, _, peak in trace), default=None)
+        at = next((done for done, _, peak in trace if peak == top), None)
         print(f"| {name} | {r['frames']} | {r['peak_rss_mb']:.0f} | {at} | {r['seconds']:.0f} | "
               f"{r['frames'] / r['seconds']:.2f} |", flush=True)
         if args.trace:

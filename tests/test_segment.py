@@ -313,11 +313,10 @@ def test_a_racket_the_detector_sees_joins_the_players_mask():
     assert covered[0.0, 54] < 0.5 and covered[0.0, 60] < 0.5
 
 
-def test_a_rider_behind_branches_stays_masked():
-    """bmx-trees frames 30-62 (surely seen at 30: 0.76): the rider rides behind a bush's bare branches. The whole-frame
-    detector loses him (scores under 0.06) and U²-Net stops finding him in his crop (frames 52-60);
-    a zoomed look finds his box again and his last good map follows it. Before, the pixels of his
-    ground truth in frames 53-60 were all missed."""
+def _bmx_raw_recall(first: int, last: int, late: slice) -> np.ndarray:
+    """bmx-trees frames ``first``..``last`` through a fresh segment stage in windows of 8: per frame
+    of ``late`` (indices into those frames), the share of the rider's ground truth that the raw map
+    (above 0.5, before the mask stage) covers."""
     from PIL import Image
 
     from bgclean.pipeline import io
@@ -325,13 +324,21 @@ def test_a_rider_behind_branches_stays_masked():
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(shared("videos/bmx-trees/frames"))
-    frames = [f.rgb.copy() for f in io.read_frames(info) if 30 <= f.index <= 62]
-    truth = np.stack([np.array(Image.open(shared(f"videos/bmx-trees/masks/{i:05d}.png"))) > 0 for i in range(30, 63)])
+    frames = [f.rgb.copy() for f in io.read_frames(info) if first <= f.index <= last]
+    truth = np.stack([np.array(Image.open(shared(f"videos/bmx-trees/masks/{i:05d}.png"))) > 0
+                      for i in range(first, last + 1)])
     stage = SegmentStage(SegmentConfig())
     soft = np.concatenate([stage(_to_tensor(frames[s : s + 8], torch.device("cpu")))[:, 0].numpy()
                            for s in range(0, len(frames), 8)])
-    late = slice(53 - 30, 61 - 30)
-    recall = ((soft[late] > 0.5) & truth[late]).sum(axis=(1, 2)) / truth[late].sum(axis=(1, 2))
+    return ((soft[late] > 0.5) & truth[late]).sum(axis=(1, 2)) / truth[late].sum(axis=(1, 2))
+
+
+def test_a_rider_behind_branches_stays_masked():
+    """bmx-trees frames 30-62 (surely seen at 30: 0.76): the rider rides behind a bush's bare branches. The whole-frame
+    detector loses him (scores under 0.06) and U²-Net stops finding him in his crop (frames 52-60);
+    a zoomed look finds his box again and his last good map follows it. Before, the pixels of his
+    ground truth in frames 53-60 were all missed."""
+    recall = _bmx_raw_recall(30, 62, slice(53 - 30, 61 - 30))
     assert recall.min() > 0.3 and recall.mean() > 0.45, recall.round(2)  # raw map, before dilation: 0.45-0.71
 
 
@@ -341,18 +348,5 @@ def test_a_painted_figure_does_not_take_the_riders_track():
     box around him (3.2x his area) and his track followed it onto the wall; his new track was weak,
     so no good map of his was kept, and U²-Net alone lost his body in front of the busy wall (raw map
     recall 0.00-0.10 in frames 19-21 and 24). His track now stays on him."""
-    from PIL import Image
-
-    from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
-    from bgclean.stages.segment import SegmentStage
-
-    info = io.probe(shared("videos/bmx-trees/frames"))
-    frames = [f.rgb.copy() for f in io.read_frames(info) if f.index <= 25]
-    truth = np.stack([np.array(Image.open(shared(f"videos/bmx-trees/masks/{i:05d}.png"))) > 0 for i in range(26)])
-    stage = SegmentStage(SegmentConfig())
-    soft = np.concatenate([stage(_to_tensor(frames[s : s + 8], torch.device("cpu")))[:, 0].numpy()
-                           for s in range(0, len(frames), 8)])
-    late = slice(19, 26)
-    recall = ((soft[late] > 0.5) & truth[late]).sum(axis=(1, 2)) / truth[late].sum(axis=(1, 2))
+    recall = _bmx_raw_recall(0, 25, slice(19, 26))
     assert recall.min() > 0.4 and recall.mean() > 0.6, recall.round(2)  # raw map, before dilation: 0.51-0.91
