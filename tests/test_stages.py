@@ -64,6 +64,22 @@ def test_mask_stage_dilation_stays_out_of_animals():
     assert plain[:, 0, 20:40, 30:34].all()  # without keep_out, she grows into the dog
 
 
+def test_mask_stage_hysteresis_stays_out_of_animals():
+    """Weak pixels joined to her sure ones (hysteresis) do not reach into ``keep_out``: a dark dog
+    sitting against her legs is weak in her map but connected to her (dogs_jump frames 22-29)."""
+    soft = torch.zeros(1, 1, 60, 60)
+    soft[0, 0, 10:50, 20:30] = 0.9  # the person
+    soft[0, 0, 35:50, 30:42] = 0.4  # the dog against her legs, weak in her map
+    soft[0, 0, 30:34, 30:36] = 0.4  # her hand, weak, outside the dog's box
+    keep = torch.zeros(1, 1, 60, 60)
+    keep[0, 0, 34:52, 30:44] = 1
+    stage = MaskStage(MaskConfig(dilate_px=0, min_area=0.0, temporal=0))
+    out = stage(soft, keep_out=keep)[0, 0]
+    assert out[10:50, 20:30].all() and out[30:34, 30:36].all()
+    assert not out[35:50, 30:42].any()
+    assert MaskStage(MaskConfig(dilate_px=0, min_area=0.0, temporal=0))(soft)[0, 0, 35:50, 30:42].all()
+
+
 def test_inpaint_stage_contract():
     torch.manual_seed(0)
     frames = torch.rand(2, 3, 32, 40)

@@ -58,8 +58,10 @@ class MaskStage:
     Segmented maps: hysteresis threshold, specks dropped, holes filled, union with the previous
     ``temporal`` frames (state carried across windows; ``reset()`` between videos), dilation.
     ``external=True`` (the user's masks) only dilates. ``keep_out`` ``(B,1,H,W)`` in [0,1]: where it
-    is above 0.5 (an animal beside a person), neither the dilation nor the previous frames' masks
-    reach; only the frame's own person pixels are masked there.
+    is above 0.5 (an animal beside a person), neither the dilation, the previous frames' masks nor
+    the hysteresis reach; only the frame's own sure person pixels (above ``threshold``) are masked
+    there. A dog pressed against her legs is weak in her map (0.25-0.5) but joined to her: the
+    hysteresis took it whole (dogs_jump frames 22-29, the small dog sitting at her feet).
     """
 
     def __init__(self, cfg: MaskConfig):
@@ -88,7 +90,7 @@ class MaskStage:
                 if self.cfg.temporal > 0:
                     self._history = (self._history + [m])[-self.cfg.temporal :]
                 out.append(merged)
-                own.append(m)
+                own.append(m & (s > self.cfg.threshold))
             binary = torch.from_numpy(np.stack(out)[:, None]).to(soft.device, torch.float32)
         radius = dilation_radius(self.cfg, h, w)
         grown = torch.empty_like(binary)

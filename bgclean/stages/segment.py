@@ -213,16 +213,25 @@ class SegmentStage:
             soft[i, :, gy0:gy1, gx0:gx1] = torch.maximum(soft[i, :, gy0:gy1, gx0:gx1], patch)
         # where a person's box and an animal's overlap, the smaller box owns the pixels: a dog sitting
         # at her feet leaves her mask, and her legs stay hers when a big dog walks past them
+        # an animal's box is its own too: U²-Net in the dog's crop may take the woman's legs and
+        # leave a dark dog that sits against them unclaimed; and outside every person's tight box
+        # her claim on a pixel of an animal's box does not count (dogs_jump frames 22-29: her crop
+        # also takes the small dog sitting against her legs)
+        boxes, hers = torch.zeros_like(soft), torch.zeros_like(soft)
         for i, (people, animals) in enumerate(tight):
+            for a in animals:
+                boxes[i, :, max(0, int(a[1])) : int(round(a[3])), max(0, int(a[0])) : int(round(a[2]))] = 1
             for x0, y0, x1, y1 in people:
+                hers[i, :, max(0, int(y0)) : int(round(y1)), max(0, int(x0)) : int(round(x1))] = 1
                 if any((x1 - x0) * (y1 - y0) < (a[2] - a[0]) * (a[3] - a[1]) and _overlap((y0, y1, x0, x1), a)
                        for a in animals):
                     animal[i, :, max(0, int(y0)) : int(round(y1)), max(0, int(x0)) : int(round(x1))] = 0
+                    boxes[i, :, max(0, int(y0)) : int(round(y1)), max(0, int(x0)) : int(round(x1))] = 0
         animal.clamp_(0, 1)
-        # what only the animal's crop claims stays out of her dilation; where both crops claim a
-        # pixel it leaves her map but stays reachable (dogs_jump: a small dog's crop also takes the
-        # legs of the woman it stands against: kept out, her recall fell 0.993 -> 0.972)
-        keep_out = animal * (1 - soft.clamp(0, 1))
+        # what only the animal's crop or box claims stays out of her dilation; where she claims a
+        # pixel too it leaves her map but stays reachable (dogs_jump: a small dog's crop also takes
+        # the legs of the woman it stands against: kept out, her recall fell 0.993 -> 0.972)
+        keep_out = torch.maximum(animal, boxes) * (1 - soft.clamp(0, 1) * hers)
         return soft.mul_(1 - animal).clamp_(0, 1), keep_out
 
     def _confirm_entering(self, img: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
