@@ -37,6 +37,7 @@ class SegmentConfig:
     verify_every: int = 6  # frames between second looks at a weak track
     every: int = 0  # segment each person every N frames; between, her map follows her box (0: 1 on GPU, 3 on CPU)
     belongings: float = 0.3  # detector score above which a bag, racket, bike... touching a person joins her mask (0 = off)
+    person_gate: bool = True  # where an animal's box overlaps a person's, MediaPipe selfie says which pixels are hers
 
 
 @dataclass(frozen=True)

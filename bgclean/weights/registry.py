@@ -202,6 +202,23 @@ REGISTRY.register(
 
 REGISTRY.register(
     WeightSpec(
+        name="mediapipe.selfie",
+        architecture="mediapipe.selfie",
+        format="tflite",
+        sha256="9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
+        licence="Apache-2.0 (MediaPipe selfie segmentation, Google)",
+        filename="selfie_segmentation.tflite",
+        size=249_505,
+        sources=(
+            UrlSource("https://storage.googleapis.com/mediapipe-assets/selfie_segmentation.tflite"),
+            PackageSource("mediapipe", "0.10.21", "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"),
+        ),
+        description="MediaPipe selfie segmentation, 0.25 MB: a person-only map that tells a person from a dog",
+    )
+)
+
+REGISTRY.register(
+    WeightSpec(
         name="rvm.mobilenetv3",
         architecture="rvm.mobilenetv3",
         format="onnx-runtime",
