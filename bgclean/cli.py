@@ -282,13 +282,14 @@ def _weights(argv: list[str]) -> int:
         for spec in REGISTRY:
             print(f"{spec.name:<22} {store.status(spec):<8} {spec.licence:<32} {spec.description}")
         return 0
-    names = args.names or ["yolox.nano", "u2net.small", "u2net.full", "realesrgan.animevideov3"]
+    names = args.names or ["yolox.nano", "mediapipe.selfie", "u2net.small", "u2net.full", "realesrgan.animevideov3"]
     specs = [REGISTRY.get(n) for n in names]
     for spec in specs:
         bar = _Bar(not args.quiet and sys.stderr.isatty(), "B", spec.name)
         try:
             path = store.resolve(spec, bar)
-            store.load_state_dict(spec)
+            if spec.format not in ("onnx-runtime", "tflite"):  # those run as they are: nothing to convert
+                store.load_state_dict(spec)
         finally:
             bar.close()
         if not args.quiet:

@@ -276,5 +276,8 @@ def test_weights_list_and_pull(capsys):
     assert "u2net.full" in out and "u2net.small" in out and "Apache-2.0" in out
     assert main(["weights", "pull", "u2net.small"]) == 0
     assert "u2netp.onnx" in capsys.readouterr().out
+    # files that run as they are (onnxruntime, LiteRT) are fetched, not converted
+    assert main(["weights", "pull", "yolox.nano", "mediapipe.selfie"]) == 0
+    assert "selfie_segmentation.tflite" in capsys.readouterr().out
     assert main(["weights", "pull", "u2net.huge"]) == 3
     assert "known weights" in capsys.readouterr().err

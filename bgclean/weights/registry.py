@@ -55,7 +55,7 @@ class WeightSpec:
 
     name: str
     architecture: str
-    format: str  # "onnx", "pth", "ncnn", "state_dict"
+    format: str  # "onnx", "pth", "ncnn", "state_dict"; "onnx-runtime", "tflite": run as they are
     sha256: str
     licence: str
     filename: str
