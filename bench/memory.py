@@ -5,8 +5,9 @@
 
 ``--from S`` adds a run of the 100 frames from frame S (cut as its own clip): the long run should
 peak no higher than its worst 100-frame piece run alone. ``--trace FILE`` writes, for each run, the
-process's resident memory after every window (current and peak so far, MB) as JSON lines: where the
-long run's peak was set, and whether memory climbs with the frame count.
+process's resident memory after every window (current and peak so far, MB, and the MB of arrays,
+tensors and weights the pipeline object holds) as JSON lines: where the long run's peak was set,
+whether memory climbs with the frame count, and whether the pipeline's own state is what climbs.
 """
 
 from __future__ import annotations
@@ -21,17 +22,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import OUT, SHARED, cut_clip, machine  # noqa: E402
 
 CHILD = """
-import json, os, resource, sys, time
+import collections, json, os, resource, sys, time
+import numpy as np, torch
 from bgclean.pipeline.config import load_config
 from bgclean.pipeline.runner import Pipeline
 page = os.sysconf("SC_PAGE_SIZE") / 2**20
 trace = []
+pipe = Pipeline(load_config(None, {"runtime.device": "cpu"}))
+def held(obj, seen, depth=0):
+    # bytes of the arrays and tensors reachable from obj through bgclean objects and containers
+    if id(obj) in seen or depth > 12:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, torch.Tensor):
+        return obj.untyped_storage().nbytes()
+    if isinstance(obj, torch.nn.Module):
+        return sum(t.untyped_storage().nbytes() for t in obj.state_dict(keep_vars=True).values())
+    if isinstance(obj, dict):
+        return sum(held(v, seen, depth + 1) for v in obj.values())
+    if isinstance(obj, (list, tuple, set, collections.deque)):
+        return sum(held(v, seen, depth + 1) for v in obj)
+    if hasattr(obj, "__dict__") and type(obj).__module__.startswith("bgclean"):
+        return sum(held(v, seen, depth + 1) for v in vars(obj).values())
+    return 0
 def progress(done, total):
     with open("/proc/self/statm") as f:
         rss = int(f.read().split()[1]) * page
-    trace.append([done, round(rss), round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)])
+    trace.append([done, round(rss), round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                  round(held(pipe, set()) / 2**20, 1)])
 t = time.perf_counter()
-rep = Pipeline(load_config(None, {"runtime.device": "cpu"})).run_file(sys.argv[1], sys.argv[2], progress=progress)
+rep = pipe.run_file(sys.argv[1], sys.argv[2], progress=progress)
 print(json.dumps({"frames": rep.frames, "seconds": time.perf_counter() - t, "trace": trace,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -56,8 +78,8 @@ def main() -> None:
                              capture_output=True, text=True, check=True)
         r = json.loads(res.stdout.strip().splitlines()[-1])
         trace = r["trace"]
-        top = max((peak for _, _, peak in trace), default=None)
-        at = next((done for done, _, peak in trace if peak == top), None)
+        top = max((row[2] for row in trace), default=None)
+        at = next((row[0] for row in trace if row[2] == top), None)
         print(f"| {name} | {r['frames']} | {r['peak_rss_mb']:.0f} | {at} | {r['seconds']:.0f} | "
               f"{r['frames'] / r['seconds']:.2f} |", flush=True)
         if args.trace:
