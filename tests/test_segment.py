@@ -165,14 +165,18 @@ def test_a_small_dog_sitting_against_her_legs_stays():
     frames = [f.rgb.copy() for f in io.read_frames(info) if 16 <= f.index <= 29]
     ids = np.stack([np.array(Image.open(shared(f"videos/dogs_jump/masks/{i:05d}.png"))) for i in range(16, 30)])
     woman, dog = ids == 3, ids == 1
-    stage, masks = SegmentStage(SegmentConfig()), MaskStage(MaskConfig())
-    final = []
-    for s in (0, 7):
-        soft, keep_out = stage.segment(_to_tensor(frames[s : s + 7], torch.device("cpu")))
-        final.append(masks(soft, keep_out=keep_out)[:, 0].numpy() > 0)
-    final = np.concatenate(final)
-    assert (final & dog).sum() / dog.sum() < 0.55
-    assert (final & woman).sum() / woman.sum() > 0.97
+    share = {}
+    for gate in (True, False):
+        stage, masks = SegmentStage(SegmentConfig(person_gate=gate)), MaskStage(MaskConfig())
+        final = []
+        for s in (0, 7):
+            soft, keep_out = stage.segment(_to_tensor(frames[s : s + 7], torch.device("cpu")))
+            final.append(masks(soft, keep_out=keep_out)[:, 0].numpy() > 0)
+        final = np.concatenate(final)
+        share[gate] = (final & dog).sum() / dog.sum()
+        assert (final & woman).sum() / woman.sum() > 0.97
+    assert share[True] < 0.55 and share[False] < 0.75  # the gate, and the box alone
+    assert share[True] < share[False] - 0.15
 
 
 def test_person_gate_tells_the_woman_from_the_dog_at_her_feet():
