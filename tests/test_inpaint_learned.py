@@ -195,3 +195,33 @@ def test_shipped_network_beats_telea_inside_person_holes():
         assert torch.equal(a[0][:, ~torch.from_numpy(hole)], x[0][:, ~torch.from_numpy(hole)])
         gains.append(10 * np.log10(err(b) / err(a)))
     assert np.mean(gains) > 0.3, gains
+
+
+def test_the_network_sees_a_few_input_sizes_however_the_holes_vary():
+    """Each hole's crop is padded up to one of a few sizes (at most 25% more per side): torch and
+    oneDNN keep native memory for every new input shape, so crops of every size made a long
+    video's memory creep up. Holes of any size reach 13 sizes per side at most (169 shapes in all,
+    however long the video)."""
+    from bgclean.stages.inpaint import _bucket
+
+    seen = []
+
+    class _Recorder(torch.nn.Module):
+        multiple = 8
+
+        def forward(self, x):
+            seen.append(tuple(x.shape[2:]))
+            return x[:, :3] * 2 - 1
+
+    fill = LearnedFill(InpaintConfig(), torch.device("cpu"), net=_Recorder())
+    rng = np.random.default_rng(0)
+    frame = torch.rand(1, 3, 240, 320)
+    for _ in range(40):
+        h, w = int(rng.integers(8, 150)), int(rng.integers(8, 200))
+        y, x = int(rng.integers(0, 240 - h)), int(rng.integers(0, 320 - w))
+        m = torch.zeros(1, 1, 240, 320)
+        m[..., y : y + h, x : x + w] = 1
+        fill(frame, m)
+    sides = {s for shape in seen for s in shape}
+    assert sides <= {64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512}
+    assert all(_bucket(n, 8) <= max(64, 1.25 * n) and _bucket(n, 8) >= n for n in range(1, 513))

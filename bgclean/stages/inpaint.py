@@ -214,8 +214,9 @@ class LearnedFill:
         nh, nw = max(8, round(ch * s)), max(8, round(cw * s))
         x = resize(crop, (nh, nw)) if (nh, nw) != (ch, cw) else crop
         m = (F.adaptive_max_pool2d(hole.float(), (nh, nw)) > 0).float()  # a hole never shrinks
-        m_mult = self.multiple
-        ph, pw = (-nh) % m_mult, (-nw) % m_mult
+        # padded up to one of a few sizes: torch and oneDNN keep ~0.35 MB of native memory per new
+        # input shape, so with every crop its own size a long video's memory crept up (bench/memory.py)
+        ph, pw = _bucket(nh, self.multiple) - nh, _bucket(nw, self.multiple) - nw
         xp = F.pad(x, (0, pw, 0, ph), mode="replicate")
         mp = F.pad(m, (0, pw, 0, ph), mode="replicate")  # padding below a hole is hole, not its pixels
         fill = None
@@ -293,6 +294,14 @@ class LearnedFill:
                 losses.append(loss.item())
         self.net.eval()
         return losses
+
+
+def _bucket(n: int, multiple: int, least: int = 64) -> int:
+    """The size a side of ``n`` px is padded to: at least ``least``, then the next of four steps per
+    octave (64, 80, 96, 112, 128, 160, ... 448, 512), a multiple of ``multiple``; at most 25% more."""
+    n = max(n, least)
+    step = max(multiple, 1 << max(0, (n - 1).bit_length() - 3))
+    return -(-n // step) * step
 
 
 def _ramp(n: int, fade_in: bool, fade_out: bool, overlap: int, device) -> torch.Tensor:
