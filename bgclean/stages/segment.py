@@ -218,6 +218,8 @@ class SegmentStage:
         for i, (gy0, gy1, gx0, gx1), key in reused:
             patch = resize(key["patch"][None], (gy1 - gy0, gx1 - gx0), antialias=False)[0]
             soft[i, :, gy0:gy1, gx0:gx1] = torch.maximum(soft[i, :, gy0:gy1, gx0:gx1], patch)
+        if not any(len(animals) for _, animals in tight):  # no animal: nothing to keep out (no frame-sized maps)
+            return soft.clamp_(0, 1), torch.zeros_like(soft)
         # where a person's box and an animal's overlap, the smaller box owns the pixels: a dog sitting
         # at her feet leaves her mask, and her legs stay hers when a big dog walks past them
         # an animal's box is its own too: U²-Net in the dog's crop may take the woman's legs and
@@ -227,13 +229,14 @@ class SegmentStage:
         boxes, hers = torch.zeros_like(soft), torch.zeros_like(soft)
         for i, (people, animals) in enumerate(tight):
             for a in animals:
-                boxes[i, :, max(0, int(a[1])) : int(round(a[3])), max(0, int(a[0])) : int(round(a[2]))] = 1
+                boxes[(i, slice(None), *_box_window(a))] = 1
             for x0, y0, x1, y1 in people:
-                hers[i, :, max(0, int(y0)) : int(round(y1)), max(0, int(x0)) : int(round(x1))] = 1
+                window = (i, slice(None), *_box_window((x0, y0, x1, y1)))
+                hers[window] = 1
                 if any((x1 - x0) * (y1 - y0) < (a[2] - a[0]) * (a[3] - a[1]) and _overlap((y0, y1, x0, x1), a)
                        for a in animals):
-                    animal[i, :, max(0, int(y0)) : int(round(y1)), max(0, int(x0)) : int(round(x1))] = 0
-                    boxes[i, :, max(0, int(y0)) : int(round(y1)), max(0, int(x0)) : int(round(x1))] = 0
+                    animal[window] = 0
+                    boxes[window] = 0
         animal.clamp_(0, 1)
         # what only the animal's crop or box claims stays out of her dilation; where she claims a
         # pixel too it leaves her map but stays reachable (dogs_jump: a small dog's crop also takes
@@ -424,6 +427,12 @@ def _inside(box, margin: float, h: int, w: int) -> bool:
     x0, y0, x1, y1 = box
     mx, my = margin * (x1 - x0), margin * (y1 - y0)
     return x0 - mx >= 0 and y0 - my >= 0 and x1 + mx <= w and y1 + my <= h
+
+
+def _box_window(box) -> tuple[slice, slice]:
+    """Row and column slices of an x0,y0,x1,y1 box (float, may reach past the top-left edge)."""
+    x0, y0, x1, y1 = box
+    return slice(max(0, int(y0)), int(round(y1))), slice(max(0, int(x0)), int(round(x1)))
 
 
 def _overlap(grown: tuple[int, int, int, int], box) -> bool:
