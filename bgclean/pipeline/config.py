@@ -36,6 +36,7 @@ class SegmentConfig:
     verify_below: float = 0.75  # tracks scoring below this get a zoomed-in second look (0 = never)
     verify_every: int = 6  # frames between second looks at a weak track
     every: int = 0  # segment each person every N frames; between, her map follows her box (0: 1 on GPU, 3 on CPU)
+    fresh: int = 2  # with every > 1, at least this many people get a new map each frame (their oldest maps first)
     belongings: float = 0.3  # detector score above which a bag, racket, bike... touching a person joins her mask (0 = off)
     person_gate: bool = True  # where an animal's box overlaps a person's, MediaPipe selfie says which pixels are hers
 
@@ -219,6 +220,7 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (0 <= cfg.segment.verify_below <= 1, "segment.verify_below must be in [0, 1]"),
         (cfg.segment.verify_every >= 1, "segment.verify_every must be >= 1"),
         (0 <= cfg.segment.every <= 8, "segment.every must be in 0..8 (0 = auto)"),
+        (cfg.segment.fresh >= 0, "segment.fresh must be >= 0"),
         (cfg.propagate.refine in ("flow", "off"), "propagate.refine must be flow or off"),
         (cfg.inpaint.radius >= 1, "inpaint.radius must be >= 1"),
         (cfg.inpaint.patch_size >= 3 and cfg.inpaint.patch_size % 2 == 1, "inpaint.patch_size must be odd, >= 3"),

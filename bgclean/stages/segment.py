@@ -157,13 +157,14 @@ class SegmentStage:
             self._look_for_lost(img, tracks)
             people = [t for t in tracks if self._is_person(img, t, tracks)]
             grown_boxes = []
+            follow = _followers(people, every, self.cfg.fresh, self.cfg.box_margin, h, w)
             for t in people:
                 place = _crop_place(t["box"], self.cfg.box_margin, h, w)
                 if not place:
                     continue
                 grown_boxes.append(place[4])
                 key = t.get("key")
-                if key is not None and _follows(t["box"], key, t["age"], every, self.cfg.box_margin, h, w):
+                if any(t is f for f in follow):
                     reused.append((i, place[4], key))
                 else:  # filled with her map once the batch has run
                     good = key.get("good") if key is not None else None
@@ -404,6 +405,18 @@ def _kept_map(patch: torch.Tensor, key: dict, memory: int, lost: float = 0.4) ->
         kept = resize(good["patch"][None], tuple(patch.shape[1:]), antialias=False)[0]
         return torch.maximum(patch, kept)
     return patch
+
+
+def _followers(people: list[dict], every: int, fresh: int, margin: float, h: int, w: int) -> list[dict]:
+    """The tracks whose last map follows their box in this frame instead of a new crop: of those
+    that can (``_follows``), all but the oldest maps, so that at least ``fresh`` people get a new map
+    each frame. A lone player is segmented every frame (tennis: a map that follows her box for two
+    frames misses the limbs that moved, recall 0.973 against 0.984), a crowd every ``every``-th."""
+    can = [t for t in people if t.get("key") is not None
+           and _follows(t["box"], t["key"], t["age"], every, margin, h, w)]
+    budget = max(0, fresh - (len(people) - len(can)))
+    can.sort(key=lambda t: t["key"]["age"] - t["age"])  # oldest map first
+    return can[budget:]
 
 
 def _follows(box, key: dict, age: int, every: int, margin: float, h: int, w: int) -> bool:
