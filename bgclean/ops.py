@@ -32,8 +32,18 @@ def check_masks(m: torch.Tensor, like: torch.Tensor | None = None, name: str = "
         )
 
 
-def _pool_max(m: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
-    return F.max_pool2d(m, (kh, kw), stride=1, padding=(kh // 2, kw // 2))
+def max_filter(m: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
+    """The max over a kh x kw window (odd sides, centred) of (B,C,H,W) ``m``, same size: a column
+    pass then a row pass, the same values as one kh x kw max-pool at kh + kw comparisons per pixel
+    instead of kh * kw (a 19 px window: 13% of dogs_jump's segmentation time as one pool)."""
+    if kh > 1:
+        m = F.max_pool2d(m, (kh, 1), stride=1, padding=(kh // 2, 0))
+    if kw > 1:
+        m = F.max_pool2d(m, (1, kw), stride=1, padding=(0, kw // 2))
+    return m
+
+
+_pool_max = max_filter
 
 
 def dilate_masks(masks: torch.Tensor, radius: int) -> torch.Tensor:

@@ -351,6 +351,24 @@ def test_the_oldest_maps_are_renewed_first_so_a_lone_player_gets_a_new_map_every
     assert _followers([stale, b, c], 3, 2, 0.15, 240, 432) == [c]  # it and b renewed
 
 
+def test_a_map_that_fades_over_several_frames_is_lost_and_her_best_recent_map_kept():
+    """Segmented every frame, U²-Net losing a person bit by bit (a rider going behind branches, a
+    girl crouching beside a flower pot: 0.24, 0.12, 0.05 of her box) passed the loss test at each
+    step against the map just before; it is judged against her best map of the last 8 frames, and
+    that best map is the one kept."""
+    from bgclean.stages.segment import _kept_map
+
+    good, kept = None, []
+    for age, share in enumerate([0.5, 0.3, 0.2, 0.12, 0.0]):
+        patch = torch.zeros(1, 10, 10)
+        patch.view(-1)[: int(share * 100)] = 1
+        key = {"age": age, "good": good}
+        out = _kept_map(patch, key, memory=24)
+        good = key["good"]
+        kept.append(round(float((out > 0.5).float().mean()), 2))
+    assert kept == [0.5, 0.3, 0.2, 0.5, 0.5]  # each step passed (0.12 >= 0.4 * 0.2): 0.12, 0.12 before
+
+
 def test_a_lunging_player_alone_is_segmented_every_frame():
     """tennis frames 0-23 on CPU (every=3): between keyframes a map that follows her box misses the
     limbs that moved (U²-Net's map above 0.5 held 0.27-0.31 of the truth in frames 5, 18 and 23

@@ -36,7 +36,7 @@ class SegmentConfig:
     verify_below: float = 0.75  # tracks scoring below this get a zoomed-in second look (0 = never)
     verify_every: int = 6  # frames between second looks at a weak track
     every: int = 0  # segment each person every N frames; between, her map follows her box (0: 1 on GPU, 3 on CPU)
-    fresh: int = 2  # with every > 1, at least this many people get a new map each frame (their oldest maps first)
+    fresh: int = 1  # with every > 1, at least this many people get a new map each frame (their oldest maps first)
     belongings: float = 0.3  # detector score above which a bag, racket, bike... touching a person joins her mask (0 = off)
     person_gate: bool = True  # where an animal's box overlaps a person's, MediaPipe selfie says which pixels are hers
 
