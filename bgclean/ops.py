@@ -43,8 +43,6 @@ def max_filter(m: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
     return m
 
 
-_pool_max = max_filter
-
 
 def dilate_masks(masks: torch.Tensor, radius: int) -> torch.Tensor:
     """Dilate (B,1,H,W) masks by ``radius`` px with an octagonal (near-disc) structuring element:
@@ -59,9 +57,9 @@ def dilate_masks(masks: torch.Tensor, radius: int) -> torch.Tensor:
         r = min(remaining, 1 if not use_square else max(1, radius // 4))
         k = 2 * r + 1
         if use_square:
-            out = _pool_max(out, k, k)
+            out = max_filter(out, k, k)
         else:
-            out = torch.maximum(_pool_max(out, 1, k), _pool_max(out, k, 1))
+            out = torch.maximum(max_filter(out, 1, k), max_filter(out, k, 1))
         remaining -= r
         use_square = not use_square
     return out
@@ -81,7 +79,7 @@ def feather_alpha(masks: torch.Tensor, width: int) -> torch.Tensor:
     acc = masks.clone()
     cur = masks
     for _ in range(width - 1):
-        cur = -_pool_max(-cur, 3, 3)  # erode by one pixel
+        cur = -max_filter(-cur, 3, 3)  # erode by one pixel
         acc = acc + cur
     return acc / width
 

@@ -61,3 +61,14 @@ def test_resize_identity_and_size():
     x = torch.rand(1, 3, 10, 20)
     assert resize(x, (10, 20)) is x
     assert resize(x, (5, 7)).shape == (1, 3, 5, 7)
+
+
+def test_max_filter_is_one_max_pool_in_two_passes():
+    import torch.nn.functional as F
+
+    from bgclean.ops import max_filter
+
+    torch.manual_seed(0)
+    m = torch.rand(2, 1, 37, 53)
+    for kh, kw in ((3, 3), (19, 19), (5, 1), (1, 7), (9, 5)):
+        assert torch.equal(max_filter(m, kh, kw), F.max_pool2d(m, (kh, kw), 1, (kh // 2, kw // 2)))
