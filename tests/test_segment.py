@@ -455,3 +455,13 @@ def test_a_painted_figure_does_not_take_the_riders_track():
     recall 0.00-0.10 in frames 19-21 and 24). His track now stays on him."""
     recall = _bmx_raw_recall(0, 25, slice(19, 26))
     assert recall.min() > 0.4 and recall.mean() > 0.6, recall.round(2)  # raw map, before dilation: 0.51-0.91
+
+
+def test_the_person_gate_loads_without_writing_to_stderr(capfd):
+    """LiteRT's native code printed "INFO: Created TensorFlow Lite XNNPACK delegate" on every run."""
+    from bgclean.stages.segment import PersonGate
+
+    gate = PersonGate()
+    out = gate(torch.rand(1, 3, 120, 90))
+    assert out.shape == (1, 1, 120, 90)
+    assert capfd.readouterr().err == ""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 
 import numpy as np
 import torch
@@ -547,6 +550,20 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, nms_iou: float
     return boxes[idx], scores[idx]
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 sent to /dev/null meanwhile: native libraries write there directly."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class PersonGate:
     """MediaPipe selfie segmentation (Apache-2.0, 0.25 MB, through LiteRT): a network that segments
     people only, so it tells a woman from the dog pressed against her, which U²-Net (salient
@@ -566,9 +583,10 @@ class PersonGate:
         from bgclean.weights.registry import REGISTRY
         from bgclean.weights.store import resolve
 
-        self.net = Interpreter(model_path=str(resolve(REGISTRY.get("mediapipe.selfie"))),
-                               num_threads=max(1, torch.get_num_threads()))
-        self.net.allocate_tensors()
+        path = str(resolve(REGISTRY.get("mediapipe.selfie")))
+        with _quiet_stderr():  # LiteRT's C++ logs "INFO: Created TensorFlow Lite XNNPACK delegate"
+            self.net = Interpreter(model_path=path, num_threads=max(1, torch.get_num_threads()))
+            self.net.allocate_tensors()
         self._in = self.net.get_input_details()[0]["index"]
         self._out = self.net.get_output_details()[0]["index"]
         self.grow = grow
