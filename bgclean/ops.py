@@ -32,6 +32,21 @@ def check_masks(m: torch.Tensor, like: torch.Tensor | None = None, name: str = "
         )
 
 
+def to_integers(frames: torch.Tensor, dtype=None, scale: float = 255.0):
+    """``(B,3,H,W)`` float RGB in [0,1] → ``(B,H,W,3)`` numpy array of ``dtype`` (default uint8)
+    holding ``round(clamp(x) * scale)``. One frame at a time, into one output array: the float
+    temporaries are a frame's, not the window's (a 16-frame 768x576 window made two of 85 MB each,
+    which set the peak of vtest's segmentation calls)."""
+    import numpy as np
+
+    check_frames(frames)
+    b, _, h, w = frames.shape
+    out = np.empty((b, h, w, 3), dtype or np.uint8)
+    for i in range(b):
+        out[i] = frames[i].permute(1, 2, 0).clamp(0, 1).mul_(scale).round_().cpu().numpy()
+    return out
+
+
 def max_filter(m: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
     """The max over a kh x kw window (odd sides, centred) of (B,C,H,W) ``m``, same size: a column
     pass then a row pass, the same values as one kh x kw max-pool at kh + kw comparisons per pixel

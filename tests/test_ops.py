@@ -72,3 +72,21 @@ def test_max_filter_is_one_max_pool_in_two_passes():
     m = torch.rand(2, 1, 37, 53)
     for kh, kw in ((3, 3), (19, 19), (5, 1), (1, 7), (9, 5)):
         assert torch.equal(max_filter(m, kh, kw), F.max_pool2d(m, (kh, kw), 1, (kh // 2, kw // 2)))
+
+
+def test_to_integers_rounds_and_clamps_like_the_whole_window_did():
+    import numpy as np
+
+    from bgclean.ops import to_integers
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 9, 11) * 1.2 - 0.1  # some values outside [0,1]
+    want8 = (x.permute(0, 2, 3, 1).clamp(0, 1) * 255).round().numpy().astype(np.uint8)
+    got8 = to_integers(x)
+    assert got8.dtype == np.uint8 and got8.shape == (3, 9, 11, 3)
+    np.testing.assert_array_equal(got8, want8)
+    want16 = (x.permute(0, 2, 3, 1).clamp(0, 1) * 65535).round().numpy().astype(np.uint16)
+    np.testing.assert_array_equal(to_integers(x, np.uint16, 65535.0), want16)
+    assert to_integers(x[:0]).shape == (0, 9, 11, 3)
+    with pytest.raises(ShapeError, match=r"\(B,3,H,W\)"):
+        to_integers(x[:, :1])

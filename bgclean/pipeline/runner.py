@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from bgclean.errors import InputError
-from bgclean.ops import resize_bicubic
+from bgclean.ops import resize_bicubic, to_integers
 from bgclean.pipeline import io
 from bgclean.pipeline.config import PipelineConfig
 
@@ -95,9 +95,7 @@ def _to_tensor(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
 
 def _to_arrays(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     """(B,3,H,W) float in [0,1] → (B,H,W,3) arrays of ``dtype`` (uint8 or uint16)."""
-    scale = 65535.0 if dtype == np.uint16 else 255.0
-    x = frames.permute(0, 2, 3, 1).clamp(0, 1).mul(scale).round_()
-    return x.cpu().numpy().astype(dtype)
+    return to_integers(frames, dtype, 65535.0 if dtype == np.uint16 else 255.0)
 
 
 def _release_freed_memory() -> None:
@@ -122,6 +120,19 @@ def _release_freed_memory() -> None:
 _MALLOC_TRIM = None
 
 
+def _bound_native_caches() -> None:
+    """Cap oneDNN's caches (torch's CPU convolutions) at 64 entries each, unless the user set them.
+    oneDNN keeps compiled primitives for every input shape it has seen, up to 1024 in each of two
+    caches: a long video whose holes keep taking new shapes held ~45 MB more after frame 600 than
+    after frame 100 (bench/memory.py); 64 entries cost no measurable time (bench/RESULTS.md,
+    session 12). Read when the process runs its first convolution, so it is set when a pipeline
+    is built (before its first window), not when bgclean is imported."""
+    import os
+
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+    os.environ.setdefault("LRU_CACHE_CAPACITY", "64")
+
+
 class Pipeline:
     """The person-removal pipeline, built once from a ``PipelineConfig`` and reused across inputs.
 
@@ -132,6 +143,7 @@ class Pipeline:
         from bgclean.stages.inpaint import InpaintStage
         from bgclean.stages.masks import MaskStage
 
+        _bound_native_caches()
         self.config = config or PipelineConfig()
         self.device = resolve_device(self.config.runtime.device)
         self._download_progress = download_progress
