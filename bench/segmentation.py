@@ -67,10 +67,10 @@ def evaluate(segmenter: str, clip: str, window: int = 8, overrides: dict | None 
     for start in range(0, len(frames), window):
         x = _to_tensor(frames[start : start + window], pipe.device)
         t0 = time.perf_counter()
-        holes = pipe.hole_masks(x)
+        holes, movers = pipe.holes_and_movers(x, None)
         seconds += time.perf_counter() - t0
         if pipe.config.propagate.enabled:  # shadows found by propagation join the final mask
-            _, _, holes = pipe.propagate(x, holes)
+            _, _, holes = pipe.propagate(x, holes, movers=movers)
         finals.append(holes[:, 0].cpu().numpy() > 0)
     final = np.concatenate(finals)
     inter = (final & truth).sum(axis=(1, 2))

@@ -54,7 +54,7 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
     """Flags that set configuration fields, shared by ``bgclean`` and ``bgclean batch``."""
     p.add_argument("--config", help="YAML config file, or a bundled name (default, fast)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--batch-size", type=int, help="frames or person crops per segmentation call (0: 1 on CPU, 16 on GPU)")
+    p.add_argument("--batch-size", type=int, help="frames or person crops per segmentation call (0: 2 on CPU, 16 on GPU)")
     p.add_argument("--window", type=int, help="frames held in memory at once")
     p.add_argument("--segmenter", help="person segmenter (see below)")
     p.add_argument("--dilate", type=_dilate, help="mask dilation: fraction of the shorter side (0.02) or pixels (12px)")

@@ -170,7 +170,7 @@ def test_a_small_dog_sitting_against_her_legs_stays():
         stage, masks = SegmentStage(SegmentConfig(person_gate=gate)), MaskStage(MaskConfig())
         final = []
         for s in (0, 7):
-            soft, keep_out = stage.segment(_to_tensor(frames[s : s + 7], torch.device("cpu")))
+            soft, keep_out, _ = stage.segment(_to_tensor(frames[s : s + 7], torch.device("cpu")))
             final.append(masks(soft, keep_out=keep_out)[:, 0].numpy() > 0)
         final = np.concatenate(final)
         share[gate] = (final & dog).sum() / dog.sum()
@@ -469,8 +469,8 @@ def test_the_person_gate_loads_without_writing_to_stderr(capfd):
 
 def test_person_crops_cut_a_batch_at_a_time_give_the_same_maps():
     """The crops of a window are cut and segmented ``batch_size`` at a time (a window of a crowd
-    holds a hundred; all of them at once set vtest's memory peak): batches of 1 (the CPU default)
-    and of 3 (partial last batches) give the same maps on schoolgirls frames 0-5 (four girls)."""
+    holds a hundred; all of them at once set vtest's memory peak): batches of 1, of 2 (the CPU
+    default) and of 3 (partial last batches) give the same maps on schoolgirls frames 0-5."""
     from bgclean.pipeline import io
     from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.segment import SegmentStage
@@ -485,9 +485,12 @@ def test_person_crops_cut_a_batch_at_a_time_give_the_same_maps():
         stage.model = lambda inp: calls.append(inp.shape[0]) or model(inp)
         return stage, stage(x), calls
 
-    stage, one, calls_one = run(SegmentConfig())
-    assert stage.batch_size == 1 and set(calls_one) == {1} and len(calls_one) >= 8
+    _, one, calls_one = run(SegmentConfig(batch_size=1))
+    assert set(calls_one) == {1} and len(calls_one) >= 8
+    stage, two, calls_two = run(SegmentConfig())
+    assert stage.batch_size == 2 and max(calls_two) == 2 and sum(calls_two) == len(calls_one)
     _, three, calls_three = run(SegmentConfig(batch_size=3))
     assert max(calls_three) == 3 and sum(calls_three) == len(calls_one)  # every crop once
     assert (one > 0.5).float().mean() > 0.02
+    torch.testing.assert_close(two, one, atol=1e-4, rtol=0)
     torch.testing.assert_close(three, one, atol=1e-4, rtol=0)

@@ -26,7 +26,7 @@ class SegmentConfig:
 
     backend: str = "yolox+u2net.small"
     resolution: int = 320  # network input side for whole-frame U²-Net, px
-    batch_size: int = 0  # frames (or person crops) per network call (0: 1 on CPU, 16 on GPU)
+    batch_size: int = 0  # frames (or person crops) per network call (0: 2 on CPU, 16 on GPU)
     half: bool = True  # fp16 on CUDA (ignored on CPU)
     det_threshold: float = 0.35  # person score that starts a track
     det_keep: float = 0.15  # lower score that keeps an existing track (hysteresis)

@@ -204,11 +204,16 @@ class Pipeline:
         """The final hole masks (B,1,H,W) in {0,1} for a window of frames (B,3,H,W) in [0,1]:
         segmentation (or the external person ``masks``), then mask refinement. Windows must come
         in order: the stages carry temporal state from one window to the next."""
+        return self.holes_and_movers(frames, masks)[0]
+
+    def holes_and_movers(self, frames: torch.Tensor, masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``hole_masks`` and the pixels of animals beside the people ((B,1,H,W), None with
+        external masks or none there), which propagation does not copy into holes."""
         frames = frames.to(self.device)
         if masks is None:
-            soft, animals = self._timed("segment", self.segment_stage.segment, frames)
-            return self._timed("masks", self.mask_stage, soft, keep_out=animals)
-        return self._timed("masks", self.mask_stage, masks.to(self.device).float(), external=True)
+            soft, animals, movers = self._timed("segment", self.segment_stage.segment, frames)
+            return self._timed("masks", self.mask_stage, soft, keep_out=animals), movers
+        return self._timed("masks", self.mask_stage, masks.to(self.device).float(), external=True), None
 
     def dilation(self, height: int, width: int, given: int | None = None) -> int:
         """Px the hole masks were grown by around the person: ``given`` where the caller grew
@@ -224,11 +229,13 @@ class Pipeline:
         return min(self.config.inpaint.feather, self.dilation(height, width, dilation) // 2 + 1)
 
     def propagate(self, frames: torch.Tensor, holes: torch.Tensor, grow_shadows: bool = True,
-                  dilation: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  dilation: int | None = None, movers: torch.Tensor | None = None,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Propagation over one window (call every window, in order: the stage follows the camera
-        and keeps history). Returns (filled frames, what no frame saw, final holes with shadows)."""
+        and keeps history). ``movers``: animals beside the people (never copied into a hole).
+        Returns (filled frames, what no frame saw, final holes with shadows)."""
         return self._timed("propagate", self.propagate_stage, frames, holes, grow_shadows=grow_shadows,
-                           dilation=self.dilation(*frames.shape[2:], dilation))
+                           dilation=self.dilation(*frames.shape[2:], dilation), movers=movers)
 
     def process(self, frames: torch.Tensor, masks: torch.Tensor | None = None,
                 dilation: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,9 +243,10 @@ class Pipeline:
         masks (1 = person) or None to segment; ``dilation``: px the caller already grew ``masks``
         by (default: the configured dilation). Returns (cleaned frames, final hole masks)."""
         frames = frames.to(self.device)
-        holes = self.hole_masks(frames, masks)
+        holes, movers = self.holes_and_movers(frames, masks)
         if self.config.propagate.enabled:
-            filled, remaining, holes = self.propagate(frames, holes, grow_shadows=masks is None, dilation=dilation)
+            filled, remaining, holes = self.propagate(frames, holes, grow_shadows=masks is None, dilation=dilation,
+                                                      movers=movers)
         else:
             filled, remaining = frames, holes
         if not (holes > 0).any():

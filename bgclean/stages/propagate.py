@@ -620,11 +620,15 @@ class PropagateStage:
         return hole | (cv2.dilate(added.astype(np.uint8), disk) > 0)
 
     @torch.inference_mode()
-    def __call__(self, frames: torch.Tensor, masks: torch.Tensor,
-                 grow_shadows: bool = True, dilation: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __call__(self, frames: torch.Tensor, masks: torch.Tensor, grow_shadows: bool = True, dilation: int = 0,
+                 movers: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (filled frames, remaining holes, holes) where ``holes`` may have grown by shadows
         (per ``cfg.shadows``; ``grow_shadows=False`` keeps the holes as given, e.g. user masks).
-        ``dilation``: px the masks were grown by; a moving camera's shadows are grown as much."""
+        ``dilation``: px the masks were grown by; a moving camera's shadows are grown as much.
+        ``movers`` (B,1,H,W) in [0,1]: where things that move on their own stand (animals; above
+        0.5). They stay in their own frames but are never copied into another frame's hole, nor
+        used to follow the camera: a dog that sat where the woman stands later is not background
+        (dogs_jump: pale copies of the small dog at her feet and streaks of its fur in her hole)."""
         import cv2
 
         check_frames(frames)
@@ -633,10 +637,16 @@ class PropagateStage:
         imgs = frames.permute(0, 2, 3, 1).float().cpu().numpy()
         holes = masks[:, 0].cpu().numpy() > 0
         people = holes.copy()
+        if movers is not None:
+            check_masks(movers, frames, "movers")
+            moving = movers[:, 0].cpu().numpy() > 0.5
+        else:
+            moving = np.zeros_like(holes)
         window, win_grays, win_corners = [], [], []
-        for img, hole in zip(imgs, holes):
+        for img, hole, mover in zip(imgs, holes, moving):
             gray = cv2.cvtColor((img * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
-            window.append((img, ~hole, self._pose(gray, ~hole)))
+            seen = ~hole & ~mover  # what this frame shows of the background, for the others
+            window.append((img, seen, self._pose(gray, seen)))
             win_grays.append(gray)
             win_corners.append(self._last_corners)
         sources = list(self.history) + window
@@ -648,21 +658,21 @@ class PropagateStage:
         if grow_shadows and self.static and self.cfg.shadows in ("static", "always"):
             # first grow every hole by its shadow, then count shadowed pixels as unseen everywhere,
             # so no frame's shadow is copied into another frame's fill
-            for t, (img, visible, pose_t) in enumerate(window):
-                if (~visible).any():
-                    holes[t] = self._shadow(sources, base + t, img, ~visible, pose_t)
+            for t, (img, _, pose_t) in enumerate(window):
+                if holes[t].any():
+                    holes[t] = self._shadow(sources, base + t, img, holes[t], pose_t)
         elif grow_shadows and self.cfg.shadows == "always":
-            for t, (img, visible, pose_t) in enumerate(window):
-                if (~visible).any():
-                    holes[t] = self._moving_shadow(sources, base + t, img, ~visible, pose_t, dilation)
+            for t, (img, _, pose_t) in enumerate(window):
+                if holes[t].any():
+                    holes[t] = self._moving_shadow(sources, base + t, img, holes[t], pose_t, dilation)
         if grow_shadows and self.cfg.shadows != "off":
-            window = [(img, ~hole, pose) for (img, _, pose), hole in zip(window, holes)]
+            window = [(img, ~hole & ~mover, pose) for (img, _, pose), hole, mover in zip(window, holes, moving)]
             sources = list(self.history) + window
             self._valid = [v for _, v, _ in sources]
         out = imgs.copy()
         remaining = holes.copy()
         for t, (img, visible, pose_t) in enumerate(window):
-            hole = ~visible
+            hole = holes[t]
             if not hole.any():
                 continue
             # a moving camera's shadow reaches far over smooth ground: filled by the camera motion

@@ -94,11 +94,12 @@ class SegmentStage:
 
     @property
     def batch_size(self) -> int:
-        """Frames or crops per network call. On a CPU one crop per call costs no more per crop
-        than four (onnxruntime, U²-Net small on 160 px crops: 45.8-47.8 against 48.1-53.8 ms) and
-        its activations take a quarter of the memory (31-36 MB against 141-167 MB above the
-        process's resident size): the batch of 4 set the peak of vtest's segmentation calls."""
-        return self.cfg.batch_size or (16 if self.device.type == "cuda" else 1)
+        """Frames or crops per network call. On a CPU, two: the whole segmentation stage runs as
+        fast as with four (schoolgirls / dogs_jump 7.13-7.38 / 6.79-7.21 fps against 7.18-7.25 /
+        6.95-7.37; one crop per call 6.57-6.92 / 6.60-6.82), and onnxruntime's activations take
+        half the memory (U²-Net small on 160 px crops: 62-66 MB above the resident size against
+        141-167 MB): the batch of 4 set the peak of vtest's segmentation calls."""
+        return self.cfg.batch_size or (16 if self.device.type == "cuda" else 2)
 
     def _u2net(self, x: torch.Tensor, side: int) -> torch.Tensor:
         outs = []
@@ -111,20 +112,22 @@ class SegmentStage:
         return self.segment(frames)[0]
 
     @torch.inference_mode()
-    def segment(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(B,3,H,W)`` float RGB in [0,1] → the person probability ``(B,1,H,W)`` in [0,1], and for
+    def segment(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``(B,3,H,W)`` float RGB in [0,1] → the person probability ``(B,1,H,W)`` in [0,1]; for
         the detector backends a ``(B,1,H,W)`` map in [0,1] of what only an animal beside a person
-        is (None for the others): pixels her mask's dilation must leave alone (a dog at her feet)."""
+        is (None for the others): pixels her mask's dilation must leave alone (a dog at her feet);
+        and ``(B,1,H,W)`` in {0,1} the pixels of those animals (None where the window has none):
+        things that move on their own, which propagation must not copy into a hole."""
         check_frames(frames)
         if self.model is None:
-            return self._rembg(frames), None
+            return self._rembg(frames), None, None
         frames = frames.to(self.device)
         h, w = frames.shape[2:]
         if self.rvm is not None:
             alpha = self.rvm(frames)
-            return (alpha, None) if self.detector is None else (alpha * self._person_boxes(frames), None)
+            return (alpha, None, None) if self.detector is None else (alpha * self._person_boxes(frames), None, None)
         if self.detector is None:
-            return resize(self._u2net(frames, self.cfg.resolution), (h, w), antialias=False).clamp_(0, 1), None
+            return resize(self._u2net(frames, self.cfg.resolution), (h, w), antialias=False).clamp_(0, 1), None, None
         return self._person_crops(frames)
 
     def _person_boxes(self, frames: torch.Tensor) -> torch.Tensor:
@@ -144,7 +147,7 @@ class SegmentStage:
                     out[i, :, gy0:gy1, gx0:gx1] = 1
         return out
 
-    def _person_crops(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _person_crops(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Person boxes (tracked over time), each grown by ``box_margin``, segmented by U²-Net at
         ``crop_resolution``; the soft map is the max over crops and 0 outside every box. Animals the
         detector finds next to a person are segmented too and taken out of her mask (a dog at her feet
@@ -206,7 +209,7 @@ class SegmentStage:
             tight.append(([t["box"] for t in people], animals_all))
         soft = torch.zeros(frames.shape[0], 1, h, w, device=frames.device)
         if not places and not reused:
-            return soft, soft.clone()
+            return soft, soft.clone(), None
         animal = torch.zeros_like(soft)
         # every crop at the cap, small people scaled up: U²-Net small loses much of a girl at her
         # native 64-96 px (schoolgirls, measured with narrower windows: pixels above 0.5 covered 0.85
@@ -236,13 +239,14 @@ class SegmentStage:
             patch = resize(key["patch"][None], (gy1 - gy0, gx1 - gx0), antialias=False)[0]
             soft[i, :, gy0:gy1, gx0:gx1] = torch.maximum(soft[i, :, gy0:gy1, gx0:gx1], patch)
         if not any(len(animals) for _, animals in tight):  # no animal: nothing to keep out (no frame-sized maps)
-            return soft.clamp_(0, 1), torch.zeros_like(soft)
+            return soft.clamp_(0, 1), torch.zeros_like(soft), None
         # where a person's box and an animal's overlap, the smaller box owns the pixels: a dog sitting
         # at her feet leaves her mask, and her legs stay hers when a big dog walks past them
         # an animal's box is its own too: U²-Net in the dog's crop may take the woman's legs and
         # leave a dark dog that sits against them unclaimed; and outside every person's tight box
         # her claim on a pixel of an animal's box does not count (dogs_jump frames 22-29: her crop
         # also takes the small dog sitting against her legs)
+        dogs = animal > 0.5  # the animals' own pixels, before her box claims any of them
         boxes, hers = torch.zeros_like(soft), torch.zeros_like(soft)
         for i, (people, animals) in enumerate(tight):
             for a in animals:
@@ -262,7 +266,10 @@ class SegmentStage:
         soft.mul_(1 - animal).clamp_(0, 1)
         if self.cfg.person_gate:
             self._gate_animals(frames, tight, soft, keep_out)
-        return soft, keep_out
+        # the animals as propagation must not copy them: their crops' pixels that are not hers,
+        # grown by 3 px (U²-Net's outline of fur is loose)
+        movers = max_filter((dogs & (soft < 0.5)).float(), 7, 7)
+        return soft, keep_out, movers
 
     def _gate_animals(self, frames: torch.Tensor, tight: list, soft: torch.Tensor, keep_out: torch.Tensor) -> None:
         """Where an animal's box overlaps a person's grown box, a person-only segmenter (MediaPipe
