@@ -625,8 +625,8 @@ class PropagateStage:
         """Returns (filled frames, remaining holes, holes) where ``holes`` may have grown by shadows
         (per ``cfg.shadows``; ``grow_shadows=False`` keeps the holes as given, e.g. user masks).
         ``dilation``: px the masks were grown by; a moving camera's shadows are grown as much.
-        ``movers`` (B,1,H,W) in [0,1]: where things that move on their own stand (animals; above
-        0.5). They stay in their own frames but are never copied into another frame's hole, nor
+        ``movers`` (B,1,H,W) bool (or float, above 0.5): where things that move on their own
+        stand (animals). They stay in their own frames but are never copied into another frame's hole, nor
         used to follow the camera: a dog that sat where the woman stands later is not background
         (dogs_jump: pale copies of the small dog at her feet and streaks of its fur in her hole)."""
         import cv2

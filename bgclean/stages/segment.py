@@ -116,7 +116,7 @@ class SegmentStage:
         """``(B,3,H,W)`` float RGB in [0,1] → the person probability ``(B,1,H,W)`` in [0,1]; for
         the detector backends a ``(B,1,H,W)`` map in [0,1] of what only an animal beside a person
         is (None for the others): pixels her mask's dilation must leave alone (a dog at her feet);
-        and ``(B,1,H,W)`` in {0,1} the pixels of those animals (None where the window has none):
+        and ``(B,1,H,W)`` bool, the pixels of those animals (None where the window has none):
         things that move on their own, which propagation must not copy into a hole."""
         check_frames(frames)
         if self.model is None:
@@ -267,8 +267,15 @@ class SegmentStage:
         if self.cfg.person_gate:
             self._gate_animals(frames, tight, soft, keep_out)
         # the animals as propagation must not copy them: their crops' pixels that are not hers,
-        # grown by 3 px (U²-Net's outline of fur is loose)
-        movers = max_filter((dogs & (soft < 0.5)).float(), 7, 7)
+        # grown by 3 px (U²-Net's outline of fur is loose); a frame at a time, kept as bool (float
+        # window-sized maps raised vtest's peak by ~90 MB, where the detector sees an animal or two)
+        dogs &= soft < 0.5
+        if not dogs.any():  # animal boxes, none beside a person (vtest: every window)
+            return soft, keep_out, None
+        movers = torch.zeros_like(dogs)
+        for i in range(dogs.shape[0]):
+            if dogs[i].any():
+                movers[i] = max_filter(dogs[i : i + 1].float(), 7, 7)[0] > 0
         return soft, keep_out, movers
 
     def _gate_animals(self, frames: torch.Tensor, tight: list, soft: torch.Tensor, keep_out: torch.Tensor) -> None:
