@@ -67,7 +67,7 @@ def evaluate(segmenter: str, clip: str, window: int = 8, overrides: dict | None 
     for start in range(0, len(frames), window):
         x = _to_tensor(frames[start : start + window], pipe.device)
         t0 = time.perf_counter()
-        holes, movers = pipe.holes_and_movers(x, None)
+        holes, movers = pipe.holes_and_movers(x)
         seconds += time.perf_counter() - t0
         if pipe.config.propagate.enabled:  # shadows found by propagation join the final mask
             _, _, holes = pipe.propagate(x, holes, movers=movers)

@@ -35,7 +35,7 @@ def clip_cost(clip: str, window: int = 8) -> tuple[float, float, bool]:
     for start in range(0, len(frames), window):
         x = _to_tensor(frames[start : start + window], pipe.device)
         t0 = time.perf_counter()
-        holes, movers = pipe.holes_and_movers(x, None)
+        holes, movers = pipe.holes_and_movers(x)
         t1 = time.perf_counter()
         pipe.propagate(x, holes, movers=movers)
         seg, prop = seg + t1 - t0, prop + time.perf_counter() - t1

@@ -37,12 +37,13 @@ def _psnr(a, b):
     return 10 * np.log10(255.0**2 / max(mse, 1e-12))
 
 
-def _run(stage, frames, masks, window=8):
+def _run(stage, frames, masks, window=8, movers=None):
     outs, rems = [], []
     for s in range(0, len(frames), window):
         x = torch.from_numpy(np.stack(frames[s : s + window])).permute(0, 3, 1, 2).float() / 255
         m = torch.from_numpy(masks[s : s + window, None]).float()
-        o, r, _ = stage(x, m)
+        mv = None if movers is None else torch.from_numpy(movers[s : s + window, None])
+        o, r, _ = stage(x, m, movers=mv)
         outs.append((o.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
         rems.append(r[:, 0].numpy() > 0)
     return np.concatenate(outs), np.concatenate(rems)
@@ -404,15 +405,7 @@ def test_an_animal_seen_where_the_hole_is_later_is_not_copied_into_it():
     spot = (slice(8, n), slice(125, 195), slice(255, 295))  # inside both the dog and her later hole
 
     def fill(movers):
-        stage = PropagateStage(PropagateConfig(shadows="off"))
-        outs = []
-        for s in range(0, n, 8):
-            x = torch.from_numpy(np.stack(frames[s : s + 8])).permute(0, 3, 1, 2).float() / 255
-            m = torch.from_numpy(person[s : s + 8, None]).float()
-            mv = None if movers is None else torch.from_numpy(movers[s : s + 8, None]).float()
-            o, _, _ = stage(x, m, movers=mv)
-            outs.append((o.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
-        return np.concatenate(outs)
+        return _run(PropagateStage(PropagateConfig(shadows="off")), frames, person, movers=movers)[0]
 
     truth = np.broadcast_to(bg, (n, *bg.shape))
     plain, kept_out = fill(None), fill(dog)

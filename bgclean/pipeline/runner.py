@@ -206,7 +206,8 @@ class Pipeline:
         in order: the stages carry temporal state from one window to the next."""
         return self.holes_and_movers(frames, masks)[0]
 
-    def holes_and_movers(self, frames: torch.Tensor, masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def holes_and_movers(self, frames: torch.Tensor,
+                         masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``hole_masks`` and the pixels of animals beside the people ((B,1,H,W), None with
         external masks or none there), which propagation does not copy into holes."""
         frames = frames.to(self.device)

@@ -626,9 +626,9 @@ class PropagateStage:
         (per ``cfg.shadows``; ``grow_shadows=False`` keeps the holes as given, e.g. user masks).
         ``dilation``: px the masks were grown by; a moving camera's shadows are grown as much.
         ``movers`` (B,1,H,W) bool (or float, above 0.5): where things that move on their own
-        stand (animals). They stay in their own frames but are never copied into another frame's hole, nor
-        used to follow the camera: a dog that sat where the woman stands later is not background
-        (dogs_jump: pale copies of the small dog at her feet and streaks of its fur in her hole)."""
+        stand (animals). They stay in their own frames but are never copied into another frame's
+        hole, nor used to follow the camera: a dog that sat where the woman stands later is not
+        background (dogs_jump frames 18-22: a pale copy of the small dog at her feet)."""
         import cv2
 
         check_frames(frames)
