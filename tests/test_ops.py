@@ -90,3 +90,31 @@ def test_to_integers_rounds_and_clamps_like_the_whole_window_did():
     assert to_integers(x[:0]).shape == (0, 9, 11, 3)
     with pytest.raises(ShapeError, match=r"\(B,3,H,W\)"):
         to_integers(x[:, :1])
+
+
+def test_gaussian_blur_matches_a_depthwise_convolution_and_keeps_its_input():
+    import math
+
+    import torch.nn.functional as F
+
+    from bgclean.ops import gaussian_blur
+
+    def by_conv(x, sigma):  # the textbook separable blur: a normalised kernel, reflected borders
+        r = max(1, int(round(3 * sigma)))
+        k = torch.tensor([math.exp(-(i * i) / (2 * sigma**2)) for i in range(-r, r + 1)], dtype=x.dtype)
+        k = (k / k.sum()).view(1, 1, 1, -1).repeat(x.shape[1], 1, 1, 1)
+        mode = "reflect" if r < min(x.shape[2:]) else "replicate"
+        y = F.conv2d(F.pad(x, (r, r, 0, 0), mode=mode), k, groups=x.shape[1])
+        return F.conv2d(F.pad(y, (0, 0, r, r), mode=mode), k.transpose(2, 3), groups=x.shape[1])
+
+    torch.manual_seed(0)
+    for shape, sigma in (((1, 3, 48, 64), 4.0), ((2, 3, 17, 23), 1.5), ((1, 3, 10, 9), 4.0), ((1, 1, 8, 8), 0.4)):
+        x = torch.rand(shape)
+        before = x.clone()
+        got = gaussian_blur(x, sigma)
+        assert got.shape == x.shape
+        torch.testing.assert_close(got, by_conv(x, sigma), rtol=0, atol=1e-6)
+        assert torch.equal(x, before)
+    flat = torch.full((1, 3, 20, 30), 0.25)
+    torch.testing.assert_close(gaussian_blur(flat, 3.0), flat)
+    assert gaussian_blur(flat, 0) is flat

@@ -95,6 +95,25 @@ def test_inpaint_stage_contract():
         InpaintStage(InpaintConfig(backend="nope"))
 
 
+def test_paste_into_the_fill_itself_gives_the_same_frames_and_leaves_the_input_alone():
+    torch.manual_seed(0)
+    frames = torch.rand(3, 3, 40, 48)
+    fill = torch.rand(3, 3, 40, 48)
+    masks = torch.zeros(3, 1, 40, 48)
+    masks[0, :, 5:30, 8:20] = 1
+    masks[2, :, 12:38, 20:46] = 1  # frame 1 has no hole: it comes out as the input
+    stage = InpaintStage(InpaintConfig(backend="telea"))
+    before = frames.clone()
+    want = stage.paste(frames, fill, masks, feather=3)
+    got = stage.paste(frames, fill, masks, feather=3, out=fill)
+    assert got is fill
+    assert torch.equal(got, want)
+    assert torch.equal(frames, before)
+    assert torch.equal(got[1], frames[1])
+    with pytest.raises(ValueError, match="shape"):
+        stage.paste(frames, want, masks, out=torch.empty(2, 3, 40, 48))
+
+
 def test_u2net_small_covers_most_of_a_real_person():
     """schoolgirls frame 0 (real footage): the final mask covers most ground-truth person pixels and
     stays far from covering the whole frame. (U²-Net small is a salient-object model; the recall

@@ -392,18 +392,23 @@ class InpaintStage:
 
     @torch.inference_mode()
     def paste(self, frames: torch.Tensor, fill: torch.Tensor, masks: torch.Tensor,
-              feather: int | None = None) -> torch.Tensor:
+              feather: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
         """Composite a native-size ``fill`` into ``frames`` inside ``masks`` with a feathered edge
         (``feather`` px, default ``cfg.feather``) that lies inside the mask: outside it the result
         is ``frames`` exactly. Keep the feather within the mask's dilation, or the person's own
-        pixels blend into the edge."""
+        pixels blend into the edge. ``out``: the tensor to write the result into (``fill`` itself
+        may be given when the caller no longer needs it: each frame is read before it is
+        written); default a new one."""
         width = self.cfg.feather if feather is None else feather
         check_frames(frames)
         check_frames(fill, "fill")
         check_masks(masks, frames)
         # one frame at a time: the feather's erosions and the blend of a whole 16-frame window at
         # 768x576 were a 300 MB transient, the highest of the pipeline (vtest's peak memory)
-        out = torch.empty_like(frames)
+        if out is None:
+            out = torch.empty_like(frames)
+        elif out.shape != frames.shape:
+            raise ValueError(f"out has shape {tuple(out.shape)}, the frames {tuple(frames.shape)}")
         for i in range(frames.shape[0]):
             alpha = feather_alpha((masks[i : i + 1] > 0).float(), width)
             out[i : i + 1] = composite(frames[i : i + 1], fill[i : i + 1], alpha)

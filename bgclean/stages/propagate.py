@@ -641,7 +641,7 @@ class PropagateStage:
             check_masks(movers, frames, "movers")
             moving = movers[:, 0].cpu().numpy() > 0.5
         else:
-            moving = np.zeros_like(holes)
+            moving = np.zeros((len(holes), 1, 1), bool)  # broadcasts: no frame-sized array of False
         window, win_grays, win_corners = [], [], []
         for img, hole, mover in zip(imgs, holes, moving):
             gray = cv2.cvtColor((img * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
@@ -688,12 +688,19 @@ class PropagateStage:
                 ok = count >= 1
                 out[t, ys[ok], xs[ok]] = med[ok]
                 remaining[t, ys[ok], xs[ok]] = False
+        self._history_corners.extend(self._corners[len(self._corners) - len(window):])
+        self._history_grays.extend(win_grays)
+        # this call's lists of sources held the history frames that the pushes below drop: let
+        # go of them first, so each dropped frame is freed as its successor arrives (they were
+        # kept alive to the end of the call, and to the next one: 16 frames of float16, 42 MB at
+        # 768x576, at the point where the stage's memory peaks)
+        del sources
+        self._grays, self._valid, self._corners, self._pairs = [], [], [], {}
         for img, visible, pose in window:
             # float16 halves the buffer and still rounds back to the exact 8-bit level (16-bit
             # sources lose their low bits in propagated pixels only)
             self.history.append((img.astype(np.float16), visible, pose))
-        self._history_corners.extend(self._corners[len(self._corners) - len(window):])
-        self._history_grays.extend(win_grays)
+        del window, people, moving
         filled = torch.from_numpy(out).permute(0, 3, 1, 2).to(frames.device, frames.dtype)
         as_mask = lambda a: torch.from_numpy(a[:, None]).to(masks.device, torch.float32)  # noqa: E731
         return filled, as_mask(remaining), as_mask(holes)
