@@ -199,7 +199,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     if sigma <= 0:
         return x
     radius = max(1, int(round(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)  # on the CPU: read back as Python floats
     k = torch.exp(-(t**2) / (2 * sigma**2))
     k = (k / k.sum()).tolist()
     mode = "reflect" if radius < min(x.shape[2], x.shape[3]) else "replicate"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from bgclean.errors import InputError
+from bgclean.errors import InputError, ShapeError
 from bgclean.pipeline.config import InpaintConfig, MaskConfig, PipelineConfig, SegmentConfig, load_config
 from bgclean.stages.inpaint import BACKENDS, InpaintStage
 from bgclean.stages.masks import MaskStage, clean_binary_mask, dilation_radius
@@ -110,7 +110,7 @@ def test_paste_into_the_fill_itself_gives_the_same_frames_and_leaves_the_input_a
     assert torch.equal(got, want)
     assert torch.equal(frames, before)
     assert torch.equal(got[1], frames[1])
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ShapeError, match="shape"):
         stage.paste(frames, want, masks, out=torch.empty(2, 3, 40, 48))
 
 

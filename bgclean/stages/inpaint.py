@@ -14,7 +14,7 @@ import logging
 import numpy as np
 import torch
 
-from bgclean.errors import InputError
+from bgclean.errors import InputError, ShapeError
 import torch.nn.functional as F
 
 from bgclean.ops import check_frames, check_masks, composite, feather_alpha, resize, resize_bicubic
@@ -408,7 +408,7 @@ class InpaintStage:
         if out is None:
             out = torch.empty_like(frames)
         elif out.shape != frames.shape:
-            raise ValueError(f"out has shape {tuple(out.shape)}, the frames {tuple(frames.shape)}")
+            raise ShapeError(f"out: expected the frames' shape {tuple(frames.shape)}, got {tuple(out.shape)}")
         for i in range(frames.shape[0]):
             alpha = feather_alpha((masks[i : i + 1] > 0).float(), width)
             out[i : i + 1] = composite(frames[i : i + 1], fill[i : i + 1], alpha)
