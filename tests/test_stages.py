@@ -62,6 +62,11 @@ def test_mask_stage_dilation_stays_out_of_animals():
     assert again[0, 0, 30, 11] == 1 and later[0, 0, 30, 11] == 1
     plain = MaskStage(MaskConfig(dilate_px=4, min_area=0.0, temporal=1))(soft)
     assert plain[:, 0, 20:40, 30:34].all()  # without keep_out, she grows into the dog
+    # the segment stage hands it over as bool: the same masks
+    stage.reset()
+    assert torch.equal(stage(soft, keep_out=keep > 0.5), out)
+    with pytest.raises(ShapeError):
+        stage(soft, keep_out=keep[:, :, :30])
 
 
 def test_mask_stage_hysteresis_stays_out_of_animals():

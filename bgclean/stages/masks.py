@@ -57,10 +57,10 @@ class MaskStage:
 
     Segmented maps: hysteresis threshold, specks dropped, holes filled, union with the previous
     ``temporal`` frames (state carried across windows; ``reset()`` between videos), dilation.
-    ``external=True`` (the user's masks) only dilates. ``keep_out`` ``(B,1,H,W)`` in [0,1]: where it
-    is above 0.5 (an animal beside a person), neither the dilation, the previous frames' masks nor
-    the hysteresis reach; only the frame's own sure person pixels (above ``threshold``) are masked
-    there. A dog pressed against her legs is weak in her map (0.25-0.5) but joined to her: the
+    ``external=True`` (the user's masks) only dilates. ``keep_out`` ``(B,1,H,W)``, bool (or in
+    [0,1], true above 0.5): where it is true (an animal beside a person), neither the dilation,
+    the previous frames' masks nor the hysteresis reach; only the frame's own sure person pixels
+    (above ``threshold``) are masked there. A dog pressed against her legs is weak in her map (0.25-0.5) but joined to her: the
     hysteresis took it whole (dogs_jump frames 22-29, the small dog sitting at her feet).
     """
 
@@ -75,29 +75,31 @@ class MaskStage:
     def __call__(self, soft: torch.Tensor, external: bool = False, keep_out: torch.Tensor | None = None) -> torch.Tensor:
         check_masks(soft)
         h, w = soft.shape[2:]
-        own: list[np.ndarray] = []  # each frame's own person pixels, before the temporal union
-        if external:
-            binary = (soft > 0.5).float()
-        else:
-            min_px = int(self.cfg.min_area * h * w)
-            out = []
-            for s in soft[:, 0].float().cpu().numpy():
-                m = clean_binary_mask(hysteresis(s, self.cfg.threshold_low, self.cfg.threshold), min_px,
-                                      self.cfg.fill_holes)
-                merged = m.copy()
-                for past in self._history:
-                    merged |= past
-                if self.cfg.temporal > 0:
-                    self._history = (self._history + [m])[-self.cfg.temporal :]
-                out.append(merged)
-                own.append(m & (s > self.cfg.threshold))
-            binary = torch.from_numpy(np.stack(out)[:, None]).to(soft.device, torch.float32)
+        if keep_out is not None:
+            check_masks(keep_out, soft, "keep_out")
+            keep_out = keep_out.to(soft.device)
+            if keep_out.dtype != torch.bool:
+                keep_out = keep_out > 0.5
         radius = dilation_radius(self.cfg, h, w)
-        grown = torch.empty_like(binary)
-        for i in range(binary.shape[0]):  # a frame at a time: the pools' temporaries stay one frame's size
-            grown[i : i + 1] = dilate_masks(binary[i : i + 1], radius)
-        if keep_out is None or not own:
-            return grown
-        check_masks(keep_out)
-        own_t = torch.from_numpy(np.stack(own)[:, None]).to(soft.device, torch.float32)
-        return torch.where(keep_out.to(soft.device) > 0.5, own_t, grown)
+        min_px = int(self.cfg.min_area * h * w)
+        grown = torch.empty(soft.shape, dtype=torch.float32, device=soft.device)
+        # a frame at a time: every temporary (the binary mask, the pools', her own pixels) stays one
+        # frame's size; window-sized copies of each made this stage's peak 150 MB above its input
+        for i in range(soft.shape[0]):
+            if external:
+                grown[i : i + 1] = dilate_masks((soft[i : i + 1] > 0.5).float(), radius)
+                continue
+            s = soft[i, 0].float().cpu().numpy()
+            m = clean_binary_mask(hysteresis(s, self.cfg.threshold_low, self.cfg.threshold), min_px,
+                                  self.cfg.fill_holes)
+            merged = m.copy()
+            for past in self._history:
+                merged |= past
+            if self.cfg.temporal > 0:
+                self._history = (self._history + [m])[-self.cfg.temporal :]
+            g = dilate_masks(torch.from_numpy(merged)[None, None].to(soft.device, torch.float32), radius)
+            if keep_out is not None:  # each frame's own person pixels, before the temporal union
+                own = torch.from_numpy(m & (s > self.cfg.threshold))[None, None].to(soft.device, torch.float32)
+                g = torch.where(keep_out[i : i + 1], own, g)
+            grown[i : i + 1] = g
+        return grown

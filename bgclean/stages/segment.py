@@ -114,8 +114,9 @@ class SegmentStage:
     @torch.inference_mode()
     def segment(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """``(B,3,H,W)`` float RGB in [0,1] → the person probability ``(B,1,H,W)`` in [0,1]; for
-        the detector backends a ``(B,1,H,W)`` map in [0,1] of what only an animal beside a person
-        is (None for the others): pixels her mask's dilation must leave alone (a dog at her feet);
+        the detector backends a ``(B,1,H,W)`` bool map of what only an animal beside a person is
+        (None for the other backends and where the window has no animal): pixels her mask's
+        dilation must leave alone (a dog at her feet);
         and ``(B,1,H,W)`` bool, the pixels of those animals (None where the window has none):
         things that move on their own, which propagation must not copy into a hole."""
         check_frames(frames)
@@ -209,8 +210,8 @@ class SegmentStage:
             tight.append(([t["box"] for t in people], animals_all))
         soft = torch.zeros(frames.shape[0], 1, h, w, device=frames.device)
         if not places and not reused:
-            return soft, soft.clone(), None
-        animal = torch.zeros_like(soft)
+            return soft, None, None
+        animal: dict[int, torch.Tensor] = {}  # frame -> (1,H,W) map of its animals' crops, where it has any
         # every crop at the cap, small people scaled up: U²-Net small loses much of a girl at her
         # native 64-96 px (schoolgirls, measured with narrower windows: pixels above 0.5 covered 0.85
         # of the girls at native size, 0.92 scaled to 160)
@@ -231,52 +232,69 @@ class SegmentStage:
                 patch = _belonging_map(patch, key["box"], gy0, gx0)
             elif key is not None and key["strong"] and not is_animal:  # not for a weak track: a painted figure
                 patch = _kept_map(patch, key, 3 * self.cfg.carry)
-            target = animal if is_animal else soft
-            target[i, :, gy0:gy1, gx0:gx1] = torch.maximum(target[i, :, gy0:gy1, gx0:gx1], patch)
+            target = animal.setdefault(i, soft.new_zeros(1, h, w)) if is_animal else soft[i]
+            target[:, gy0:gy1, gx0:gx1] = torch.maximum(target[:, gy0:gy1, gx0:gx1], patch)
             if key is not None:
                 key["patch"] = patch
         for i, (gy0, gy1, gx0, gx1), key in reused:
             patch = resize(key["patch"][None], (gy1 - gy0, gx1 - gx0), antialias=False)[0]
             soft[i, :, gy0:gy1, gx0:gx1] = torch.maximum(soft[i, :, gy0:gy1, gx0:gx1], patch)
         if not any(len(animals) for _, animals in tight):  # no animal: nothing to keep out (no frame-sized maps)
-            return soft.clamp_(0, 1), torch.zeros_like(soft), None
+            return soft.clamp_(0, 1), None, None
+        # a frame at a time, and only the frames with an animal: five window-sized float maps here
+        # set the peak of vtest's segmentation calls (its detector sees an animal in every window)
+        keep_out = torch.zeros(soft.shape, dtype=torch.bool, device=soft.device)
+        dogs = {}  # frame -> (1,H,W) bool: the animals' own pixels, before her box claims any of them
+        for i, (people, animals) in enumerate(tight):
+            if len(animals):
+                dogs[i] = self._keep_animals_out(animal.get(i, soft.new_zeros(1, h, w)), people, animals,
+                                                 soft[i], keep_out[i])
+        soft.clamp_(0, 1)
+        if self.cfg.person_gate:
+            self._gate_animals(frames, tight, soft, keep_out)
+        # the animals as propagation must not copy them: their crops' pixels that are not hers,
+        # grown by 3 px (U²-Net's outline of fur is loose); a frame at a time, kept as bool (float
+        # window-sized maps raised vtest's peak by ~90 MB, where the detector sees an animal or two)
+        movers = None
+        for i, own in dogs.items():
+            own &= soft[i] < 0.5
+            if own.any():  # animal boxes, none beside a person (vtest: every window) leave it None
+                if movers is None:
+                    movers = torch.zeros(soft.shape, dtype=torch.bool, device=soft.device)
+                movers[i] = max_filter(own[None].float(), 7, 7)[0] > 0
+        return soft, keep_out, movers
+
+    @staticmethod
+    def _keep_animals_out(animal: torch.Tensor, people: list, animals: np.ndarray, soft: torch.Tensor,
+                          keep_out: torch.Tensor) -> torch.Tensor:
+        """One frame's animals beside its people: takes them out of her map ``soft`` (1,H,W, in
+        place) and marks in ``keep_out`` (1,H,W bool, in place) what her mask's dilation must leave
+        alone. ``animal`` (1,H,W): the max of the animals' crop maps (changed). Returns the animals'
+        own pixels (1,H,W bool) before her box claimed any of them."""
         # where a person's box and an animal's overlap, the smaller box owns the pixels: a dog sitting
         # at her feet leaves her mask, and her legs stay hers when a big dog walks past them
         # an animal's box is its own too: U²-Net in the dog's crop may take the woman's legs and
         # leave a dark dog that sits against them unclaimed; and outside every person's tight box
         # her claim on a pixel of an animal's box does not count (dogs_jump frames 22-29: her crop
         # also takes the small dog sitting against her legs)
-        dogs = animal > 0.5  # the animals' own pixels, before her box claims any of them
+        dogs = animal > 0.5
         boxes, hers = torch.zeros_like(soft), torch.zeros_like(soft)
-        for i, (people, animals) in enumerate(tight):
-            for a in animals:
-                boxes[(i, slice(None), *_box_window(a))] = 1
-            for x0, y0, x1, y1 in people:
-                window = (i, slice(None), *_box_window((x0, y0, x1, y1)))
-                hers[window] = 1
-                if any((x1 - x0) * (y1 - y0) < (a[2] - a[0]) * (a[3] - a[1]) and _overlap((y0, y1, x0, x1), a)
-                       for a in animals):
-                    animal[window] = 0
-                    boxes[window] = 0
+        for a in animals:
+            boxes[(slice(None), *_box_window(a))] = 1
+        for x0, y0, x1, y1 in people:
+            window = (slice(None), *_box_window((x0, y0, x1, y1)))
+            hers[window] = 1
+            if any((x1 - x0) * (y1 - y0) < (a[2] - a[0]) * (a[3] - a[1]) and _overlap((y0, y1, x0, x1), a)
+                   for a in animals):
+                animal[window] = 0
+                boxes[window] = 0
         animal.clamp_(0, 1)
         # what only the animal's crop or box claims stays out of her dilation; where she claims a
         # pixel too it leaves her map but stays reachable (dogs_jump: a small dog's crop also takes
         # the legs of the woman it stands against: kept out, her recall fell 0.993 -> 0.972)
-        keep_out = torch.maximum(animal, boxes) * (1 - soft.clamp(0, 1) * hers)
-        soft.mul_(1 - animal).clamp_(0, 1)
-        if self.cfg.person_gate:
-            self._gate_animals(frames, tight, soft, keep_out)
-        # the animals as propagation must not copy them: their crops' pixels that are not hers,
-        # grown by 3 px (U²-Net's outline of fur is loose); a frame at a time, kept as bool (float
-        # window-sized maps raised vtest's peak by ~90 MB, where the detector sees an animal or two)
-        dogs &= soft < 0.5
-        if not dogs.any():  # animal boxes, none beside a person (vtest: every window)
-            return soft, keep_out, None
-        movers = torch.zeros_like(dogs)
-        for i in range(dogs.shape[0]):
-            if dogs[i].any():
-                movers[i] = max_filter(dogs[i : i + 1].float(), 7, 7)[0] > 0
-        return soft, keep_out, movers
+        keep_out |= torch.maximum(animal, boxes).mul_(hers.mul_(soft.clamp(0, 1)).neg_().add_(1)) > 0.5
+        soft.mul_(animal.neg_().add_(1))
+        return dogs
 
     def _gate_animals(self, frames: torch.Tensor, tight: list, soft: torch.Tensor, keep_out: torch.Tensor) -> None:
         """Where an animal's box overlaps a person's grown box, a person-only segmenter (MediaPipe
@@ -308,8 +326,7 @@ class SegmentStage:
                         continue
                     not_hers = 1 - hers[ay0 - gy0 : ay1 - gy0, ax0 - gx0 : ax1 - gx0]
                     soft[i, 0, ay0:ay1, ax0:ax1] *= 1 - not_hers
-                    zone = keep_out[i, 0, ay0:ay1, ax0:ax1]
-                    torch.maximum(zone, not_hers, out=zone)
+                    keep_out[i, 0, ay0:ay1, ax0:ax1] |= not_hers > 0.5
 
     def _confirm_entering(self, img: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """A weak box (between ``det_keep`` and ``det_threshold``) cut by the left or right frame
