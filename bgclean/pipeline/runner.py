@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from bgclean.errors import InputError
-from bgclean.ops import resize_bicubic, to_integers
+from bgclean.ops import release_freed_memory, resize_bicubic, to_integers
 from bgclean.pipeline import io
 from bgclean.pipeline.config import PipelineConfig
 
@@ -98,26 +98,6 @@ def _to_arrays(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     return to_integers(frames, dtype, 65535.0 if dtype == np.uint16 else 255.0)
 
 
-def _release_freed_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc only), after every stage call and every window.
-    Each stage allocates and frees large temporaries of varying sizes (crops, windows, holes);
-    glibc's heap keeps the fragments, and the next stage's temporaries land on top of them, so the
-    peak RSS crept up with the video's length although nothing is kept (vtest 768x576: 1283-1346 MB
-    after 100 frames, 1618 after 240 when trimmed only between windows; 1179 and 1197 trimmed after
-    every stage, same speed)."""
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        try:
-            import ctypes
-
-            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM = None
 
 
 def _bound_native_caches() -> None:
@@ -133,6 +113,33 @@ def _bound_native_caches() -> None:
     os.environ.setdefault("LRU_CACHE_CAPACITY", "64")
 
 
+_HEAP_BOUNDED = False
+
+
+def _bound_heap() -> None:
+    """Serve every allocation of 2 MB or more (a frame's float16 RGB at 768x576, a window, a
+    crop's activations) from its own mapping, returned to the OS as soon as it is freed, unless the
+    user set ``MALLOC_MMAP_THRESHOLD_``. glibc's default raises that threshold to the size of the
+    largest block freed so far (up to 32 MB), after which frame-sized temporaries come from the
+    heap, where each stage's leave holes that the next fills only in part: the peak then depended
+    on the order of earlier allocations (vtest's first 100 frames: 836-908 MB over runs of the same
+    code; at 2 MB 796-803, at 1 MB 787-789, for 3% and 12% more time; bench/RESULTS.md, session
+    15). glibc only; set when a pipeline is built, not when bgclean is imported."""
+    global _HEAP_BOUNDED
+    import os
+    import sys
+
+    if _HEAP_BOUNDED or not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    _HEAP_BOUNDED = True
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, 2 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc (musl): its allocator maps large blocks anyway
+        pass
+
+
 class Pipeline:
     """The person-removal pipeline, built once from a ``PipelineConfig`` and reused across inputs.
 
@@ -144,6 +151,7 @@ class Pipeline:
         from bgclean.stages.masks import MaskStage
 
         _bound_native_caches()
+        _bound_heap()
         self.config = config or PipelineConfig()
         self.device = resolve_device(self.config.runtime.device)
         self._download_progress = download_progress
@@ -185,12 +193,12 @@ class Pipeline:
 
     def _timed(self, name: str, fn: Callable, *args, **kwargs):
         """Run one stage call, add its time to ``timings[name]``, then hand the heap pages its
-        temporaries freed back to the OS (``_release_freed_memory``)."""
+        temporaries freed back to the OS (``ops.release_freed_memory``)."""
         t0 = time.perf_counter()
         out = fn(*args, **kwargs)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        _release_freed_memory()
+        release_freed_memory()
         self.timings[name] += time.perf_counter() - t0
         return out
 
@@ -400,7 +408,7 @@ class Pipeline:
                         io.write_mask_png(save_dir / (Path(f.name).stem + ".png"), h)
                 self.timings["encode"] += time.perf_counter() - t_enc
                 report.frames += len(batch)
-                _release_freed_memory()
+                release_freed_memory()
                 if progress:
                     progress(report.frames, info.frame_count)
             if mask_source is not None:
