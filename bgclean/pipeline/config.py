@@ -30,6 +30,8 @@ class SegmentConfig:
     half: bool = True  # fp16 on CUDA (ignored on CPU)
     det_threshold: float = 0.35  # person score that starts a track
     det_keep: float = 0.15  # lower score that keeps an existing track (hysteresis)
+    animal_threshold: float = 0.35  # animal score that starts an animal's track (kept out of a person's mask beside it)
+    animal_carry: int = 2  # frames a surely seen animal the detector lost stays kept out, moving at its last velocity (0: off)
     carry: int = 8  # frames a lost person stays masked, moving at its last velocity
     crop_resolution: int = 160  # max U²-Net input side for each person crop, px
     box_margin: float = 0.15  # person box grown by this fraction of its size on each side
@@ -212,6 +214,8 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
          "segment.resolution must be a multiple of 32, at least 32"),
         (cfg.segment.batch_size >= 0, "segment.batch_size must be >= 0 (0 = auto)"),
         (0 < cfg.segment.det_keep <= cfg.segment.det_threshold < 1, "segment needs 0 < det_keep <= det_threshold < 1"),
+        (0 < cfg.segment.animal_threshold < 1, "segment.animal_threshold must be between 0 and 1"),
+        (0 <= cfg.segment.animal_carry <= 30, "segment.animal_carry must be in [0, 30]"),
         (cfg.segment.carry >= 0, "segment.carry must be >= 0"),
         (cfg.segment.crop_resolution >= 32 and cfg.segment.crop_resolution % 32 == 0,
          "segment.crop_resolution must be a multiple of 32, at least 32"),
