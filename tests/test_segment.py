@@ -148,58 +148,60 @@ def test_detect_then_segment_removes_the_woman_and_keeps_the_dogs():
     assert dog_share["yolox+u2net.small"] < dog_share["u2net.small"] - 0.3
 
 
+def _dogs_jump(first: int, last: int):
+    """dogs_jump frames ``first``..``last``: RGB frames and their id masks (3 = the woman, 1 = the
+    small dog, 2 = the big dog)."""
+    from PIL import Image
+
+    from bgclean.pipeline import io
+
+    info = io.probe(shared("videos/dogs_jump/dogs_jump.mp4"))
+    frames = [f.rgb.copy() for f in io.read_frames(info) if first <= f.index <= last]
+    ids = np.stack([np.array(Image.open(shared(f"videos/dogs_jump/masks/{i:05d}.png")))
+                    for i in range(first, last + 1)])
+    return frames, ids
+
+
+def _final_masks(cfg: SegmentConfig, frames: list, window: int) -> np.ndarray:
+    """(T,H,W) bool: the segment and mask stages over ``frames`` in windows of ``window``."""
+    from bgclean.pipeline.runner import _to_tensor
+    from bgclean.stages.masks import MaskStage
+    from bgclean.stages.segment import SegmentStage
+
+    stage, masks = SegmentStage(cfg), MaskStage(MaskConfig())
+    final = []
+    for s in range(0, len(frames), window):
+        soft, keep_out, _ = stage.segment(_to_tensor(frames[s : s + window], torch.device("cpu")))
+        final.append(masks(soft, keep_out=keep_out)[:, 0].numpy() > 0)
+    return np.concatenate(final)
+
+
 def test_a_small_dog_sitting_against_her_legs_stays():
     """dogs_jump frames 16-29: the small dark dog sits against the woman's legs, inside her box.
     U²-Net in her crop takes it, and in the dog's crop takes her legs as well. The dog's detector box
     keeps her dilation, her weak pixels and her earlier masks off it where she is not sure, and
     inside it the person gate (MediaPipe selfie) takes the dog out of her map: 0.43 of the dog
     masked, 0.81 with neither, 0.68 with the box alone."""
-    from PIL import Image
-
-    from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
-    from bgclean.stages.masks import MaskStage
-    from bgclean.stages.segment import SegmentStage
-
-    info = io.probe(shared("videos/dogs_jump/dogs_jump.mp4"))
-    frames = [f.rgb.copy() for f in io.read_frames(info) if 16 <= f.index <= 29]
-    ids = np.stack([np.array(Image.open(shared(f"videos/dogs_jump/masks/{i:05d}.png"))) for i in range(16, 30)])
+    frames, ids = _dogs_jump(16, 29)
     woman, dog = ids == 3, ids == 1
     share = {}
     for gate in (True, False):
-        stage, masks = SegmentStage(SegmentConfig(person_gate=gate)), MaskStage(MaskConfig())
-        final = []
-        for s in (0, 7):
-            soft, keep_out, _ = stage.segment(_to_tensor(frames[s : s + 7], torch.device("cpu")))
-            final.append(masks(soft, keep_out=keep_out)[:, 0].numpy() > 0)
-        final = np.concatenate(final)
+        final = _final_masks(SegmentConfig(person_gate=gate), frames, 7)
         share[gate] = (final & dog).sum() / dog.sum()
         assert (final & woman).sum() / woman.sum() > 0.97
     assert share[True] < 0.55 and share[False] < 0.75  # the gate, and the box alone
     assert share[True] < share[False] - 0.15
 
 
-
 def test_an_animal_the_detector_misses_for_two_frames_stays_out_of_her_mask():
     """dogs_jump frames 14-22: the small dog at her feet scores 0.70, 0.69, 0.56, 0.44, then 0.13,
     0.38, nothing, nothing, 0.46. Its track, sure since frame 14, is carried over the misses
     (``animal_carry``), so her mask stays off it there as where it is seen."""
-    from PIL import Image
-
-    from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
-    from bgclean.stages.masks import MaskStage
-    from bgclean.stages.segment import SegmentStage
-
-    info = io.probe(shared("videos/dogs_jump/dogs_jump.mp4"))
-    frames = [f.rgb.copy() for f in io.read_frames(info) if 14 <= f.index <= 22]
-    ids = np.stack([np.array(Image.open(shared(f"videos/dogs_jump/masks/{i:05d}.png"))) for i in range(14, 23)])
+    frames, ids = _dogs_jump(14, 22)
     woman, dogs = ids == 3, (ids == 1) | (ids == 2)
     masked = {}
     for carry in (0, 2):
-        stage, masks = SegmentStage(SegmentConfig(animal_carry=carry)), MaskStage(MaskConfig())
-        soft, keep_out, _ = stage.segment(_to_tensor(frames, torch.device("cpu")))
-        final = masks(soft, keep_out=keep_out)[:, 0].numpy() > 0
+        final = _final_masks(SegmentConfig(animal_carry=carry), frames, len(frames))
         masked[carry] = (final & dogs)[4:].sum()  # frames 18-22, where the detector misses it
         assert (final & woman).sum() / woman.sum() > 0.97
     assert masked[2] < 0.75 * masked[0]  # 3054 against 4618 px when written
@@ -209,32 +211,22 @@ def test_her_box_holds_while_a_dog_jumps_up_in_front_of_her():
     """dogs_jump frames 0-10: from frame 6 the big dog jumps up in front of the woman, and the
     detector's person boxes are her and the dog in one (1.4-1.8x her box) or only her head. Her
     track keeps her box there, so the dog's body beside her stays in the video."""
-    from PIL import Image
+    from unittest import mock
 
-    from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
-    from bgclean.stages.masks import MaskStage
     from bgclean.stages.segment import SegmentStage
 
-    info = io.probe(shared("videos/dogs_jump/dogs_jump.mp4"))
-    frames = [f.rgb.copy() for f in io.read_frames(info) if f.index <= 10]
-    ids = np.stack([np.array(Image.open(shared(f"videos/dogs_jump/masks/{i:05d}.png"))) for i in range(11)])
+    frames, ids = _dogs_jump(0, 10)
     woman, dogs = ids == 3, (ids == 1) | (ids == 2)
     masked, recall = {}, {}
-    for hold in (True, False):
-        stage, masks = SegmentStage(SegmentConfig()), MaskStage(MaskConfig())
-        if not hold:
-            stage._MERGE_GROWTH = float("inf")
-        final = []
-        for s in (0, 6):
-            soft, keep_out, _ = stage.segment(_to_tensor(frames[s : s + 6], torch.device("cpu")))
-            final.append(masks(soft, keep_out=keep_out)[:, 0].numpy() > 0)
-        final = np.concatenate(final)[6:]
+    for hold, growth in ((True, SegmentStage._MERGE_GROWTH), (False, float("inf"))):
+        with mock.patch.object(SegmentStage, "_MERGE_GROWTH", growth):
+            final = _final_masks(SegmentConfig(), frames, 6)[6:]
         masked[hold] = (final & dogs[6:]).sum() / dogs[6:].sum()
         recall[hold] = (final & woman[6:]).sum() / woman[6:].sum()
     # when written: 0.68 of the dog pixels masked with the hold, 0.96 without; her recall 0.94 / 0.98
     assert masked[True] < masked[False] - 0.2
     assert recall[True] > 0.9
+
 
 def test_person_gate_tells_the_woman_from_the_dog_at_her_feet():
     """MediaPipe selfie (a person-only network) on a wide crop around the woman of dogs_jump frame

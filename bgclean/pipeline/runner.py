@@ -98,8 +98,6 @@ def _to_arrays(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     return to_integers(frames, dtype, 65535.0 if dtype == np.uint16 else 255.0)
 
 
-
-
 def _bound_native_caches() -> None:
     """Cap oneDNN's caches (torch's CPU convolutions) at 64 entries each, unless the user set them.
     oneDNN keeps compiled primitives for every input shape it has seen, up to 1024 in each of two
@@ -121,8 +119,8 @@ def _bound_heap() -> None:
     crop's activations) from its own mapping, returned to the OS as soon as it is freed, unless the
     user set ``MALLOC_MMAP_THRESHOLD_``. glibc's default raises that threshold to the size of the
     largest block freed so far (up to 32 MB), after which frame-sized temporaries come from the
-    heap, where each stage's leave holes that the next fills only in part: the peak then depended
-    on the order of earlier allocations (vtest's first 100 frames: 836-908 MB over runs of the same
+    heap, where each stage leaves holes that the next fills only in part: the peak then depended
+    on the order of earlier allocations (vtest's first 100 frames: 836-854 MB in two runs of one
     code; at 2 MB 796-803, at 1 MB 787-789, for 3% and 12% more time; bench/RESULTS.md, session
     15). glibc only; set when a pipeline is built, not when bgclean is imported."""
     global _HEAP_BOUNDED

@@ -266,8 +266,8 @@ class SegmentStage:
         dogs = {}  # frame -> (1,H,W) bool: the animals' own pixels, before her box claims any of them
         for i, (people, animals) in enumerate(tight):
             if len(animals):
-                dogs[i] = self._keep_animals_out(animal.get(i, soft.new_zeros(1, h, w)), people, animals,
-                                                 soft[i], keep_out[i])
+                crops = animal[i] if i in animal else soft.new_zeros(1, h, w)  # boxes whose crops all failed
+                dogs[i] = self._keep_animals_out(crops, people, animals, soft[i], keep_out[i])
         soft.clamp_(0, 1)
         if self.cfg.person_gate:
             self._gate_animals(frames, tight, soft, keep_out)
@@ -788,23 +788,23 @@ def _area(boxes: np.ndarray) -> np.ndarray:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
-def _inside_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N,M): the share of each of the (N,4) boxes ``a`` that lies inside each of the (M,4) ``b``."""
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N,M) intersection areas of (N,4) and (M,4) x0,y0,x1,y1 boxes."""
     x0 = np.maximum(a[:, None, 0], b[None, :, 0])
     y0 = np.maximum(a[:, None, 1], b[None, :, 1])
     x1 = np.minimum(a[:, None, 2], b[None, :, 2])
     y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    return inter / np.maximum(_area(a)[:, None], 1e-6)
+    return np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+
+
+def _inside_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N,M): the share of each of the (N,4) boxes ``a`` that lies inside each of the (M,4) ``b``."""
+    return _intersection(a, b) / np.maximum(_area(a)[:, None], 1e-6)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU matrix of (N,4) and (M,4) x0,y0,x1,y1 boxes."""
-    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    inter = _intersection(a, b)
     return inter / np.maximum(_area(a)[:, None] + _area(b)[None, :] - inter, 1e-6)
 
 
