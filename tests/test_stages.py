@@ -251,7 +251,6 @@ def test_auto_inpainter_uses_hybrid_learned_for_stills_and_learned_for_moving_vi
         assert torch.equal(auto.fill(frames, masks, still=still), expected)
 
 
-
 _HEAP_PROBE = """
 import os, sys, numpy as np
 def rss():

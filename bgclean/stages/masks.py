@@ -60,8 +60,9 @@ class MaskStage:
     ``external=True`` (the user's masks) only dilates. ``keep_out`` ``(B,1,H,W)``, bool (or in
     [0,1], true above 0.5): where it is true (an animal beside a person), neither the dilation,
     the previous frames' masks nor the hysteresis reach; only the frame's own sure person pixels
-    (above ``threshold``) are masked there. A dog pressed against her legs is weak in her map (0.25-0.5) but joined to her: the
-    hysteresis took it whole (dogs_jump frames 22-29, the small dog sitting at her feet).
+    (above ``threshold``) are masked there. A dog pressed against her legs is weak in her map
+    (0.25-0.5) but joined to her: the hysteresis took it whole (dogs_jump frames 22-29, the small
+    dog sitting at her feet).
     """
 
     def __init__(self, cfg: MaskConfig):

@@ -266,7 +266,8 @@ class SegmentStage:
         dogs = {}  # frame -> (1,H,W) bool: the animals' own pixels, before her box claims any of them
         for i, (people, animals) in enumerate(tight):
             if len(animals):
-                crops = animal[i] if i in animal else soft.new_zeros(1, h, w)  # boxes whose crops all failed
+                # no crop map where none of its animals is beside a person (their boxes still count)
+                crops = animal[i] if i in animal else soft.new_zeros(1, h, w)
                 dogs[i] = self._keep_animals_out(crops, people, animals, soft[i], keep_out[i])
         soft.clamp_(0, 1)
         if self.cfg.person_gate:
