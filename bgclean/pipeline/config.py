@@ -78,11 +78,12 @@ class PropagateConfig:
 class InpaintConfig:
     """Filling the holes. ``backend``: one of ``bgclean.stages.inpaint.BACKENDS``."""
 
-    backend: str = "auto"  # auto: learned + patchmatch texture for stills and still cameras, learned for moving video
+    backend: str = "auto"  # auto: learned + guided texture for stills and still cameras, learned for moving video
     radius: int = 5  # neighbourhood radius of telea and navier-stokes, px
     patch_size: int = 7  # patchmatch patch side, px
-    hybrid_sigma: float = 4.0  # hybrid: Gaussian (px) splitting Telea's structure from PatchMatch's texture
+    hybrid_sigma: float = 4.0  # hybrid: Gaussian (px) splitting the base's structure from the texture
     hybrid_base: str = "telea"  # hybrid: where the structure comes from: telea | learned
+    hybrid_detail: str = "guided"  # hybrid: where the texture comes from: guided (blocks picked by the base's colours) | patchmatch
     feather: int = 4  # width of the blended edge inside the mask, px
     max_side: int = 0  # fill at most this long side (px) and restore to native size; 0 = native
     model: str = "inpaint.dmfn"  # the learned backend's weights (registry name)
@@ -240,6 +241,7 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (cfg.inpaint.context >= 0, "inpaint.context must be >= 0"),
         (cfg.inpaint.tiles in (1, 2), "inpaint.tiles must be 1 or 2"),
         (cfg.inpaint.hybrid_base in ("telea", "learned"), "inpaint.hybrid_base must be telea or learned"),
+        (cfg.inpaint.hybrid_detail in ("patchmatch", "guided"), "inpaint.hybrid_detail must be patchmatch or guided"),
         (1 <= cfg.inpaint.passes <= 8, "inpaint.passes must be in 1..8"),
         (cfg.inpaint.finetune_steps >= 0, "inpaint.finetune_steps must be >= 0"),
         (cfg.superres.model == "none" or cfg.superres.model.startswith("realesrgan."),

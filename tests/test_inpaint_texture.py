@@ -1,0 +1,105 @@
+"""Guided texture (``hybrid_detail: guided``): a smooth fill's colours with texture copied in blocks
+from around the hole. Quality over 48 cases is in bench/inpaint.py; here, on real pixels: the
+texture is there, it comes from where the colours say, the colours stay the base's."""
+
+import cv2
+import numpy as np
+import torch
+
+from bgclean.ops import gaussian_blur
+from bgclean.pipeline.config import InpaintConfig
+from bgclean.stages.inpaint import InpaintStage, _spread, guided_detail
+from conftest import shared
+
+
+def _held_out(name: str, side: int = 256) -> np.ndarray:
+    from PIL import Image
+
+    img = Image.open(shared(f"photos/{name}")).convert("RGB")
+    s = 2 * side / min(img.size)
+    img = img.resize((round(img.size[0] * s), round(img.size[1] * s)))
+    return np.array(img)[:side, :side].copy()
+
+
+def _sharpness(img: torch.Tensor, where: np.ndarray) -> float:
+    a = (img.permute(1, 2, 0).numpy() * 255).astype(np.float32)
+    return float(np.abs(cv2.Laplacian(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.CV_32F))[where].mean())
+
+
+def _person_hole(side: int, frac: float = 0.15) -> np.ndarray:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from inpaint import hole_for, silhouettes
+
+    return hole_for(silhouettes()[0], frac, side, np.random.default_rng(1))
+
+
+def test_guided_detail_gives_a_smooth_fill_the_photos_texture_and_keeps_its_colours():
+    """A held-out photo (pebbles and water), a person-shaped hole, Telea as the smooth base."""
+    img = _held_out("lomiri-Dragonfly_by_Bolly.jpg")
+    hole = _person_hole(img.shape[0])
+    x = torch.from_numpy(img).permute(2, 0, 1).float() / 255
+    m = torch.from_numpy(hole)
+    base = InpaintStage(InpaintConfig(backend="telea")).fill(x[None], m[None, None].float())[0]
+    out = guided_detail(x, m, base)
+    inner = cv2.erode(hole.astype(np.uint8), np.ones((17, 17), np.uint8)) > 0
+    truth, smooth, textured = _sharpness(x, inner), _sharpness(base, inner), _sharpness(out, inner)
+    assert smooth < 0.6 * truth and 0.6 * truth < textured < 1.4 * truth, (smooth, textured, truth)
+    low = lambda t: gaussian_blur(t[None], 3)[0][:, m]  # noqa: E731
+    assert (low(out) - low(base)).abs().mean() < 0.02  # the base's colours, not new ones
+    assert torch.equal(out[:, ~m], x[:, ~m])  # outside the hole: the image exactly
+    assert torch.equal(guided_detail(x, m, base), out)  # the same input, the same output
+
+
+def test_texture_comes_from_where_the_colours_say():
+    """Grainy grey on the left, a smooth blue on the right, a hole across the border: the hole's
+    grey part gets grain, its blue part stays smooth."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.empty(3, 128, 160)
+    x[:, :, :80] = 0.5 + 0.08 * torch.randn(1, 128, 80, generator=g)
+    x[:, :, 80:] = torch.tensor([0.2, 0.3, 0.8])[:, None, None]
+    m = torch.zeros(128, 160, dtype=torch.bool)
+    m[40:90, 50:110] = True
+    base = x.clone()
+    base[:, :, :80] = torch.where(m[None, :, :80], 0.5, x[:, :, :80])  # a perfect smooth fill
+    out = guided_detail(x.clamp(0, 1), m, base.clamp(0, 1))
+    grey, blue = out[:, 46:84, 56:74], out[:, 46:84, 86:104]
+    assert 0.04 < float(grey.std((1, 2)).min()) < 0.12, grey.std((1, 2))
+    assert float(blue.std((1, 2)).max()) < 0.01, blue.std((1, 2))
+    assert (blue.mean((1, 2)) - torch.tensor([0.2, 0.3, 0.8])).abs().max() < 0.01
+
+
+def test_guided_detail_leaves_an_image_too_small_for_a_block_to_the_base():
+    x = torch.rand(3, 20, 24)
+    m = torch.zeros(20, 24, dtype=torch.bool)
+    m[5:15, 8:16] = True
+    base = torch.full_like(x, 0.5)
+    assert torch.equal(guided_detail(x, m, base), torch.where(m[None], base, x))
+
+
+def test_spread_fills_unknown_values_from_the_known_ones():
+    v = torch.zeros(1, 32, 32)
+    v[:, :, :16] = 1.0
+    known = torch.ones(1, 32, 32)
+    known[:, 8:24, 8:24] = 0
+    out = _spread(v, known)
+    assert torch.equal(out[known > 0], v[known > 0])
+    inside = out[0, 8:24, 8:24]
+    assert inside[:, :4].mean() > 0.7 and inside[:, -4:].mean() < 0.3  # each side from its own neighbours
+    assert float(inside.min()) >= 0 and float(inside.max()) <= 1
+
+
+def test_hybrid_with_guided_detail_is_its_base_plus_guided_texture():
+    """``hybrid_detail: guided`` wires the base fill into ``guided_detail`` (no PatchMatch), and the
+    stage pastes it inside the hole only."""
+    img = _held_out("mate-Garden.jpg", 128)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    m = torch.from_numpy(_person_hole(128))
+    hole = m[None, None].float()
+    got = InpaintStage(InpaintConfig(backend="hybrid", hybrid_detail="guided")).fill(x, hole)
+    base = InpaintStage(InpaintConfig(backend="telea")).fill(x, hole)
+    assert torch.equal(got[0], guided_detail(x[0], m, base[0]))
+    out = InpaintStage(InpaintConfig(backend="hybrid", hybrid_detail="guided"))(x, hole)
+    assert torch.equal(out[:, :, ~m], x[:, :, ~m])
