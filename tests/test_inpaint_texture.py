@@ -103,3 +103,18 @@ def test_hybrid_with_guided_detail_is_its_base_plus_guided_texture():
     assert torch.equal(got[0], guided_detail(x[0], m, base[0]))
     out = InpaintStage(InpaintConfig(backend="hybrid", hybrid_detail="guided"))(x, hole)
     assert torch.equal(out[:, :, ~m], x[:, :, ~m])
+
+
+def test_guided_detail_at_the_frame_edge_and_with_no_source_left():
+    """A hole cut by the frame's corner gets texture like any other; a hole that leaves no known
+    block to copy from keeps the base."""
+    g = torch.Generator().manual_seed(1)
+    x = (0.5 + 0.08 * torch.randn(1, 96, 128, generator=g)).expand(3, 96, 128).clamp(0, 1).contiguous()
+    m = torch.zeros(96, 128, dtype=torch.bool)
+    m[:40, 80:] = True  # the top-right corner
+    base = torch.where(m[None], torch.full_like(x, 0.5), x)
+    out = guided_detail(x, m, base)
+    assert 0.04 < float(out[:, 4:32, 88:124].std((1, 2)).min()) < 0.12
+    everything = torch.ones(96, 128, dtype=torch.bool)
+    everything[:4, :4] = False
+    assert torch.equal(guided_detail(x, everything, base), torch.where(everything[None], base, x))
