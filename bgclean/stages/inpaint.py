@@ -134,6 +134,8 @@ _CELL = 8  # a block is matched by its colours averaged over cells of this side,
 _ENERGY_WEIGHT = 8.0  # weight of texture energy against colour in the match
 _COHERENCE = 3.0  # cost of a change of source between neighbouring blocks, in typical best distances
 _COHERENCE_ROUNDS = 4
+_MAX_SOURCES = 16384  # at most this many source blocks per hole (an even sample beyond)
+_TARGET_CHUNK = 1024  # targets matched at a time: their distances to every source are held at once
 
 
 def guided_detail(image: torch.Tensor, hole: torch.Tensor, base: torch.Tensor, sigma: float = 4.0,
@@ -201,7 +203,6 @@ def _synthesize(crop: torch.Tensor, m: torch.Tensor, sigma: float, top_k: int, g
     step = C // G
     src_desc = torch.cat([cells[:, i * step : i * step + ny, j * step : j * step + nx] for i in range(q) for j in range(q)])
     valid = torch.nonzero(ok.flatten())[:, 0]
-    src_desc = src_desc.flatten(1)[:, valid]  # (D, Ns)
     # targets: a grid of step S starting S before the crop, so every pixel lies under 2x2 blocks
     pad = S
     ph, pw = (-(ch + 2 * pad - P)) % S, (-(cw + 2 * pad - P)) % S
@@ -213,23 +214,38 @@ def _synthesize(crop: torch.Tensor, m: torch.Tensor, sigma: float, top_k: int, g
     tstep = C // S
     t_desc = torch.cat([tcells[:, i * tstep : i * tstep + ty, j * tstep : j * tstep + tx] for i in range(q) for j in range(q)])
     t_desc = t_desc.flatten(1)[:, need_map.flatten()]  # (D, Tn)
-    d = torch.addmm((src_desc**2).sum(0)[None], t_desc.T, src_desc, alpha=-2).add_((t_desc**2).sum(0)[:, None])
-    k = min(top_k, d.shape[1])
-    best = d.topk(k, dim=1, largest=False).indices
-    pick = torch.randint(0, k, (best.shape[0],), generator=gen).to(dev)  # the generator lives on the CPU
-    chosen = best[torch.arange(best.shape[0], device=dev), pick]
+    if valid.numel() > _MAX_SOURCES:  # a big photo's hole: an even sample of its sources
+        valid = valid[torch.linspace(0, valid.numel() - 1, _MAX_SOURCES, device=dev).round().long()]
+    src_desc = src_desc.flatten(1)[:, valid]  # (D, Ns)
+    src_norm = (src_desc**2).sum(0)
+    k = min(top_k, valid.numel())
+    chosen, best_d = [], []
+    for c in range(0, t_desc.shape[1], _TARGET_CHUNK):  # distances a chunk of targets at a time
+        part = t_desc[:, c : c + _TARGET_CHUNK]
+        d = torch.addmm(src_norm[None], part.T, src_desc, alpha=-2).add_((part**2).sum(0)[:, None])
+        best, nearest = d.topk(k, dim=1, largest=False)
+        pick = torch.randint(0, k, (best.shape[0],), generator=gen).to(dev)  # the generator lives on the CPU
+        chosen.append(nearest[torch.arange(best.shape[0], device=dev), pick])
+        best_d.append(best[:, 0])
+        del d
+    chosen = torch.cat(chosen)
     # a change of source between neighbours costs _COHERENCE times the typical best distance
-    lam = _COHERENCE * float(d.gather(1, best[:, :1]).median())
-    chosen = _cohere(chosen, d, valid, need_map, (ny, nx), S, G, pad, lam, _COHERENCE_ROUNDS)  # grid indices
+    lam = _COHERENCE * float(torch.cat(best_d).median())
+    chosen = _cohere(chosen, t_desc, src_desc, valid, need_map, (ny, nx), S, G, pad, lam, _COHERENCE_ROUNDS)
     gy, gx = torch.nonzero(need_map, as_tuple=True)
     sy, sx = chosen // nx * G, chosen % nx * G  # each target's source, px
     win = torch.sin(math.pi * (torch.arange(P, dtype=torch.float32, device=dev) + 0.5) / P) ** 2  # Hann
     r = torch.arange(P, device=dev)
-    picked = high[:, (sy[:, None] + r)[:, :, None], (sx[:, None] + r)[:, None, :]]  # (3, Tn, P, P)
-    blocks = torch.zeros(3, P, P, ty * tx, device=dev)
-    blocks[:, :, :, gy * tx + gx] = (picked * (win[:, None] * win[None, :])).permute(0, 2, 3, 1)
+    window = win[:, None] * win[None, :]
     H, W = ch + 2 * pad + ph, cw + 2 * pad + pw
-    synth = F.fold(blocks.view(1, 3 * P * P, -1), (H, W), P, stride=S)[0]
+    synth = torch.zeros(3, H * W, device=dev)
+    for c in range(0, gy.numel(), _TARGET_CHUNK):  # blocks added into place a chunk at a time
+        ty0, tx0 = gy[c : c + _TARGET_CHUNK] * S, gx[c : c + _TARGET_CHUNK] * S  # in the padded crop
+        by, bx = sy[c : c + _TARGET_CHUNK, None] + r, sx[c : c + _TARGET_CHUNK, None] + r
+        picked = high[:, by[:, :, None], bx[:, None, :]] * window  # (3, n, P, P)
+        at = ((ty0[:, None] + r)[:, :, None] * W + (tx0[:, None] + r)[:, None, :]).flatten()
+        synth.index_add_(1, at, picked.flatten(1))
+    synth = synth.view(3, H, W)
     offset = torch.zeros(ty, tx, dtype=torch.long, device=dev)
     offset[gy, gx] = (sy - (gy * S - pad)) * (4 * (H + W)) + (sx - (gx * S - pad))  # one id per offset
     synth = synth * _blend_gain(offset, need_map, win)
@@ -262,13 +278,17 @@ def _blend_gain(offset: torch.Tensor, need: torch.Tensor, win: torch.Tensor) -> 
     return gain.permute(0, 2, 1, 3).reshape((ty + 1) * S, (tx + 1) * S)
 
 
-def _cohere(chosen, d, valid, need_map, src_shape, S, G, pad, lam, iters):
-    """Each target block may take a neighbour's offset (source minus target position) instead of
-    its own where that costs less: its descriptor distance plus ``lam`` for each of its four
-    neighbours whose offset differs. Updated in a checkerboard, ``iters`` rounds."""
+def _cohere(chosen: torch.Tensor, t_desc: torch.Tensor, src_desc: torch.Tensor, valid: torch.Tensor,
+            need_map: torch.Tensor, src_shape: tuple[int, int], S: int, G: int, pad: int, lam: float,
+            iters: int) -> torch.Tensor:
+    """Each target block (columns of ``t_desc``, the True cells of ``need_map`` in order; its source
+    ``chosen``, a column of ``src_desc`` whose grid index is ``valid[column]``) may take a
+    neighbour's offset (source minus target position) instead of its own where that costs less: its
+    descriptor distance plus ``lam`` for each of its four neighbours whose offset differs. Updated
+    in a checkerboard, ``iters`` rounds. Returns each target's source as a grid index."""
     ty, tx = need_map.shape
     ny, nx = src_shape
-    tn, dev = int(need_map.sum()), d.device
+    tn, dev = int(need_map.sum()), t_desc.device
     index = torch.full((ty, tx), -1, dtype=torch.long, device=dev)
     index[need_map] = torch.arange(tn, device=dev)
     gy, gx = torch.nonzero(need_map, as_tuple=True)
@@ -297,7 +317,7 @@ def _cohere(chosen, d, valid, need_map, src_shape, S, G, pad, lam, iters):
         inb = (qy >= 0) & (qy < ny * G) & (qx >= 0) & (qx < nx * G)
         col = column[(qy.clamp(0, (ny - 1) * G) // G) * nx + qx.clamp(0, (nx - 1) * G) // G]
         inb &= col >= 0
-        cost = d[rows[:, None], col.clamp_min(0)]
+        cost = ((t_desc.T[:, None, :] - src_desc.T[col.clamp_min(0)]) ** 2).sum(2)  # (tn, 5)
         cost = torch.where(inb, cost, torch.full_like(cost, float("inf")))
         differ = ((cand_y[:, :, None] != oy[nj][:, None, :]) | (cand_x[:, :, None] != ox[nj][:, None, :])) & has[:, None, :]
         cost = cost + lam * differ.sum(2)
