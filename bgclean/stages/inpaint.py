@@ -116,7 +116,8 @@ def _hybrid(cfg: InpaintConfig, device=None, base=None):
     if cfg.hybrid_detail == "guided":
         def fill(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
             smooth = base(frames, masks)
-            return torch.stack([guided_detail(f, m[0] > 0, b, cfg.hybrid_sigma) for f, m, b in zip(frames, masks, smooth)])
+            return torch.stack([guided_detail(f, m[0] > 0, b, cfg.hybrid_sigma)
+                                for f, m, b in zip(frames, masks, smooth)])
     else:
         patchmatch = _patchmatch(cfg)
 
@@ -181,6 +182,8 @@ def _synthesize(crop: torch.Tensor, m: torch.Tensor, sigma: float, top_k: int, g
     then neighbours are pulled towards copying from the same place (``_cohere``); the blocks are
     blended with Hann windows and a gain that keeps one block's texture strength (``_blend_gain``)."""
     P, S, G, C = _BLOCK, _BLOCK // 2, _SOURCE_STEP, _CELL
+    # the cells' and sources' grids line up with the targets' (every offset a multiple of G)
+    assert P % C == 0 and C % G == 0 and C % S == 0 and S % G == 0
     dev = crop.device
     ew = _ENERGY_WEIGHT
     _, ch, cw = crop.shape
@@ -201,18 +204,20 @@ def _synthesize(crop: torch.Tensor, m: torch.Tensor, sigma: float, top_k: int, g
     q = P // C  # cells per side
     cells = F.avg_pool2d(torch.cat([low, ew * energy], 0)[None], C, G)[0]  # a cell every G px
     step = C // G
-    src_desc = torch.cat([cells[:, i * step : i * step + ny, j * step : j * step + nx] for i in range(q) for j in range(q)])
+    src_desc = torch.cat([cells[:, i * step : i * step + ny, j * step : j * step + nx]
+                          for i in range(q) for j in range(q)])
     valid = torch.nonzero(ok.flatten())[:, 0]
     # targets: a grid of step S starting S before the crop, so every pixel lies under 2x2 blocks
     pad = S
     ph, pw = (-(ch + 2 * pad - P)) % S, (-(cw + 2 * pad - P)) % S
     tp = F.pad(torch.cat([low, ew * guess], 0)[None], (pad, pad + pw, pad, pad + ph), mode="replicate")
     mp = F.pad(m[None, None], (pad, pad + pw, pad, pad + ph))
-    need_map = F.max_pool2d(F.max_pool2d(mp, (P, 1), (S, 1)), (1, P), (1, S))[0, 0] > 0  # (ty, tx) blocks touching the hole
+    need_map = F.max_pool2d(F.max_pool2d(mp, (P, 1), (S, 1)), (1, P), (1, S))[0, 0] > 0  # blocks touching the hole
     ty, tx = need_map.shape
     tcells = F.avg_pool2d(tp, C, S)[0]
     tstep = C // S
-    t_desc = torch.cat([tcells[:, i * tstep : i * tstep + ty, j * tstep : j * tstep + tx] for i in range(q) for j in range(q)])
+    t_desc = torch.cat([tcells[:, i * tstep : i * tstep + ty, j * tstep : j * tstep + tx]
+                        for i in range(q) for j in range(q)])
     t_desc = t_desc.flatten(1)[:, need_map.flatten()]  # (D, Tn)
     if valid.numel() > _MAX_SOURCES:  # a big photo's hole: an even sample of its sources
         valid = valid[torch.linspace(0, valid.numel() - 1, _MAX_SOURCES, device=dev).round().long()]
@@ -294,7 +299,7 @@ def _cohere(chosen: torch.Tensor, t_desc: torch.Tensor, src_desc: torch.Tensor, 
     gy, gx = torch.nonzero(need_map, as_tuple=True)
     py, px = gy * S - pad, gx * S - pad  # targets' positions in the crop, px
     column = torch.full((ny * nx,), -1, dtype=torch.long, device=dev)
-    column[valid] = torch.arange(valid.numel(), device=dev)  # source grid index -> column of d (-1: not a source)
+    column[valid] = torch.arange(valid.numel(), device=dev)  # grid index -> column of src_desc (-1: none)
     grid = valid[chosen]
     sy, sx = grid // nx * G, grid % nx * G
     oy, ox = sy - py, sx - px  # offsets, px
@@ -319,7 +324,8 @@ def _cohere(chosen: torch.Tensor, t_desc: torch.Tensor, src_desc: torch.Tensor, 
         inb &= col >= 0
         cost = ((t_desc.T[:, None, :] - src_desc.T[col.clamp_min(0)]) ** 2).sum(2)  # (tn, 5)
         cost = torch.where(inb, cost, torch.full_like(cost, float("inf")))
-        differ = ((cand_y[:, :, None] != oy[nj][:, None, :]) | (cand_x[:, :, None] != ox[nj][:, None, :])) & has[:, None, :]
+        differ = (cand_y[:, :, None] != oy[nj][:, None, :]) | (cand_x[:, :, None] != ox[nj][:, None, :])
+        differ &= has[:, None, :]
         cost = cost + lam * differ.sum(2)
         pick = cost.argmin(1)
         upd = parity == (it % 2)
