@@ -4,6 +4,7 @@ texture is there, it comes from where the colours say, the colours stay the base
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from bgclean.ops import gaussian_blur
@@ -142,3 +143,20 @@ def test_a_photo_sized_hole_is_matched_in_bounded_memory():
 
     out = subprocess.run([sys.executable, "-c", _BIG_HOLE], capture_output=True, text=True, check=True)
     assert int(out.stdout.split()[-1]) < 1500, out.stdout
+
+
+@pytest.mark.gpu
+def test_the_default_still_fill_runs_on_cuda_like_on_the_cpu():
+    """Every tensor of the guided texture follows the crop's device (the seeded picks come from
+    a CPU generator); the fill on CUDA matches the CPU's in colour and texture strength (near-equal
+    distances may rank differently, so not pixel for pixel)."""
+    img = _held_out("lomiri-Dragonfly_by_Bolly.jpg")
+    hole = _person_hole(img.shape[0])
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    m = torch.from_numpy(hole)[None, None].float()
+    cpu = InpaintStage(InpaintConfig(), "cpu").fill(x, m)[0]
+    gpu = InpaintStage(InpaintConfig(), "cuda").fill(x.cuda(), m.cuda())[0].cpu()
+    inner = cv2.erode(hole.astype(np.uint8), np.ones((17, 17), np.uint8)) > 0
+    assert abs(_sharpness(gpu, inner) / _sharpness(cpu, inner) - 1) < 0.15
+    low = lambda t: gaussian_blur(t[None], 3)[0][:, torch.from_numpy(hole)]  # noqa: E731
+    assert (low(gpu) - low(cpu)).abs().mean() < 0.02
