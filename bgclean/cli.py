@@ -35,7 +35,7 @@ other commands:
   bgclean weights list            what weights are known and which are present
   bgclean weights pull [NAME...]  fetch and verify weights ahead of time
   bgclean batch INPUTS... -o DIR  many videos / folders / images (globs, @manifest.txt), resumable
-  bgclean train --config FILE     train an inpainting network (bgclean/train/configs: cpu, gpu)
+  bgclean train --config FILE     train an inpainting network (bgclean/train/configs: cpu, gpu, gpu-refine)
 
 exit codes: 0 ok, 2 bad input or usage, 3 weights problem, 1 internal error.
 """
@@ -111,7 +111,7 @@ def build_train_parser() -> argparse.ArgumentParser:
         prog="bgclean train",
         description="Train an inpainting network on photos with person-shaped holes (resumes from "
                     "OUT/last.pt), or export a checkpoint's generator as shippable weights.")
-    p.add_argument("--config", help="training YAML, or a bundled name (cpu, gpu)")
+    p.add_argument("--config", help="training YAML, or a bundled name (cpu, gpu, gpu-refine)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     p.add_argument("--export", nargs=2, metavar=("CHECKPOINT", "DEST"),
                    help="write CHECKPOINT's generator (fp16) to DEST and print its architecture and sha256")
@@ -131,7 +131,7 @@ def _train(argv: list[str]) -> int:
     if not args.config:
         from bgclean.errors import InputError
 
-        raise InputError("bgclean train needs --config FILE (or a bundled name: cpu, gpu)")
+        raise InputError("bgclean train needs --config FILE (or a bundled name: cpu, gpu, gpu-refine)")
     import yaml
 
     from bgclean.train.config import load_train_config

@@ -82,6 +82,29 @@ def test_training_resumes_from_its_checkpoint_and_exports(one_photo, tmp_path):
         Trainer(_tiny(one_photo, tmp_path, arch="dmfn"))
 
 
+def test_a_new_run_can_start_from_the_shipped_weights(one_photo, tmp_path):
+    """``init: inpaint.dmfn`` (the bundled gpu-refine config) starts the generator at the shipped
+    weights, so a GPU run refines them; a checkpoint of the run then wins over ``init``; weights of
+    another architecture are refused with the fix in the message."""
+    from bgclean.errors import ConfigError
+    from bgclean.train.trainer import Trainer
+    from bgclean.weights.registry import REGISTRY
+    from bgclean.weights.store import load_state_dict
+
+    dmfn = {"arch": "dmfn", "width": 32, "residual": True, "scale": 2, "init": "inpaint.dmfn"}
+    t = Trainer(_tiny(one_photo, tmp_path, steps=2, ckpt_every=2, **dmfn))
+    shipped = load_state_dict(REGISTRY.get("inpaint.dmfn"))
+    for k, v in t.net.state_dict().items():
+        torch.testing.assert_close(v, shipped[k].float())
+    t.run()
+    trained = {k: v.clone() for k, v in t.net.state_dict().items()}
+    again = Trainer(_tiny(one_photo, tmp_path, steps=4, **dmfn))
+    assert again.step == 2 and all(torch.equal(v, trained[k]) for k, v in again.net.state_dict().items())
+    with pytest.raises(ConfigError, match="holds inpaint.dmfn.w32.res2.*set arch"):
+        Trainer(_tiny(one_photo, tmp_path / "other", init="inpaint.dmfn"))
+    assert load_train_config("gpu-refine").init == "inpaint.dmfn"
+
+
 def test_train_config_rejects_unknown_keys_and_architectures(tmp_path):
     from bgclean.errors import ConfigError
 
@@ -100,7 +123,7 @@ def test_bundled_configs_never_train_on_benchmark_photos():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from inpaint import HELD_OUT
 
-    for name in ("cpu", "gpu"):
+    for name in ("cpu", "gpu", "gpu-refine"):
         assert set(HELD_OUT) <= set(load_train_config(name).exclude)
 
 

@@ -63,6 +63,7 @@ class TrainConfig:
     w_fm: float = 1.0  # discriminator feature matching (with w_adv > 0)
     adv_start: int = 0  # step at which the adversarial terms switch on
     # bookkeeping
+    init: str = ""  # start a new run from these weights: a registry name (inpaint.dmfn) or a trainer's .pt
     out: str = "runs/inpaint"
     eval_every: int = 200
     ckpt_every: int = 200

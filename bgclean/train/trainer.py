@@ -82,6 +82,8 @@ class Trainer:
     def _load(self) -> None:
         path = self.out / "last.pt"
         if not path.exists():
+            if self.cfg.init:
+                self._init_from(self.cfg.init)
             return
         ck = torch.load(path, map_location=self.device, weights_only=False)
         if ck["architecture"] != self.architecture:
@@ -101,6 +103,27 @@ class Trainer:
         self.rng = np.random.default_rng([self.cfg.seed, self.step])
         torch.manual_seed(self.cfg.seed + self.step)
         log.info("resumed %s at step %d", path, self.step)
+
+    def _init_from(self, source: str) -> None:
+        """A new run's generator starts from ``source``: a registered inpainter's weights (the
+        shipped ``inpaint.dmfn``: a GPU run can refine them instead of starting over) or a
+        trainer checkpoint. Optimisers, step and discriminators start fresh."""
+        from bgclean.errors import ConfigError
+
+        if Path(source).suffix == ".pt" and Path(source).is_file():
+            ck = torch.load(source, map_location=self.device, weights_only=False)
+            arch, state = ck["architecture"], ck["model"]
+        else:
+            from bgclean.weights.registry import REGISTRY
+            from bgclean.weights.store import load_state_dict
+
+            spec = REGISTRY.get(source)
+            arch, state = spec.architecture, load_state_dict(spec)
+        if arch != self.architecture:
+            raise ConfigError(f"init {source!r} holds {arch}, the config builds {self.architecture}: set arch, "
+                              "width, residual and scale to match")
+        self.net.load_state_dict({k: v.float() for k, v in state.items()})
+        log.info("started from %s (%s)", source, arch)
 
     def save(self, name: str = "last.pt") -> Path:
         path = self.out / name
