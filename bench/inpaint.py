@@ -1,6 +1,6 @@
 """Inpainting quality where the truth is known: held-out photos with person-shaped holes.
 
-    python bench/inpaint.py [--methods telea navier-stokes patchmatch] [--crops 2]
+    python bench/inpaint.py [--methods telea navier-stokes patchmatch learned auto] [--crops 2]
 
 PSNR alone rewards blur on invented content, so three numbers inside the hole, each against the
 photo itself: PSNR; low-pass PSNR (both blurred with a Gaussian of sigma 3 px: are colours and
@@ -87,7 +87,7 @@ def metrics(fill: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> tuple[floa
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--methods", nargs="+", default=["telea", "navier-stokes", "patchmatch"])
+    ap.add_argument("--methods", nargs="+", default=["telea", "navier-stokes", "patchmatch", "learned", "auto"])
     ap.add_argument("--crops", type=int, default=2)
     ap.add_argument("--side", type=int, default=512)
     ap.add_argument("--sheet", metavar="PNG", help="also write a contact sheet truth | hole | each method")
