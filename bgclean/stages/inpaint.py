@@ -38,6 +38,14 @@ def register_backend(name: str):
     return deco
 
 
+def _context_box(box: tuple[int, int, int, int], share: float, least: int, h: int, w: int) -> tuple[int, int, int, int]:
+    """A hole's box (y0, y1, x0, x1) grown on each side by ``share`` of its size (at least
+    ``least`` px), clipped to an (h, w) frame: the crop a fill works in, the hole with its context."""
+    y0, y1, x0, x1 = box
+    my, mx = max(least, int((y1 - y0) * share)), max(least, int((x1 - x0) * share))
+    return max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx)
+
+
 def _per_image(fill_image: Callable[[np.ndarray, np.ndarray], np.ndarray]):
     """Batch fill from an image function: (H,W,3) uint8 RGB and (H,W) bool hole → (H,W,3) uint8.
     Frames without a hole are returned as they are."""
@@ -89,8 +97,7 @@ def _patchmatch(cfg: InpaintConfig, device=None):
         hole_u8 = hole.astype(np.uint8) * 255
         h, w = hole.shape
         for y0, y1, x0, x1 in mask_boxes(torch.from_numpy(hole), 0):
-            my, mx = max(8, (y1 - y0) // 2), max(8, (x1 - x0) // 2)
-            Y0, Y1, X0, X1 = max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx)
+            Y0, Y1, X0, X1 = _context_box((y0, y1, x0, x1), 0.5, 8, h, w)
             patch_match.set_random_seed(0)  # the same input gives the same fill
             crop = patch_match.inpaint(np.ascontiguousarray(res[Y0:Y1, X0:X1]),
                                        np.ascontiguousarray(hole_u8[Y0:Y1, X0:X1]), patch_size=cfg.patch_size)
@@ -151,8 +158,7 @@ def guided_detail(image: torch.Tensor, hole: torch.Tensor, base: torch.Tensor, s
     h, w = hole.shape
     gen = torch.Generator().manual_seed(seed)
     for y0, y1, x0, x1 in mask_boxes(hole, 0):
-        my, mx = max(_BLOCK * 2, (y1 - y0) // 2), max(_BLOCK * 2, (x1 - x0) // 2)
-        Y0, Y1, X0, X1 = max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx)
+        Y0, Y1, X0, X1 = _context_box((y0, y1, x0, x1), 0.5, 2 * _BLOCK, h, w)
         if min(Y1 - Y0, X1 - X0) < 2 * _BLOCK:
             continue  # too small an image for a block and its source: the base alone
         crop = out[:, Y0:Y1, X0:X1]
@@ -203,9 +209,7 @@ def _synthesize(crop: torch.Tensor, m: torch.Tensor, sigma: float, top_k: int, g
     # a block's descriptor: its 2x2 cells of C px (colour, and weighted texture energy)
     q = P // C  # cells per side
     cells = F.avg_pool2d(torch.cat([low, ew * energy], 0)[None], C, G)[0]  # a cell every G px
-    step = C // G
-    src_desc = torch.cat([cells[:, i * step : i * step + ny, j * step : j * step + nx]
-                          for i in range(q) for j in range(q)])
+    src_desc = _block_cells(cells, C // G, q, ny, nx)
     valid = torch.nonzero(ok.flatten())[:, 0]
     # targets: a grid of step S starting S before the crop, so every pixel lies under 2x2 blocks
     pad = S
@@ -215,10 +219,7 @@ def _synthesize(crop: torch.Tensor, m: torch.Tensor, sigma: float, top_k: int, g
     need_map = F.max_pool2d(F.max_pool2d(mp, (P, 1), (S, 1)), (1, P), (1, S))[0, 0] > 0  # blocks touching the hole
     ty, tx = need_map.shape
     tcells = F.avg_pool2d(tp, C, S)[0]
-    tstep = C // S
-    t_desc = torch.cat([tcells[:, i * tstep : i * tstep + ty, j * tstep : j * tstep + tx]
-                        for i in range(q) for j in range(q)])
-    t_desc = t_desc.flatten(1)[:, need_map.flatten()]  # (D, Tn)
+    t_desc = _block_cells(tcells, C // S, q, ty, tx).flatten(1)[:, need_map.flatten()]  # (D, Tn)
     if valid.numel() > _MAX_SOURCES:  # a big photo's hole: an even sample of its sources
         valid = valid[torch.linspace(0, valid.numel() - 1, _MAX_SOURCES, device=dev).round().long()]
     src_desc = src_desc.flatten(1)[:, valid]  # (D, Ns)
@@ -255,6 +256,13 @@ def _synthesize(crop: torch.Tensor, m: torch.Tensor, sigma: float, top_k: int, g
     offset[gy, gx] = (sy - (gy * S - pad)) * (4 * (H + W)) + (sx - (gx * S - pad))  # one id per offset
     synth = synth * _blend_gain(offset, need_map, win)
     return low + synth[:, pad:pad + ch, pad:pad + cw]
+
+
+def _block_cells(cells: torch.Tensor, step: int, q: int, n_y: int, n_x: int) -> torch.Tensor:
+    """Block descriptors from a grid of cell averages (C,h,w), one cell every ``step``-th of a cell:
+    for each of the (n_y, n_x) blocks, its q x q cells stacked → (q*q*C, n_y, n_x)."""
+    return torch.cat([cells[:, i * step : i * step + n_y, j * step : j * step + n_x]
+                      for i in range(q) for j in range(q)])
 
 
 def _blend_gain(offset: torch.Tensor, need: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
@@ -372,9 +380,7 @@ class LearnedFill:
         h, w = frames.shape[2:]
         for i in range(frames.shape[0]):
             for y0, y1, x0, x1 in mask_boxes(masks[i, 0] > 0, 0):
-                my = max(8, int((y1 - y0) * self.cfg.context))
-                mx = max(8, int((x1 - x0) * self.cfg.context))
-                Y0, Y1, X0, X1 = max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx)
+                Y0, Y1, X0, X1 = _context_box((y0, y1, x0, x1), self.cfg.context, 8, h, w)
                 crop = out[i : i + 1, :, Y0:Y1, X0:X1]
                 hole = masks[i : i + 1, :, Y0:Y1, X0:X1]
                 filled = self.fill_crop(crop, hole)

@@ -122,7 +122,7 @@ class Trainer:
         if arch != self.architecture:
             raise ConfigError(f"init {source!r} holds {arch}, the config builds {self.architecture}: set arch, "
                               "width, residual and scale to match")
-        self.net.load_state_dict({k: v.float() for k, v in state.items()})
+        self.net.load_state_dict(state)  # fp16 weights are copied into the fp32 parameters
         log.info("started from %s (%s)", source, arch)
 
     def save(self, name: str = "last.pt") -> Path:
