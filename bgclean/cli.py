@@ -25,7 +25,7 @@ u2net.full, u2net.small (whole frame, salient object), rvm and yolox+rvm (Robust
 matting, GPL-3.0 weights fetched on first use, opt-in), rembg:<session> (needs the rembg package).
 inpainters (for what no frame saw): auto (default: stills and still cameras get the learned fill's
 structure with guided texture, moving video the learned fill), learned (our trained network,
-inpaint.dmfn: --tiles 2, --passes N, --finetune-steps N), telea, navier-stokes, patchmatch, hybrid
+inpaint.dmfn: --tiles 2, --passes N, --finetune-steps N), telea, navier-stokes, structure (Telea with lines continued across the hole), patchmatch, hybrid
 (smooth structure + texture: inpaint.hybrid_base telea|learned, inpaint.hybrid_detail guided|patchmatch).
 super-resolution (--sr): realesrgan.animevideov3 (default, fast), realesrgan.x4plus (sharper, slow on
 CPU), none (bicubic). It restores fills made below native size (--inpaint-size) and, with --upscale N,

@@ -37,6 +37,9 @@ def test_wrong_types_and_ranges_are_errors(tmp_path):
     f.write_text("masks:\n  threshold: 1.5\n")
     with pytest.raises(ConfigError, match="threshold"):
         load_config(f)
+    f.write_text("inpaint:\n  residual_fill: blur\n")
+    with pytest.raises(ConfigError, match="residual_fill must be structure, telea or navier-stokes"):
+        load_config(f)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
 

@@ -30,17 +30,28 @@ def _untrained():
     return build_inpainter("dmfn", width=8, residual=True)
 
 
-def test_untrained_residual_net_gives_telea_inside_and_the_input_outside():
+@pytest.mark.parametrize("residual_fill", ["telea", "structure"])
+def test_untrained_residual_net_gives_its_classical_fill_inside_and_the_input_outside(residual_fill):
+    """The blinds photo: slats, so the structure fill differs from Telea's."""
+    from bgclean import classical
+
     img = _photo()
     hole = np.zeros(img.shape[:2], np.uint8)
     hole[40:110, 60:100] = 1
     hole[20:40, 170:200] = 1  # a second hole: filled from its own crop
-    fill = LearnedFill(InpaintConfig(), torch.device("cpu"), net=_untrained())
+    fill = LearnedFill(InpaintConfig(residual_fill=residual_fill), torch.device("cpu"), net=_untrained())
     out = fill(_tensor(img), torch.from_numpy(hole)[None, None].float())
     got = (out[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    want = cv2.inpaint(img, hole, 5, cv2.INPAINT_TELEA)
     assert np.array_equal(got[hole == 0], img[hole == 0])
-    assert np.abs(got.astype(int) - want.astype(int))[hole > 0].max() <= 1
+    for y0, y1, x0, x1 in ((40, 110, 60, 100), (20, 40, 170, 200)):  # each hole's crop, as LearnedFill cuts it
+        my, mx = max(8, (y1 - y0) // 2), max(8, (x1 - x0) // 2)
+        Y0, Y1, X0, X1 = max(0, y0 - my), min(img.shape[0], y1 + my), max(0, x0 - mx), min(img.shape[1], x1 + mx)
+        crop, m = img[Y0:Y1, X0:X1], hole[Y0:Y1, X0:X1] > 0
+        want = classical.fill(np.ascontiguousarray(crop), m, residual_fill)
+        assert np.abs(got[Y0:Y1, X0:X1].astype(int) - want.astype(int))[m].max() <= 1
+    if residual_fill == "structure":
+        telea = cv2.inpaint(img, hole, 5, cv2.INPAINT_TELEA)
+        assert np.abs(got.astype(int) - telea.astype(int))[hole > 0].mean() > 2
 
 
 def test_holes_larger_than_the_network_side_are_filled_at_network_size_and_restored():

@@ -87,6 +87,7 @@ class InpaintConfig:
     feather: int = 4  # width of the blended edge inside the mask, px
     max_side: int = 0  # fill at most this long side (px) and restore to native size; 0 = native
     model: str = "inpaint.dmfn"  # the learned backend's weights (registry name)
+    residual_fill: str = "structure"  # learned: the classical fill a residual network corrects: structure | telea | navier-stokes
     net_side: int = 512  # learned: the long side of each hole's crop the network sees, at most, px
     context: float = 0.5  # learned: context around each hole's box, fraction of the box size per side
     tiles: int = 1  # learned: 2 = quadrant tiling (2x2 overlapping tiles, blended), twice the resolution
@@ -241,6 +242,8 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (cfg.inpaint.context >= 0, "inpaint.context must be >= 0"),
         (cfg.inpaint.tiles in (1, 2), "inpaint.tiles must be 1 or 2"),
         (cfg.inpaint.hybrid_base in ("telea", "learned"), "inpaint.hybrid_base must be telea or learned"),
+        (cfg.inpaint.residual_fill in ("structure", "telea", "navier-stokes"),
+         "inpaint.residual_fill must be structure, telea or navier-stokes"),
         (cfg.inpaint.hybrid_detail in ("patchmatch", "guided"), "inpaint.hybrid_detail must be patchmatch or guided"),
         (1 <= cfg.inpaint.passes <= 8, "inpaint.passes must be in 1..8"),
         (cfg.inpaint.finetune_steps >= 0, "inpaint.finetune_steps must be >= 0"),

@@ -62,24 +62,27 @@ def _per_image(fill_image: Callable[[np.ndarray, np.ndarray], np.ndarray]):
     return fill
 
 
-def _opencv_fill(method_flag: int, radius: int):
-    import cv2
+def _classical(method: str, radius: int):
+    from bgclean import classical
 
-    return _per_image(lambda img, hole: cv2.inpaint(img, hole.astype(np.uint8), radius, method_flag))
+    return _per_image(lambda img, hole: classical.fill(img, hole, method, radius))
 
 
 @register_backend("telea")
 def _telea(cfg: InpaintConfig, device=None):
-    import cv2
-
-    return _opencv_fill(cv2.INPAINT_TELEA, cfg.radius)
+    return _classical("telea", cfg.radius)
 
 
 @register_backend("navier-stokes")
 def _navier_stokes(cfg: InpaintConfig, device=None):
-    import cv2
+    return _classical("navier-stokes", cfg.radius)
 
-    return _opencv_fill(cv2.INPAINT_NS, cfg.radius)
+
+@register_backend("structure")
+def _structure(cfg: InpaintConfig, device=None):
+    """Telea, with lines that cross the hole (a horizon, a shore) continued across it
+    (``bgclean.classical.structure_fill``)."""
+    return _classical("structure", cfg.radius)
 
 
 @register_backend("patchmatch")
@@ -351,7 +354,8 @@ def _learned(cfg: InpaintConfig, device=None):
 class LearnedFill:
     """A trained inpainter applied hole by hole: each hole's box, grown by ``context``, is cropped,
     scaled so its long side is at most ``net_side`` (the network's resolution), filled, scaled back
-    and pasted inside the hole. Residual networks get a Telea fill of the crop to correct.
+    and pasted inside the hole. Residual networks get a classical fill of the crop to correct
+    (``cfg.residual_fill``: ``structure`` by default, lines continued across the hole over Telea).
 
     ``tiles=2``: the crop is cut into 2x2 overlapping quadrants, each filled on its own at up to
     ``net_side``, then blended with linear ramps across the overlaps (twice the resolution, no seam).
@@ -371,7 +375,7 @@ class LearnedFill:
         self.net = net.eval().to(device).to(memory_format=torch.contiguous_format)
         self.residual = isinstance(net, ResidualInpainter)
         self.multiple = net.multiple
-        self._telea = _telea(cfg)  # the classical fill residual networks correct
+        self._classical = _classical(cfg.residual_fill, cfg.radius)  # what residual networks correct
 
     def __call__(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         from bgclean.ops import mask_boxes
@@ -411,7 +415,7 @@ class LearnedFill:
         th, tw = (ch * 5 + 7) // 8, (cw * 5 + 7) // 8  # tile = 5/8 of the side: 1/4 overlap
         acc = torch.zeros_like(crop)
         weight = torch.zeros_like(crop[:, :1])
-        base = self._telea(crop, hole) if self.residual else None
+        base = self._classical(crop, hole) if self.residual else None
         for ty in (0, ch - th):
             for tx in (0, cw - tw):
                 c, m = crop[:, :, ty : ty + th, tx : tx + tw], hole[:, :, ty : ty + th, tx : tx + tw]
@@ -428,7 +432,7 @@ class LearnedFill:
     def _at_net_size(self, crop: torch.Tensor, hole: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
         """The network's fill of one crop at up to ``net_side``, back at the crop's size.
         ``base``: a residual network's classical fill of the crop, when the caller made it over a
-        larger region (tiles); else Telea of the crop at the network's size."""
+        larger region (tiles); else the classical fill of the crop at the network's size."""
         from bgclean.models.inpaint import network_input
 
         ch, cw = crop.shape[2:]
@@ -446,7 +450,7 @@ class LearnedFill:
             b = resize(base, (nh, nw)) if (nh, nw) != (ch, cw) else base
             fill = torch.where(mp > 0, F.pad(b, (0, pw, 0, ph), mode="replicate"), xp)
         elif self.residual:
-            fill = self._telea(xp, mp)
+            fill = self._classical(xp, mp)
         y = self.net(network_input(xp.to(self.device), mp.to(self.device),
                                    None if fill is None else fill.to(self.device)))
         y = ((y.float() + 1) / 2).clamp(0, 1)[:, :, :nh, :nw].to(crop.device)
@@ -504,7 +508,7 @@ class LearnedFill:
                     picked = [samples[int(i)] for i in rng.choice(len(samples), batch, replace=False)]
                 img = torch.stack([p[0] for p in picked])
                 hole = torch.stack([p[1] for p in picked])
-                fill = self._telea(img, hole) if self.residual else None
+                fill = self._classical(img, hole) if self.residual else None
                 x = network_input(img.to(self.device), hole.to(self.device),
                                   None if fill is None else fill.to(self.device))
                 out = (self.net(x).float() + 1) / 2

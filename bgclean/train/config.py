@@ -32,7 +32,7 @@ class TrainConfig:
     width: int = 32
     residual: bool = True  # correct a classical fill (starts at its quality) instead of inventing
     scale: int = 2  # residual models: the inner network runs at 1/scale resolution
-    classical: str = "telea"  # the residual model's input fill: telea | navier-stokes
+    classical: str = "telea"  # the residual model's input fill: telea | navier-stokes | structure
     # data
     photos: str = ""  # folder of training photos (*.jpg, *.png)
     exclude: tuple[str, ...] = ()  # file names never to train on (the benchmark's held-out photos)
@@ -110,8 +110,8 @@ def load_train_config(path: str | Path | None, overrides: dict | None = None) ->
 
     if cfg.arch not in ARCHITECTURES:
         raise ConfigError(f"unknown arch {cfg.arch!r}; choose one of: {', '.join(ARCHITECTURES)}")
-    if cfg.classical not in ("telea", "navier-stokes"):
-        raise ConfigError("classical must be telea or navier-stokes")
+    if cfg.classical not in ("telea", "navier-stokes", "structure"):
+        raise ConfigError("classical must be telea, navier-stokes or structure")
     return cfg
 
 

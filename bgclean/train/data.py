@@ -1,7 +1,8 @@
 """Training samples: random crops of photos (scale, flip, colour jitter) with person-shaped holes.
 
 A sample is (truth (3,S,S) float in [0,1], hole (1,S,S) float {0,1}, classical fill (3,S,S) in
-[0,1]): the classical fill (Telea or Navier-Stokes) is what residual models correct.
+[0,1]): the classical fill (``bgclean.classical``: Telea, Navier-Stokes or structure) is what residual
+models correct.
 """
 
 from __future__ import annotations
@@ -40,10 +41,9 @@ def load_photo(path: Path, long_side: int = 1024) -> np.ndarray:
 
 
 def classical_fill(img: np.ndarray, hole: np.ndarray, method: str = "telea", radius: int = 5) -> np.ndarray:
-    import cv2
+    from bgclean import classical
 
-    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
-    return cv2.inpaint(img, hole.astype(np.uint8), radius, flag)
+    return classical.fill(img, hole, method, radius)
 
 
 def video_backgrounds(path: str | Path, masks: str | Path, ids=(), every: int = 2, margin: int = 9):

@@ -1,0 +1,99 @@
+"""Classical fills (``bgclean.classical``): the structure fill continues lines across a hole where
+the surroundings have a dominant direction, and falls back to Telea where they have none or where
+the hole runs along the lines. Quality over 48 cases is in bench/inpaint.py; here, on real pixels."""
+
+import cv2
+import numpy as np
+import pytest
+
+from bgclean import classical
+from conftest import shared
+
+
+def _photo(name: str, side: int = 256, top: float = 0.0) -> np.ndarray:
+    """A ``side`` px square of a held-out photo scaled to twice ``side`` on its short side, from
+    ``top`` (fraction of the scaled height)."""
+    from PIL import Image
+
+    img = Image.open(shared(f"photos/{name}")).convert("RGB")
+    s = 2 * side / min(img.size)
+    a = np.array(img.resize((round(img.size[0] * s), round(img.size[1] * s)), Image.Resampling.BILINEAR))
+    y = int(top * a.shape[0])
+    return np.ascontiguousarray(a[y : y + side, :side])
+
+
+def _psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+    d = a.astype(np.float64)[where] - b.astype(np.float64)[where]
+    return 10 * np.log10(255.0**2 / max(float(np.mean(d**2)), 1e-12))
+
+
+def _stripes(angle_deg: float, side: int = 160) -> np.ndarray:
+    t = np.radians(angle_deg)
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+    v = 128 + 90 * np.sin((-xx * np.sin(t) + yy * np.cos(t)) / 5)
+    return np.repeat(v[..., None], 3, 2).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("angle", [0, 30, 75, 90, 135])
+def test_dominant_direction_is_the_direction_lines_run_in(angle):
+    img = _stripes(angle)
+    hole = np.zeros(img.shape[:2], bool)
+    hole[50:110, 65:95] = True
+    theta, coherence = classical.dominant_direction(img, hole)
+    diff = abs((np.degrees(theta) - angle + 90) % 180 - 90)
+    assert diff < 2 and coherence > 0.9, (np.degrees(theta), coherence)
+
+
+def test_interpolate_along_reproduces_lines_that_cross_the_hole():
+    img = _stripes(30)
+    hole = np.zeros(img.shape[:2], bool)
+    hole[50:110, 65:95] = True
+    along, span = classical.interpolate_along(img, hole, np.radians(30))
+    assert np.abs(along[hole] - img[hole]).mean() < 6  # of stripes 180 levels deep
+    assert span[hole].max() < 80  # every line meets known pixels on both sides within the crop
+
+
+def test_structure_fill_continues_a_horizon_that_telea_smears():
+    """The held-out lake: water, a dark far shore and sky, a tall hole across the shore."""
+    img = _photo("plasma-BytheWater.jpg", top=0.12)
+    hole = np.zeros(img.shape[:2], bool)
+    hole[40:200, 110:150] = True
+    telea = classical.fill(img, hole, "telea")
+    structure = classical.fill(img, hole, "structure")
+    assert np.array_equal(structure[~hole], img[~hole])  # outside the hole: the image exactly
+    assert structure.dtype == np.uint8 and structure.shape == img.shape
+    gain = _psnr(structure, img, hole) - _psnr(telea, img, hole)
+    assert gain > 2.0, gain
+
+
+def test_a_hole_along_the_lines_keeps_the_diffusion_fill():
+    """A long thin hole that runs with the stripes (a shadow along a court's lines): a line would
+    carry its ends' colours 150 px where Telea's way across is 3 px; Telea's fill is kept."""
+    img = _stripes(0)
+    hole = np.zeros(img.shape[:2], bool)
+    hole[78:84, 5:155] = True
+    telea = classical.fill(img, hole, "telea")
+    structure = classical.fill(img, hole, "structure")
+    assert np.array_equal(structure, telea)
+
+
+def test_no_dominant_direction_gives_telea():
+    img = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    img = cv2.GaussianBlur(img, (0, 0), 1.0)
+    hole = np.zeros(img.shape[:2], bool)
+    hole[30:60, 40:60] = True
+    assert np.array_equal(classical.fill(img, hole, "structure"), classical.fill(img, hole, "telea"))
+
+
+def test_a_hole_at_the_frame_edge_is_continued_from_one_side():
+    img = _stripes(0)
+    hole = np.zeros(img.shape[:2], bool)
+    hole[40:120, :30] = True  # touches the left edge: lines are known on their right only
+    structure = classical.fill(img, hole, "structure")
+    telea = classical.fill(img, hole, "telea")
+    assert _psnr(structure, img, hole) > _psnr(telea, img, hole) + 3
+
+
+def test_an_unknown_method_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="telea, navier-stokes, structure"):
+        classical.fill(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool), "blur")
