@@ -446,11 +446,14 @@ class LearnedFill:
         xp = F.pad(x, (0, pw, 0, ph), mode="replicate")
         mp = F.pad(m, (0, pw, 0, ph), mode="replicate")  # padding below a hole is hole, not its pixels
         fill = None
-        if self.residual and base is not None:
-            b = resize(base, (nh, nw)) if (nh, nw) != (ch, cw) else base
+        if self.residual:
+            # the classical fill sees the crop, not the padding: replicated edge pixels would be
+            # known pixels to it, and streaks that the structure fill would take for lines
+            if base is None:
+                b = self._classical(x, m)
+            else:
+                b = resize(base, (nh, nw)) if (nh, nw) != (ch, cw) else base
             fill = torch.where(mp > 0, F.pad(b, (0, pw, 0, ph), mode="replicate"), xp)
-        elif self.residual:
-            fill = self._classical(xp, mp)
         y = self.net(network_input(xp.to(self.device), mp.to(self.device),
                                    None if fill is None else fill.to(self.device)))
         y = ((y.float() + 1) / 2).clamp(0, 1)[:, :, :nh, :nw].to(crop.device)

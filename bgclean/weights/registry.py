@@ -241,12 +241,12 @@ REGISTRY.register(
         name="inpaint.dmfn",
         architecture="inpaint.dmfn.w32.res2",
         format="pth",
-        sha256="70d196c50cac4a62769f9a07473a22e03e91d0b27671ec0a43dc955cd44ae92c",
+        sha256="9fb402838b6ba98389623b2753abd556fc560554113977f53dacf0302907db37",
         licence="MIT (bgclean's own weights, trained on GPL/CC wallpaper photos and MIT masks; see the model card)",
         filename="inpaint_dmfn.pth",
         size=2_334_835,
         sources=(BundledSource("inpaint_dmfn.pth"),),
-        description="bgclean's inpainter: DMFN correcting a Telea fill, trained on CPU (model card: "
+        description="bgclean's inpainter: DMFN correcting a classical fill (structure by default), trained on CPU (model card: "
                     "bgclean/weights/files/inpaint_dmfn.md), 2.3 MB fp16, bundled",
     )
 )
