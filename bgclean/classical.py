@@ -60,7 +60,8 @@ def structure_fill(img: np.ndarray, hole: np.ndarray, base: np.ndarray) -> np.nd
     width = 2 * (cv2.distanceTransform(sub.astype(np.uint8), cv2.DIST_L2, 3) + 1)
     weight = np.clip((_SPAN_HIGH - span / width) / (_SPAN_HIGH - _SPAN_LOW), 0, 1).astype(np.float32)
     inside = sub.astype(np.float32)  # softened over the hole's pixels only: the known ones say nothing
-    weight = cv2.GaussianBlur(weight * inside, (0, 0), _SOFTEN) / np.maximum(cv2.GaussianBlur(inside, (0, 0), _SOFTEN), 1e-6)
+    weight = (cv2.GaussianBlur(weight * inside, (0, 0), _SOFTEN)
+              / np.maximum(cv2.GaussianBlur(inside, (0, 0), _SOFTEN), 1e-6))
     weight = weight[..., None] * np.float32(strength)
     mixed = weight * along + (1 - weight) * base[y0:y1, x0:x1].astype(np.float32)
     out = base.copy()

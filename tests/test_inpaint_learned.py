@@ -10,7 +10,7 @@ import torch
 
 from bgclean.models.inpaint import build_inpainter
 from bgclean.pipeline.config import InpaintConfig
-from bgclean.stages.inpaint import LearnedFill
+from bgclean.stages.inpaint import LearnedFill, _context_box
 from conftest import shared
 
 
@@ -43,9 +43,8 @@ def test_untrained_residual_net_gives_its_classical_fill_inside_and_the_input_ou
     out = fill(_tensor(img), torch.from_numpy(hole)[None, None].float())
     got = (out[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     assert np.array_equal(got[hole == 0], img[hole == 0])
-    for y0, y1, x0, x1 in ((40, 110, 60, 100), (20, 40, 170, 200)):  # each hole's crop, as LearnedFill cuts it
-        my, mx = max(8, (y1 - y0) // 2), max(8, (x1 - x0) // 2)
-        Y0, Y1, X0, X1 = max(0, y0 - my), min(img.shape[0], y1 + my), max(0, x0 - mx), min(img.shape[1], x1 + mx)
+    for box in ((40, 110, 60, 100), (20, 40, 170, 200)):  # each hole's crop, as LearnedFill cuts it
+        Y0, Y1, X0, X1 = _context_box(box, 0.5, 8, *img.shape[:2])
         crop, m = img[Y0:Y1, X0:X1], hole[Y0:Y1, X0:X1] > 0
         want = classical.fill(np.ascontiguousarray(crop), m, residual_fill)
         assert np.abs(got[Y0:Y1, X0:X1].astype(int) - want.astype(int))[m].max() <= 1

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bgclean.classical import fill as classical_fill
 from bgclean.errors import InputError
 from bgclean.train.holes import HoleSampler
 
@@ -38,12 +39,6 @@ def load_photo(path: Path, long_side: int = 1024) -> np.ndarray:
     if s < 1:
         img = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
     return img
-
-
-def classical_fill(img: np.ndarray, hole: np.ndarray, method: str = "telea", radius: int = 5) -> np.ndarray:
-    from bgclean import classical
-
-    return classical.fill(img, hole, method, radius)
 
 
 def video_backgrounds(path: str | Path, masks: str | Path, ids=(), every: int = 2, margin: int = 9):
