@@ -116,6 +116,18 @@ def test_train_config_rejects_unknown_keys_and_architectures(tmp_path):
     assert "mate-Aqua.jpg" in cfg.exclude and cfg.residual
 
 
+def test_paths_in_a_config_are_read_from_its_folder_and_overrides_from_here(tmp_path, monkeypatch):
+    """``bgclean train --config cpu --set out=runs/x`` writes to ./runs/x, not into the package
+    (where the bundled config lives); the bundled config's own out stays at the repository's runs/."""
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    repo = Path(__file__).resolve().parents[1]
+    assert load_train_config("cpu").out == str(repo / "runs" / "inpaint-cpu")
+    cfg = load_train_config("cpu", {"out": "runs/x", "photos": "pics"})
+    assert cfg.out == str(tmp_path / "runs" / "x") and cfg.photos == str(tmp_path / "pics")
+
+
 def test_bundled_configs_never_train_on_benchmark_photos():
     import sys
     from pathlib import Path

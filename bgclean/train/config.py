@@ -1,6 +1,7 @@
 """Training configuration: one frozen dataclass, loaded from YAML (unknown keys are errors).
 
-Relative paths in a config file are resolved against the file's folder.
+Relative paths in a config file are resolved against the file's folder; those given as overrides
+(``--set out=...``), against the current directory.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ def load_train_config(path: str | Path | None, overrides: dict | None = None) ->
         raw = yaml.safe_load(path.read_text()) or {}
         base = path.parent
     raw.update(overrides or {})
+    # a path given on the command line (``--set out=runs/x``) means what it says from where the
+    # user stands, not from the config file's folder (the bundled ones live inside the package)
+    where = {k: Path.cwd() if k in (overrides or {}) else base for k in raw}
     names = {f.name: f for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(raw) - set(names))
     if unknown:
@@ -95,12 +99,12 @@ def load_train_config(path: str | Path | None, overrides: dict | None = None) ->
     kw = {}
     for k, v in raw.items():
         if k == "masks":
-            kw[k] = tuple(MaskFolder(str(_resolve(base, m["path"])), tuple(m.get("ids", ()))) for m in v)
+            kw[k] = tuple(MaskFolder(str(_resolve(where[k], m["path"])), tuple(m.get("ids", ()))) for m in v)
         elif k == "videos":
-            kw[k] = tuple(VideoSource(str(_resolve(base, m["path"])), str(_resolve(base, m["masks"])),
+            kw[k] = tuple(VideoSource(str(_resolve(where[k], m["path"])), str(_resolve(where[k], m["masks"])),
                                       tuple(m.get("ids", ()))) for m in v)
         elif k in ("photos", "out"):
-            kw[k] = str(_resolve(base, v)) if v else v
+            kw[k] = str(_resolve(where[k], v)) if v else v
         elif isinstance(v, list):
             kw[k] = tuple(v)
         else:
