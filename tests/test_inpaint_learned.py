@@ -207,6 +207,21 @@ def test_shipped_network_beats_telea_inside_person_holes():
     assert np.mean(gains) > 0.3, gains
 
 
+class _ShapeRecorder(torch.nn.Module):
+    """A stand-in network that records the input sizes (H, W) it was given (what it returns does
+    not matter to the tests that use it)."""
+
+    multiple = 8
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(tuple(x.shape[2:]))
+        return x[:, :3] * 2 - 1
+
+
 def test_the_network_sees_a_few_input_sizes_however_the_holes_vary():
     """Each hole's crop is padded up to one of a few sizes (at most 25% more per side): torch and
     oneDNN keep native memory for every new input shape, so crops of every size made a long
@@ -214,16 +229,8 @@ def test_the_network_sees_a_few_input_sizes_however_the_holes_vary():
     however long the video)."""
     from bgclean.stages.inpaint import _bucket
 
-    seen = []
-
-    class _Recorder(torch.nn.Module):
-        multiple = 8
-
-        def forward(self, x):
-            seen.append(tuple(x.shape[2:]))
-            return x[:, :3] * 2 - 1
-
-    fill = LearnedFill(InpaintConfig(), torch.device("cpu"), net=_Recorder())
+    net = _ShapeRecorder()
+    fill = LearnedFill(InpaintConfig(), torch.device("cpu"), net=net)
     rng = np.random.default_rng(0)
     frame = torch.rand(1, 3, 240, 320)
     for _ in range(40):
@@ -232,7 +239,7 @@ def test_the_network_sees_a_few_input_sizes_however_the_holes_vary():
         m = torch.zeros(1, 1, 240, 320)
         m[..., y : y + h, x : x + w] = 1
         fill(frame, m)
-    sides = {s for shape in seen for s in shape}
+    sides = {s for shape in net.seen for s in shape}
     assert sides <= {64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512}
     assert all(_bucket(n, 8) <= max(64, 1.25 * n) and _bucket(n, 8) >= n for n in range(1, 513))
 
@@ -244,16 +251,7 @@ def test_stills_run_the_shared_network_at_the_hybrid_side_and_video_at_net_side(
     and its reset act on the one shared network once."""
     import bgclean.stages.inpaint as inpaint
 
-    seen = []
-
-    class _Recorder(torch.nn.Module):
-        multiple = 8
-
-        def forward(self, x):
-            seen.append(max(x.shape[2:]))
-            return x[:, :3] * 2 - 1
-
-    net = _Recorder()
+    net = _ShapeRecorder()
     monkeypatch.setitem(inpaint.BACKENDS, "learned",
                         lambda cfg, device=None: LearnedFill(cfg, torch.device("cpu"), net=net))
     stage = inpaint.InpaintStage(InpaintConfig(backend="auto", net_side=256, hybrid_net_side=128))
@@ -261,8 +259,8 @@ def test_stills_run_the_shared_network_at_the_hybrid_side_and_video_at_net_side(
     m = torch.zeros(1, 1, 240, 320)
     m[..., 40:200, 60:260] = 1  # its crop with context spans the frame: longer than both sides
     stage.fill_fn(frame, m)
-    assert seen == [256]
+    assert [max(shape) for shape in net.seen] == [256]
     out = stage.still_fn(frame, m)
-    assert seen == [256, 128]
+    assert [max(shape) for shape in net.seen] == [256, 128]
     assert torch.equal(out[..., m[0, 0] == 0], frame[..., m[0, 0] == 0])
     assert len(stage._learned()) == 1 and stage._learned()[0].net is net
