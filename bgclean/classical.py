@@ -18,7 +18,7 @@ _SOFTEN = 3.0  # Gaussian (px) smoothing the per-pixel weight, so no seam shows 
 _EDGE_SIGMA = 1.5  # the hole's border colours are averaged over this Gaussian (px), known pixels only
 _ONE_SIDED = 3.0  # a line known on one side only counts as this many times longer
 _MARGIN = 8  # px around the hole's box that the interpolation looks at (the colour averaging's reach)
-_WINDOWS = (8, 16, 32, 64, 128, 256, 512)  # half-sides of the windows a local direction is read in, px
+_WINDOWS = (16, 32, 64, 128, 256, 512)  # half-sides of the windows a local direction is read in, px
 _SMOOTH = 6.0  # Gaussian (px) smoothing the local structure tensors over the hole (no seam between windows)
 _BINS = 16  # directions the lines are interpolated in (each pixel's shared between the nearest two)
 _LEAST_SHARE = 0.03  # a direction that less of the hole's weight than this runs in is not interpolated
@@ -82,8 +82,7 @@ def structure_fill(img: np.ndarray, hole: np.ndarray, base: np.ndarray) -> np.nd
         wgt = (share * gate).astype(np.float32)
         acc[sel] += wgt[:, None] * along
         wsum[sel] += wgt
-    known_base = base[y0:y1, x0:x1].astype(np.float32)
-    at = known_base[ys, xs]
+    at = base[y0:y1, x0:x1].astype(np.float32)[ys, xs]
     line = np.where((wsum > 1e-3)[:, None], acc / np.maximum(wsum, 1e-6)[:, None], at)
     # softened over the hole's pixels only: the known ones say nothing
     weight = np.zeros(sub.shape, np.float32)
@@ -102,7 +101,7 @@ def local_directions(img: np.ndarray, hole: np.ndarray, origin: tuple[int, int],
     the part of ``hole`` from ``origin`` on) and how much it dominates: the structure tensor of the
     known pixels (not the 2 px next to the hole, which a dilated mask's edge may still touch) in a
     square window around the pixel that reaches as far past the hole's edge as the pixel lies
-    inside it (half-sides of 8, 16, ... 512 px, the smallest that holds a band of known pixels),
+    inside it (half-sides of 16, 32, ... 512 px, the smallest that holds a band of known pixels),
     then smoothed over the hole. → radians (x right, y down, in [0, pi)) and coherence (0 = no
     direction, 1 = parallel lines only), one per pixel."""
     import cv2
