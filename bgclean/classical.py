@@ -19,7 +19,7 @@ _EDGE_SIGMA = 1.5  # the hole's border colours are averaged over this Gaussian (
 _ONE_SIDED = 3.0  # a line known on one side only counts as this many times longer
 _MARGIN = 8  # px around the hole's box that the interpolation looks at (the colour averaging's reach)
 _WINDOWS = (16, 32, 64, 128, 256, 512)  # half-sides of the windows a local direction is read in, px
-_SMOOTH = 6.0  # Gaussian (px) smoothing the local structure tensors over the hole (no seam between windows)
+_SMOOTH = 12.0  # Gaussian (px) smoothing the local structure tensors over the hole (no seam between windows)
 _BINS = 16  # directions the lines are interpolated in (each pixel's shared between the nearest two)
 _LEAST_SHARE = 0.03  # a direction that less of the hole's weight than this runs in is not interpolated
 
@@ -64,7 +64,9 @@ def structure_fill(img: np.ndarray, hole: np.ndarray, base: np.ndarray) -> np.nd
     if total == 0:
         return base.copy()
     colour, known = _edge_colours(img[y0:y1, x0:x1], sub)
-    width = (2 * (cv2.distanceTransform(sub.astype(np.uint8), cv2.DIST_L2, 3) + 1))[ys, xs]
+    # the hole's width where the pixel lies (not twice its distance to the edge, which near the
+    # edge made every line across look long and gave those pixels to base)
+    width = 2 * (_thickness(sub) + 1)[ys, xs]
     # each pixel's direction shared linearly between the two nearest of _BINS directions
     pos = theta * (_BINS / np.pi)
     lo = np.floor(pos).astype(np.int64) % _BINS
@@ -93,6 +95,22 @@ def structure_fill(img: np.ndarray, hole: np.ndarray, base: np.ndarray) -> np.nd
     out = base.copy()
     out[ys + y0, xs + x0] = np.clip(np.round(weight * line + (1 - weight) * at), 0, 255).astype(np.uint8)
     return np.where(hole[..., None], out, img)
+
+
+def _thickness(hole: np.ndarray) -> np.ndarray:
+    """Half the local width of the hole at each of its pixels: the radius of the largest disc
+    inside the hole that (roughly) covers the pixel, px (powers of two from 1 up)."""
+    import cv2
+
+    dist = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+    out = dist.copy()
+    r = 2
+    while r <= dist.max():
+        centres = (dist >= r).astype(np.uint8)
+        near = cv2.dilate(centres, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+        out = np.where(near & hole, np.maximum(out, r), out)
+        r *= 2
+    return out
 
 
 def local_directions(img: np.ndarray, hole: np.ndarray, origin: tuple[int, int], sub: np.ndarray,
