@@ -84,6 +84,7 @@ class InpaintConfig:
     hybrid_sigma: float = 4.0  # hybrid: Gaussian (px) splitting the base's structure from the texture
     hybrid_base: str = "telea"  # hybrid: where the structure comes from: telea | learned
     hybrid_detail: str = "guided"  # hybrid: where the texture comes from: guided (blocks picked by the base's colours) | patchmatch
+    hybrid_line_share: float = 0.5  # hybrid with the learned base on the structure fill: where its lines carry weight w, their detail is added at w and this share x w of the copied texture removed; 0 = off
     hybrid_net_side: int = 384  # hybrid (and auto on stills) with the learned base: the network's net_side there (its fine detail is replaced by the texture)
     feather: int = 4  # width of the blended edge inside the mask, px
     max_side: int = 0  # fill at most this long side (px) and restore to native size; 0 = native
@@ -241,6 +242,7 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (cfg.inpaint.max_side == 0 or cfg.inpaint.max_side >= 32, "inpaint.max_side must be 0 (native) or >= 32"),
         (cfg.inpaint.net_side >= 64, "inpaint.net_side must be >= 64"),
         (cfg.inpaint.hybrid_net_side >= 64, "inpaint.hybrid_net_side must be >= 64"),
+        (0 <= cfg.inpaint.hybrid_line_share <= 1, "inpaint.hybrid_line_share must be between 0 and 1"),
         (cfg.inpaint.context >= 0, "inpaint.context must be >= 0"),
         (cfg.inpaint.tiles in (1, 2), "inpaint.tiles must be 1 or 2"),
         (cfg.inpaint.hybrid_base in ("telea", "learned"), "inpaint.hybrid_base must be telea or learned"),

@@ -119,7 +119,9 @@ def _hybrid(cfg: InpaintConfig, device=None, base=None):
     high frequencies (split by a Gaussian of ``cfg.hybrid_sigma`` px) from ``cfg.hybrid_detail``:
     ``guided`` (``guided_detail``: blocks copied from around the hole where the base's colours and
     the surroundings' texture strength say they belong; fast) or ``patchmatch`` (real texture, but
-    it can copy the wrong structure; 10x slower)."""
+    it can copy the wrong structure; 10x slower). With the learned base on the structure fill and
+    ``cfg.hybrid_line_share`` > 0 (guided), that fill is made once over the whole image, the
+    network corrects it, and where its lines carry weight their edges are kept (``line_detail``)."""
     from bgclean.ops import transfer_detail
 
     if base is None:
@@ -128,11 +130,22 @@ def _hybrid(cfg: InpaintConfig, device=None, base=None):
         # only the base's low frequencies are kept, so the network needs less than its full side:
         # 384 px instead of 512 cost 0.1 dB of low-pass PSNR at most and a fifth of the time
         base = base.at_side(cfg.hybrid_net_side)
+    # where the structure fill continues lines across the hole (a bench's slats), their edges are
+    # kept: copied blocks of texture would cross them with streaks
+    lines = (cfg.hybrid_line_share > 0 and isinstance(base, LearnedFill) and base.residual
+             and cfg.residual_fill == "structure")
     if cfg.hybrid_detail == "guided":
         def fill(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-            smooth = base(frames, masks)
-            return torch.stack([guided_detail(f, m[0] > 0, b, cfg.hybrid_sigma)
-                                for f, m, b in zip(frames, masks, smooth)])
+            if lines:
+                structure, weight = _structure_and_weight(frames, masks, cfg.radius)
+                smooth = base(frames, masks, classical=structure)  # one structure fill for both
+            else:
+                smooth = base(frames, masks)
+            out = torch.stack([guided_detail(f, m[0] > 0, b, cfg.hybrid_sigma)
+                               for f, m, b in zip(frames, masks, smooth)])
+            if lines:
+                out = line_detail(out, structure, weight, masks, cfg.hybrid_sigma, cfg.hybrid_line_share)
+            return out
     else:
         patchmatch = _patchmatch(cfg)
 
@@ -141,6 +154,38 @@ def _hybrid(cfg: InpaintConfig, device=None, base=None):
 
     fill.base = base
     return fill
+
+
+def _structure_and_weight(frames: torch.Tensor, masks: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The structure fill of each frame (B,3,H,W) and the weight its lines had over Telea (B,1,H,W)."""
+    import cv2
+
+    from bgclean import classical
+
+    fills, weights = [], []
+    for f, m in zip(frames, masks):
+        img = np.ascontiguousarray((f.permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8))
+        hole = m[0].cpu().numpy() > 0
+        if hole.any():
+            telea = cv2.inpaint(img, hole.astype(np.uint8), radius, cv2.INPAINT_TELEA)
+            img, w = classical.structure_fill(img, hole, telea, return_weight=True)
+        else:
+            w = np.zeros(hole.shape, np.float32)
+        fills.append(torch.from_numpy(img).permute(2, 0, 1).float() / 255.0)
+        weights.append(torch.from_numpy(w)[None])
+    return torch.stack(fills).to(frames.device), torch.stack(weights).to(frames.device)
+
+
+def line_detail(textured: torch.Tensor, structure: torch.Tensor, weight: torch.Tensor, masks: torch.Tensor,
+                sigma: float, share: float) -> torch.Tensor:
+    """Inside the hole, where the structure fill's lines carry weight w (B,1,H,W): the lines' high
+    frequencies (above a Gaussian of ``sigma`` px) added at w, and ``share`` x w of the copied
+    texture's taken away (not all of it: the lines' fill is smooth along them). All (B,3,H,W) in [0,1]."""
+    from bgclean.ops import gaussian_blur
+
+    high = lambda x: x - gaussian_blur(x, sigma)  # noqa: E731
+    out = textured + weight * (high(structure) - share * high(textured))
+    return torch.where(masks > 0, out.clamp_(0, 1), textured)
 
 
 # guided detail (``_synthesize``), chosen on the held-out photos of bench/inpaint.py
@@ -390,7 +435,9 @@ class LearnedFill:
         view.side = side
         return view
 
-    def __call__(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    def __call__(self, frames: torch.Tensor, masks: torch.Tensor, classical: torch.Tensor | None = None) -> torch.Tensor:
+        """``classical``: the classical fill a residual network corrects, when the caller made it
+        over the whole frame (B,3,H,W); else each crop's own at the network's size."""
         from bgclean.ops import mask_boxes
 
         out = frames.clone()
@@ -400,13 +447,17 @@ class LearnedFill:
                 Y0, Y1, X0, X1 = _context_box((y0, y1, x0, x1), self.cfg.context, 8, h, w)
                 crop = out[i : i + 1, :, Y0:Y1, X0:X1]
                 hole = masks[i : i + 1, :, Y0:Y1, X0:X1]
-                filled = self.fill_crop(crop, hole)
+                base = None if classical is None else classical[i : i + 1, :, Y0:Y1, X0:X1]
+                filled = self.fill_crop(crop, hole, base)
                 out[i : i + 1, :, Y0:Y1, X0:X1] = torch.where(hole > 0, filled, crop)
         return out
 
-    def fill_crop(self, crop: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        """(1,3,h,w) and (1,1,h,w) → (1,3,h,w) filled inside the hole, at native size."""
-        fill = self._tiled(crop, hole) if self.cfg.tiles == 2 else self._at_net_size(crop, hole)
+    def fill_crop(self, crop: torch.Tensor, hole: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """(1,3,h,w) and (1,1,h,w) → (1,3,h,w) filled inside the hole, at native size; ``base``: a
+        residual network's classical fill of the crop (first pass), else made here."""
+        if not self.residual:
+            base = None
+        fill = self._tiled(crop, hole, base) if self.cfg.tiles == 2 else self._at_net_size(crop, hole, base)
         ch, cw = crop.shape[2:]
         current = hole
         for k in range(1, self.cfg.passes):
@@ -419,7 +470,7 @@ class LearnedFill:
             fill = torch.where(current > 0, refined, fill)
         return fill
 
-    def _tiled(self, crop: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    def _tiled(self, crop: torch.Tensor, hole: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
         """2x2 quadrants overlapping by a quarter of the crop, filled separately, blended. A
         residual network's classical fill is made once over the whole crop and each tile corrects
         its part of it: a quadrant that sees little but the hole's dark surroundings would smear
@@ -428,7 +479,8 @@ class LearnedFill:
         th, tw = (ch * 5 + 7) // 8, (cw * 5 + 7) // 8  # tile = 5/8 of the side: 1/4 overlap
         acc = torch.zeros_like(crop)
         weight = torch.zeros_like(crop[:, :1])
-        base = self._classical(crop, hole) if self.residual else None
+        if self.residual and base is None:
+            base = self._classical(crop, hole)
         for ty in (0, ch - th):
             for tx in (0, cw - tw):
                 c, m = crop[:, :, ty : ty + th, tx : tx + tw], hole[:, :, ty : ty + th, tx : tx + tw]
