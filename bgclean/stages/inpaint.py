@@ -176,15 +176,21 @@ def _structure_and_weight(frames: torch.Tensor, masks: torch.Tensor, radius: int
     return torch.stack(fills).to(frames.device), torch.stack(weights).to(frames.device)
 
 
+_LINE_LOW = 0.5  # where lines carry weight w, the low frequencies go this x w of the way to theirs
+
+
 def line_detail(textured: torch.Tensor, structure: torch.Tensor, weight: torch.Tensor, masks: torch.Tensor,
                 sigma: float, share: float) -> torch.Tensor:
     """Inside the hole, where the structure fill's lines carry weight w (B,1,H,W): the lines' high
-    frequencies (above a Gaussian of ``sigma`` px) added at w, and ``share`` x w of the copied
-    texture's taken away (not all of it: the lines' fill is smooth along them). All (B,3,H,W) in [0,1]."""
+    frequencies (above a Gaussian of ``sigma`` px) added at w, ``share`` x w of the copied
+    texture's taken away (not all of it: the lines' fill is smooth along them), and the low
+    frequencies moved ``_LINE_LOW`` x w of the way to the lines' (the network darkens a long line's
+    middle). All (B,3,H,W) in [0,1]."""
     from bgclean.ops import gaussian_blur
 
-    high = lambda x: x - gaussian_blur(x, sigma)  # noqa: E731
-    out = textured + weight * (high(structure) - share * high(textured))
+    low = lambda x: gaussian_blur(x, sigma)  # noqa: E731
+    out = textured + weight * (structure - low(structure) - share * (textured - low(textured))
+                               + _LINE_LOW * (low(structure) - low(textured)))
     return torch.where(masks > 0, out.clamp_(0, 1), textured)
 
 
