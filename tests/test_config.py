@@ -40,6 +40,9 @@ def test_wrong_types_and_ranges_are_errors(tmp_path):
     f.write_text("inpaint:\n  residual_fill: blur\n")
     with pytest.raises(ConfigError, match="residual_fill must be structure, telea or navier-stokes"):
         load_config(f)
+    f.write_text("inpaint:\n  hybrid_line_share: 1.5\n")
+    with pytest.raises(ConfigError, match="hybrid_line_share must be between 0 and 1"):
+        load_config(f)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
 

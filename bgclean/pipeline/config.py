@@ -84,7 +84,7 @@ class InpaintConfig:
     hybrid_sigma: float = 4.0  # hybrid: Gaussian (px) splitting the base's structure from the texture
     hybrid_base: str = "telea"  # hybrid: where the structure comes from: telea | learned
     hybrid_detail: str = "guided"  # hybrid: where the texture comes from: guided (blocks picked by the base's colours) | patchmatch
-    hybrid_line_share: float = 0.5  # hybrid with the learned base on the structure fill: where its lines carry weight w, their detail is added at w and this share x w of the copied texture removed; 0 = off
+    hybrid_line_share: float = 0.5  # hybrid with the learned base on the structure fill: where its lines carry weight w, their detail is added at w, this share x w of the copied texture removed and the low frequencies moved w/2 of the way to theirs; 0 = off
     hybrid_net_side: int = 384  # hybrid (and auto on stills) with the learned base: the network's net_side there (its fine detail is replaced by the texture)
     feather: int = 4  # width of the blended edge inside the mask, px
     max_side: int = 0  # fill at most this long side (px) and restore to native size; 0 = native
