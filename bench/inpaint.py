@@ -71,6 +71,19 @@ def crops(path: Path, n: int, side: int, rng):
         yield np.ascontiguousarray(img[y : y + side, x : x + side])
 
 
+def held_out_cases(n_crops: int = 2, side: int = 512) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """The benchmark's cases, always in the same order (seeded): (truth, hole, size label) for
+    ``n_crops`` crops of each held-out photo and each hole size."""
+    rng = np.random.default_rng(0)
+    sils = silhouettes()
+    cases = []
+    for name in HELD_OUT:
+        for truth in crops(SHARED / "photos" / name, n_crops, side, rng):
+            for label, frac in SIZES.items():
+                cases.append((truth, hole_for(sils[len(cases) % len(sils)], frac, side, rng), label))
+    return cases
+
+
 def metrics(fill: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> tuple[float, float, float]:
     import cv2
 
@@ -97,13 +110,7 @@ def main() -> None:
 
     import torch
 
-    rng = np.random.default_rng(0)
-    sils = silhouettes()
-    cases = []  # (truth, hole, size label)
-    for name in HELD_OUT:
-        for truth in crops(SHARED / "photos" / name, args.crops, args.side, rng):
-            for label, frac in SIZES.items():
-                cases.append((truth, hole_for(sils[len(cases) % len(sils)], frac, args.side, rng), label))
+    cases = held_out_cases(args.crops, args.side)
     picks = [int(i) for i in args.sheet_cases.split(",")] if args.sheet else []
     sheet_rows = {i: [cases[i][0], _show_hole(cases[i][0], cases[i][1])] for i in picks}
     if args.sheet_only:

@@ -277,19 +277,15 @@ def test_stills_keep_the_edges_of_lines_the_structure_fill_continues():
 
     from bgclean.stages.inpaint import InpaintStage
 
+    shared("photos")  # skips where the shared data is missing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from inpaint import HELD_OUT, SIZES, crops, hole_for, silhouettes
+    from inpaint import held_out_cases
 
-    rng = np.random.default_rng(0)  # the bench's cases, in its order
-    sils, cases = silhouettes(), []
-    for name in HELD_OUT:
-        for truth in crops(Path(shared("photos")) / name, 2, 512, rng):
-            for frac in SIZES.values():
-                cases.append((truth, hole_for(sils[len(cases) % len(sils)], frac, 512, rng)))
+    cases = held_out_cases()
     stages = [InpaintStage(InpaintConfig(backend="hybrid", hybrid_base="learned", hybrid_line_share=share))
               for share in (0.0, 0.5)]
     for case in (32, 41):
-        truth, hole = cases[case]
+        truth, hole, _ = cases[case]
         x, m, inside = _tensor(truth), torch.from_numpy(hole)[None, None].float(), torch.from_numpy(hole)
         errs = []
         for stage in stages:

@@ -54,13 +54,22 @@ def _per_image(fill_image: Callable[[np.ndarray, np.ndarray], np.ndarray]):
     def fill(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         out = []
         for f, m in zip(frames, masks):
-            img = (f.permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
-            hole = m[0].cpu().numpy() > 0
-            filled = fill_image(np.ascontiguousarray(img), hole) if hole.any() else img
-            out.append(torch.from_numpy(filled).permute(2, 0, 1).float() / 255.0)
+            img, hole = _image_and_hole(f, m)
+            out.append(_tensor_of(fill_image(img, hole) if hole.any() else img))
         return torch.stack(out).to(frames.device)
 
     return fill
+
+
+def _image_and_hole(frame: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(3,H,W) in [0,1] and (1,H,W) → (H,W,3) uint8 RGB, contiguous, and (H,W) bool."""
+    img = (frame.permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
+    return np.ascontiguousarray(img), mask[0].cpu().numpy() > 0
+
+
+def _tensor_of(img: np.ndarray) -> torch.Tensor:
+    """(H,W,3) uint8 → (3,H,W) float in [0,1], on the CPU."""
+    return torch.from_numpy(img).permute(2, 0, 1).float() / 255.0
 
 
 def _classical(method: str, radius: int):
@@ -158,20 +167,16 @@ def _hybrid(cfg: InpaintConfig, device=None, base=None):
 
 def _structure_and_weight(frames: torch.Tensor, masks: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The structure fill of each frame (B,3,H,W) and the weight its lines had over Telea (B,1,H,W)."""
-    import cv2
-
     from bgclean import classical
 
     fills, weights = [], []
     for f, m in zip(frames, masks):
-        img = np.ascontiguousarray((f.permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8))
-        hole = m[0].cpu().numpy() > 0
+        img, hole = _image_and_hole(f, m)
         if hole.any():
-            telea = cv2.inpaint(img, hole.astype(np.uint8), radius, cv2.INPAINT_TELEA)
-            img, w = classical.structure_fill(img, hole, telea, return_weight=True)
+            img, w = classical.structure_fill(img, hole, classical.fill(img, hole, "telea", radius), return_weight=True)
         else:
             w = np.zeros(hole.shape, np.float32)
-        fills.append(torch.from_numpy(img).permute(2, 0, 1).float() / 255.0)
+        fills.append(_tensor_of(img))
         weights.append(torch.from_numpy(w)[None])
     return torch.stack(fills).to(frames.device), torch.stack(weights).to(frames.device)
 
@@ -461,8 +466,6 @@ class LearnedFill:
     def fill_crop(self, crop: torch.Tensor, hole: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
         """(1,3,h,w) and (1,1,h,w) → (1,3,h,w) filled inside the hole, at native size; ``base``: a
         residual network's classical fill of the crop (first pass), else made here."""
-        if not self.residual:
-            base = None
         fill = self._tiled(crop, hole, base) if self.cfg.tiles == 2 else self._at_net_size(crop, hole, base)
         ch, cw = crop.shape[2:]
         current = hole
