@@ -69,9 +69,11 @@ class SegmentStage:
             # legs: dogs_jump frame 2, a 0.29 box over the small dog and her legs, her recall 0.74),
             # and only one seen surely (``_SURE_ANIMAL``) is carried when lost
             self.animal_tracker = BoxTracker(cfg.animal_threshold, cfg.animal_threshold, cfg.animal_carry, weak_carry=0)
+            self.thing_tracker = BoxTracker(cfg.belongings, min(cfg.belongings, self._THING_KEEP), self._THING_CARRY)
         self._gate = None  # PersonGate, built when an animal first overlaps a person
         self._since_animal = 1 << 30
         self._frame = 0  # frames segmented since the last reset
+        self._grey = None  # the previous frame, grey, for the corners' motion (``scenery``)
         self._belongings: list[dict] = []  # belongings' keyframes: {"age", "box", "ellipse", "patch"}
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
@@ -83,13 +85,20 @@ class SegmentStage:
     _SURE_ANIMAL = 0.5  # an animal's track scored this once is carried ``animal_carry`` frames when lost
     _ANIMAL_MEMORY = 30  # frames after an animal was last seen during which the scene "has animals"
     _GATE_CONTEXT = 0.7  # the person gate's crop: her box grown by this fraction of its size on each side
+    _THING_KEEP = 0.15  # a belonging's track is kept by boxes scoring this (it starts at ``belongings``)
+    _THING_CARRY = 2  # frames a lost belonging stays, moving at its last velocity
+    _SCENERY_PAIRS = 2  # frames in a row a track's pixels moved with its surroundings before it is scenery
+    _SCENERY_FOLLOW = 0.9  # share of its corners within 1 px (at 240 px) of where its surroundings moved them
+    _SCENERY_OWN = 0.25  # share of its corners 2 px or more off that: it moves on its own, a person
+    _SCENERY_CAMERA = 1.5  # median px (at 240 px) its surroundings moved: the camera moved
 
     def reset(self) -> None:
         self._since_animal = 1 << 30
-        self._frame, self._belongings = 0, []
+        self._frame, self._belongings, self._grey = 0, [], None
         if self.detector is not None:
             self.tracker.reset()
             self.animal_tracker.reset()
+            self.thing_tracker.reset()
         if getattr(self, "rvm", None) is not None:
             self.rvm.reset()
 
@@ -167,8 +176,9 @@ class SegmentStage:
         h, w = frames.shape[2:]
         every = self.cfg.every or (1 if self.device.type == "cuda" else 3)
         u8 = to_integers(frames)
-        places, reused, tight = [], [], []
+        places, reused, tight, motion = [], [], [], []
         for i, img in enumerate(u8):
+            flow = self._corner_motion(img)
             boxes, scores, animals, animal_scores, things, thing_scores = self.detector.detect(img)
             # tracked like people: an animal the detector misses for a frame or two stays kept
             # out of her mask (dogs_jump: the small dog at her feet scored 0.70, 0.69, 0.56, 0.44,
@@ -181,27 +191,45 @@ class SegmentStage:
                 animals = np.float32([t["box"] for t in tracked]).reshape(-1, 4)
             else:
                 animals = animals[animal_scores >= self.cfg.animal_threshold]
-            things = things[thing_scores >= self.cfg.belongings] if self.cfg.belongings > 0 else things[:0]
+            if self.cfg.belongings > 0:
+                # tracked too: the bike under the rider scored 0.74-0.86, then 0.37, 0.26 and nothing
+                # for two frames behind a tree (bmx-trees frames 14-17) while he rode on
+                things = np.float32([t["box"] for t in self.thing_tracker.update_tracks(things, thing_scores)])
+                things = things.reshape(-1, 4)
+            else:
+                things = things[:0]
             self._since_animal = 0 if len(animals) else self._since_animal + 1
             scores = self._confirm_entering(img, boxes, scores)
             boxes = self._hold_merged(boxes, animals)
             tracks = self.tracker.update_tracks(boxes, scores)
             self._look_for_lost(img, tracks, animals)
             people = [t for t in tracks if self._is_person(img, t, tracks)]
+            camera = None
+            if flow is not None:
+                # the scene's motion: people known to move and what they carry or ride (the bike
+                # under the rider) are not the scene
+                carried = [_grow_box(b, 0.1, h, w) for b in things]
+                moving = [_crop_place(t["box"], self.cfg.box_margin, h, w) for t in people if t.get("moved")]
+                camera = camera_motion(*flow, [p[4] for p in moving if p] + carried, min(h, w) / 240)
+                if camera is not None:
+                    self._carry_by_corners(tracks, flow, camera, animals, min(h, w) / 240)
+            motion.append(None if camera is None else (*flow, camera, carried))
             grown_boxes = []
             follow = _followers(people, every, self.cfg.fresh, self.cfg.box_margin, h, w)
             for t in people:
                 place = _crop_place(t["box"], self.cfg.box_margin, h, w)
                 if not place:
                     continue
-                grown_boxes.append(place[4])
+                if not self._scenery_now(t):  # what touches a painted figure is not carried
+                    grown_boxes.append(place[4])
                 key = t.get("key")
                 if any(t is f for f in follow):
-                    reused.append((i, place[4], key))
+                    reused.append((i, place[4], key, t))
                 else:  # filled with her map once the batch has run
                     # her good map is taken from the key before once that one's map is made: keys
                     # of one window are all made before its batch runs
-                    t["key"] = key = {"age": t["age"], "box": list(t["box"]), "prev": key, "strong": t.get("strong")}
+                    t["key"] = key = {"age": t["age"], "box": list(t["box"]), "prev": key, "strong": t.get("strong"),
+                                      "track": t}
                     places.append((i, False, *place, key))
             for box in animals:
                 place = _place_near(box, grown_boxes, 0.05, h, w)
@@ -215,7 +243,7 @@ class SegmentStage:
                 keys = [k for k in self._belongings if _follows(box, k, self._frame, every, 0.1, h, w)
                         and box_iou(np.array([box]), np.array([k["box"]]))[0, 0] > 0.5]
                 if keys:
-                    reused.append((i, place[4], keys[0]))
+                    reused.append((i, place[4], keys[0], None))
                 else:
                     key = {"age": self._frame, "box": list(box), "ellipse": True}
                     self._belongings.append(key)
@@ -240,6 +268,7 @@ class SegmentStage:
             crops = [resize(_padded_crop(frames[i : i + 1], Y0, Y1, X0, X1), (side, side))
                      for i, _, Y0, Y1, X0, X1, _, _ in places[k : k + self.batch_size]]
             probs.extend(self._u2net(torch.cat(crops), side))
+        pastes = []  # (frame, grown box, map, person's track or None), pasted in frame order below
         for p, (i, is_animal, Y0, Y1, X0, X1, (gy0, gy1, gx0, gx1), key) in zip(probs, places):
             if key is not None and "prev" in key:  # in frame order: the key before is done
                 prev = key.pop("prev")
@@ -251,12 +280,25 @@ class SegmentStage:
                 patch = _belonging_map(patch, key["box"], gy0, gx0)
             elif key is not None and key["strong"] and not is_animal:  # not for a weak track: a painted figure
                 patch = _kept_map(patch, key, 3 * self.cfg.carry)
-            target = animal.setdefault(i, soft.new_zeros(1, h, w)) if is_animal else soft[i]
-            target[:, gy0:gy1, gx0:gx1] = torch.maximum(target[:, gy0:gy1, gx0:gx1], patch)
+            if is_animal:
+                target = animal.setdefault(i, soft.new_zeros(1, h, w))
+                target[:, gy0:gy1, gx0:gx1] = torch.maximum(target[:, gy0:gy1, gx0:gx1], patch)
+            else:
+                pastes.append((i, (gy0, gy1, gx0, gx1), patch, None if key is None else key.get("track")))
             if key is not None:
                 key["patch"] = patch
-        for i, (gy0, gy1, gx0, gx1), key in reused:
-            patch = resize(key["patch"][None], (gy1 - gy0, gx1 - gx0), antialias=False)[0]
+        for i, (gy0, gy1, gx0, gx1), key, t in reused:
+            pastes.append((i, (gy0, gy1, gx0, gx1), resize(key["patch"][None], (gy1 - gy0, gx1 - gx0), antialias=False)[0], t))
+        pastes.sort(key=lambda e: e[0])
+        for i, (gy0, gy1, gx0, gx1), patch, t in pastes:
+            if t is not None and motion[i] is not None:
+                # people known to move (by now: the evidence of this window's earlier frames
+                # counts) and their belongings are not the scene
+                moving = motion[i][3] + [g for j, g, _, o in pastes if j == i and o is not None and o is not t
+                                         and o.get("moved")]
+                if self._is_scenery(t, (*motion[i][:3], moving), patch, (gy0, gy1, gx0, gx1),
+                                    self._frame - len(u8) + i, h, w):
+                    continue
             soft[i, :, gy0:gy1, gx0:gx1] = torch.maximum(soft[i, :, gy0:gy1, gx0:gx1], patch)
         if not any(len(animals) for _, animals in tight):  # no animal: nothing to keep out (no frame-sized maps)
             return soft.clamp_(0, 1), None, None
@@ -433,6 +475,80 @@ class SegmentStage:
                     box = np.float32(t["box"])
                 self.tracker.recover(t, box, float(scores[best]))
 
+    def _corner_motion(self, img: np.ndarray):
+        """Corners of the previous frame tracked into ``img`` (H,W,3 uint8 RGB): ``corner_motion``'s
+        (p0, p1), or None on a video's first frame or with ``scenery`` off."""
+        if not self.cfg.scenery:
+            return None
+        import cv2
+
+        grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        prev, self._grey = self._grey, grey
+        return None if prev is None or prev.shape != grey.shape else corner_motion(prev, grey)
+
+    def _carry_by_corners(self, tracks: list[dict], flow, camera, animals: np.ndarray, unit: float) -> None:
+        """Tracks the detector lost this frame (carried at their last velocity by the tracker)
+        moved instead by the corners of their last box that move against the scene (2 units or
+        more off it), by their median motion, where at least 5 and a quarter of them do. bmx-trees frames 15-17: the rider behind a tree, his box
+        shrunk to the part left of the trunk and carried off to the left at 6 px a frame while the
+        camera kept him in place; his detection then went to a painted figure's track. Corners
+        inside an animal's box or another track's (``animals``, x0,y0,x1,y1, this frame) are not
+        hers: a dog jumping up in front of her (dogs_jump frames 10-12) would take her box along."""
+        p0, p1 = flow
+        fit = camera[0]
+
+        def within(pts, boxes):
+            out = np.zeros(len(pts), bool)
+            for bx0, by0, bx1, by1 in boxes:
+                out |= (pts[:, 0] >= bx0) & (pts[:, 0] < bx1) & (pts[:, 1] >= by0) & (pts[:, 1] < by1)
+            return out
+
+        for t in tracks:
+            if not t["missed"]:
+                continue
+            vx, vy = t["velocity"]
+            x0, y0, x1, y1 = t["box"][0] - vx, t["box"][1] - vy, t["box"][2] - vx, t["box"][3] - vy
+            others = [o["box"] for o in tracks if o is not t and not o["missed"] and o.get("moved")]
+            others += [list(b) for b in animals]
+            inside = within(p0, [(x0, y0, x1, y1)]) & ~within(p1, others)
+            q = np.concatenate([p0[inside], np.ones((int(inside.sum()), 1), np.float32)], 1) @ fit.T
+            err = np.linalg.norm(p1[inside] - q[:, :2] / q[:, 2:3], axis=1) / unit
+            own = err >= 2
+            if own.sum() < 5 or own.mean() < self._SCENERY_OWN:
+                # hidden behind what moves with the scene (the rider behind the bush, frames 60-69:
+                # his box's corners are the bush's): her last velocity says more
+                continue
+            dx, dy = np.median(p1[inside][own] - p0[inside][own], axis=0)
+            t["box"] = [float(x0 + dx), float(y0 + dy), float(x1 + dx), float(y1 + dy)]
+            t["velocity"] = [float(dx), float(dy)]
+
+    def _is_scenery(self, track: dict, motion, patch: torch.Tensor, grown, frame: int, h: int, w: int) -> bool:
+        """Whether a person's track is part of the scene: while the camera moved, her pixels moved
+        with the scene for ``_SCENERY_PAIRS`` frames in a row, and never on their own. Updates the
+        track's evidence from ``frame``'s ``motion``: (p0, p1) tracked corners (``corner_motion``),
+        the scene's motion (``camera_motion``) and the grown boxes of the people known to move
+        and their belongings. A painted figure on a wall, a poster: the detector and U²-Net take
+        them for people (bmx-trees: the painted faces beside the rider, scored 0.2-0.76, confirmed
+        up close), and their crops erased half the wall. A person moves against the scene; one
+        who has moved once stays a person, and a still camera gives no evidence (a person standing
+        still in front of it stays masked)."""
+        p0, p1, camera, moving = motion
+        ev = surroundings_motion(p0, p1, patch[0].cpu().numpy(), grown, camera, min(h, w) / 240, moving)
+        if ev is not None:
+            if ev is not None:
+                follow, own, camera = ev
+                if own >= self._SCENERY_OWN:
+                    track["moved"] = True
+                elif camera >= self._SCENERY_CAMERA:
+                    track["still"] = track.get("still", 0) + 1 if follow >= self._SCENERY_FOLLOW else 0
+                log.debug("frame %d, track at %s: %.2f of its corners follow the scene, %.2f move on their own, "
+                          "the scene moved %.1f", frame, [round(v) for v in track["box"]], *ev)
+        return self._scenery_now(track)
+
+    def _scenery_now(self, track: dict) -> bool:
+        """Whether the evidence so far makes ``track`` part of the scene (``_is_scenery``)."""
+        return self.cfg.scenery and not track.get("moved") and track.get("still", 0) >= self._SCENERY_PAIRS
+
     def _is_person(self, img: np.ndarray, track: dict, tracks: list[dict]) -> bool:
         """Confirm a weak track by a zoomed-in second look, when it starts and every
         ``verify_every`` frames after; strong tracks need none. While the scene has animals, a weak
@@ -482,6 +598,84 @@ def _crop_place(box, margin: float, h: int, w: int):
     if X1 - X0 >= 4 and grown[1] > grown[0] and grown[3] > grown[2]:
         return Y0, Y1, X0, X1, grown
     return None
+
+
+def corner_motion(prev: np.ndarray, cur: np.ndarray, side: int = 240, corners: int = 1000):
+    """Corners of ``prev`` (H,W uint8 grey) tracked into ``cur`` by pyramidal Lucas-Kanade at
+    ``side`` px on the shorter side: (p0, p1), float32 (N,2) x,y in full-frame px, only the corners
+    whose backward track returns within 0.5 px of where they started."""
+    import cv2
+
+    h, w = prev.shape
+    s = min(1.0, side / min(h, w))
+    if s < 1:
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        prev, cur = (cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (prev, cur))
+    p0 = cv2.goodFeaturesToTrack(prev, corners, 0.002, 4, blockSize=5)
+    if p0 is None:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+    lk = dict(winSize=(15, 15), maxLevel=3)
+    p1, ok, _ = cv2.calcOpticalFlowPyrLK(prev, cur, p0, None, **lk)
+    back, ok_back, _ = cv2.calcOpticalFlowPyrLK(cur, prev, p1, None, **lk)
+    good = ok[:, 0].astype(bool) & ok_back[:, 0].astype(bool) & (np.linalg.norm(back - p0, axis=2)[:, 0] < 0.5)
+    return p0[good, 0] / s, p1[good, 0] / s
+
+
+def _grow_box(box, margin: float, h: int, w: int):
+    """An x0,y0,x1,y1 box grown by ``margin`` of its size on each side, clipped to the frame, as
+    (gy0, gy1, gx0, gx1)."""
+    x0, y0, x1, y1 = box
+    mx, my = margin * (x1 - x0), margin * (y1 - y0)
+    return (max(0, int(y0 - my)), min(h, int(round(y1 + my))), max(0, int(x0 - mx)), min(w, int(round(x1 + mx))))
+
+
+def camera_motion(p0: np.ndarray, p1: np.ndarray, boxes: list, unit: float, least: int = 20):
+    """The scene's motion from one frame to the next: a homography (3,3) fitted (MAGSAC) to the
+    tracked corners ``p0`` -> ``p1`` (``corner_motion``) outside the people's grown ``boxes``
+    (gy0, gy1, gx0, gx1), or to all of them where under ``least`` lie outside; and the median
+    motion of those corners in ``unit`` px (px at 240 px on the shorter side). None where too few
+    corners fit. Looked at on bmx-trees (the camera panning 12 px a frame): the wall, its painted
+    figures, the grass and the trees all fit it within 1 px, the rider's corners are 2 px off or more."""
+    import cv2
+
+    x, y = p1[:, 0], p1[:, 1]
+    free = np.ones(len(p1), bool)
+    for gy0, gy1, gx0, gx1 in boxes:
+        free &= ~((x >= gx0) & (x < gx1) & (y >= gy0) & (y < gy1))
+    if free.sum() < least:
+        free[:] = True
+    if free.sum() < least:
+        return None
+    fit, _ = cv2.findHomography(p0[free], p1[free], cv2.USAC_MAGSAC, unit)
+    if fit is None:
+        return None
+    return fit, float(np.median(np.linalg.norm(p1[free] - p0[free], axis=1))) / unit
+
+
+def surroundings_motion(p0: np.ndarray, p1: np.ndarray, patch: np.ndarray, grown, camera, unit: float,
+                        people: list = (), least: int = 5):
+    """How a person's pixels moved against the scene, from one frame to the next. ``p0``, ``p1``:
+    tracked corners (``corner_motion``); ``patch`` (h,w) her map in this frame on her ``grown``
+    box (gy0, gy1, gx0, gx1); ``camera``: ``camera_motion``'s (homography, median motion);
+    ``unit``: px per px at 240 px. Her corners are those inside her map (above 0.5) and outside
+    the grown boxes of ``people`` known to move and their belongings (a painted figure's crop also
+    holds the rider and his bike passing in front of it, whose corners are not its own). Returns
+    (share of her corners within 1 unit of where the scene's homography takes them, share 2 units
+    or more off it, the scene's median motion in units), or None where she has under ``least``."""
+    gy0, gy1, gx0, gx1 = grown
+    x, y = p1[:, 0], p1[:, 1]
+    in_box = (x >= gx0) & (x < gx1) & (y >= gy0) & (y < gy1)
+    ix = np.clip((x - gx0).astype(int), 0, patch.shape[1] - 1)
+    iy = np.clip((y - gy0).astype(int), 0, patch.shape[0] - 1)
+    own = in_box & (patch[iy, ix] > 0.5)
+    for oy0, oy1, ox0, ox1 in people:
+        own &= ~((x >= ox0) & (x < ox1) & (y >= oy0) & (y < oy1))
+    if own.sum() < least:
+        return None
+    fit, moved = camera
+    q = np.concatenate([p0[own], np.ones((int(own.sum()), 1), np.float32)], 1) @ fit.T
+    err = np.linalg.norm(p1[own] - q[:, :2] / q[:, 2:3], axis=1) / unit
+    return float((err <= 1).mean()), float((err >= 2).mean()), moved
 
 
 def _place_near(box, grown_boxes, margin: float, h: int, w: int):
