@@ -178,7 +178,7 @@ class SegmentStage:
         u8 = to_integers(frames)
         places, reused, tight, motion = [], [], [], []
         for i, img in enumerate(u8):
-            flow = self._corner_motion(img)
+            prev = self._previous_grey(img)
             boxes, scores, animals, animal_scores, things, thing_scores = self.detector.detect(img)
             # tracked like people: an animal the detector misses for a frame or two stays kept
             # out of her mask (dogs_jump: the small dog at her feet scored 0.70, 0.69, 0.56, 0.44,
@@ -205,7 +205,10 @@ class SegmentStage:
             self._look_for_lost(img, tracks, animals)
             people = [t for t in tracks if self._is_person(img, t, tracks)]
             camera = None
-            if flow is not None:
+            # corners are tracked only where they can say something: a person not yet seen to move
+            # (scenery or not?) or a track the detector lost this frame (where did she go?)
+            if prev is not None and (any(not t.get("moved") for t in people) or any(t["missed"] for t in tracks)):
+                flow = corner_motion(prev, self._grey)
                 # the scene's motion: people known to move and what they carry or ride (the bike
                 # under the rider) are not the scene
                 carried = [_grow_box(b, 0.1, h, w) for b in things]
@@ -475,16 +478,16 @@ class SegmentStage:
                     box = np.float32(t["box"])
                 self.tracker.recover(t, box, float(scores[best]))
 
-    def _corner_motion(self, img: np.ndarray):
-        """Corners of the previous frame tracked into ``img`` (H,W,3 uint8 RGB): ``corner_motion``'s
-        (p0, p1), or None on a video's first frame or with ``scenery`` off."""
+    def _previous_grey(self, img: np.ndarray) -> np.ndarray | None:
+        """The previous frame, grey (None on a video's first frame or with ``scenery`` off);
+        ``img`` (H,W,3 uint8 RGB) is kept, grey, for the next call."""
         if not self.cfg.scenery:
             return None
         import cv2
 
         grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         prev, self._grey = self._grey, grey
-        return None if prev is None or prev.shape != grey.shape else corner_motion(prev, grey)
+        return None if prev is None or prev.shape != grey.shape else prev
 
     def _carry_by_corners(self, tracks: list[dict], flow, camera, animals: np.ndarray, unit: float) -> None:
         """Tracks the detector lost this frame (carried at their last velocity by the tracker)
