@@ -638,4 +638,5 @@ def test_a_lost_person_box_follows_her_own_corners_not_her_stale_velocity():
     for animals, expect in ((np.zeros((0, 4), np.float32), 200.0), (np.float32([[190, 80, 250, 160]]), 194.0)):
         track = {"box": [194.0, 90.0, 234.0, 150.0], "velocity": [-6.0, 0.0], "missed": 1}
         stage._carry_by_corners([track], (p0, p1), camera, animals, 1.0)
-        assert track["box"][0] == pytest.approx(expect, abs=0.5) and track["box"][2] - track["box"][0] == pytest.approx(40)
+        assert track["box"][0] == pytest.approx(expect, abs=0.5)
+        assert track["box"][2] - track["box"][0] == pytest.approx(40)

@@ -40,7 +40,9 @@ class SegmentConfig:
     every: int = 0  # segment each person every N frames; between, her map follows her box (0: 1 on GPU, 3 on CPU)
     fresh: int = 1  # with every > 1, at least this many people get a new map each frame (their oldest maps first)
     belongings: float = 0.3  # detector score above which a bag, racket, bike... touching a person joins her mask (0 = off)
-    scenery: bool = True  # corners tracked frame to frame: a "person" whose pixels move with the scene while the camera moves (a painted figure, a poster) is left in the video, and a lost person's box follows her own corners
+    # corners tracked frame to frame: a "person" whose pixels move with the scene while the camera
+    # moves (a painted figure, a poster) is left in the video; a lost person's box follows her corners
+    scenery: bool = True
     person_gate: bool = True  # where an animal's box overlaps a person's, MediaPipe selfie says which pixels are hers
 
 

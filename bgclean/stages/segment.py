@@ -206,7 +206,7 @@ class SegmentStage:
             people = [t for t in tracks if self._is_person(img, t, tracks)]
             camera = None
             # corners are tracked only where they can say something: a person not yet seen to move
-            # (scenery or not?) or a track the detector lost this frame (where did she go?)
+            # (is she scenery?) or a track the detector lost this frame (where did she go?)
             if prev is not None and (any(not t.get("moved") for t in people) or any(t["missed"] for t in tracks)):
                 flow = corner_motion(prev, self._grey)
                 # the scene's motion: people known to move and what they carry or ride (the bike
@@ -291,7 +291,8 @@ class SegmentStage:
             if key is not None:
                 key["patch"] = patch
         for i, (gy0, gy1, gx0, gx1), key, t in reused:
-            pastes.append((i, (gy0, gy1, gx0, gx1), resize(key["patch"][None], (gy1 - gy0, gx1 - gx0), antialias=False)[0], t))
+            patch = resize(key["patch"][None], (gy1 - gy0, gx1 - gx0), antialias=False)[0]
+            pastes.append((i, (gy0, gy1, gx0, gx1), patch, t))
         pastes.sort(key=lambda e: e[0])
         for i, (gy0, gy1, gx0, gx1), patch, t in pastes:
             if t is not None and motion[i] is not None:
@@ -492,11 +493,12 @@ class SegmentStage:
     def _carry_by_corners(self, tracks: list[dict], flow, camera, animals: np.ndarray, unit: float) -> None:
         """Tracks the detector lost this frame (carried at their last velocity by the tracker)
         moved instead by the corners of their last box that move against the scene (2 units or
-        more off it), by their median motion, where at least 5 and a quarter of them do. bmx-trees frames 15-17: the rider behind a tree, his box
-        shrunk to the part left of the trunk and carried off to the left at 6 px a frame while the
-        camera kept him in place; his detection then went to a painted figure's track. Corners
-        inside an animal's box or another track's (``animals``, x0,y0,x1,y1, this frame) are not
-        hers: a dog jumping up in front of her (dogs_jump frames 10-12) would take her box along."""
+        more off ``camera``'s homography), by their median motion, where at least 5 and a quarter
+        of them do. bmx-trees frames 15-17: the rider behind a tree, his box shrunk to the part
+        left of the trunk and carried off to the left at 6 px a frame while the camera kept him in
+        place; his detection then went to a painted figure's track. Corners inside an animal's box
+        (``animals``, x0,y0,x1,y1, this frame) or another seen person's known to move are not hers:
+        a dog jumping up in front of her (dogs_jump frames 10-12) would take her box along."""
         p0, p1 = flow
         fit = camera[0]
 
@@ -538,14 +540,13 @@ class SegmentStage:
         p0, p1, camera, moving = motion
         ev = surroundings_motion(p0, p1, patch[0].cpu().numpy(), grown, camera, min(h, w) / 240, moving)
         if ev is not None:
-            if ev is not None:
-                follow, own, camera = ev
-                if own >= self._SCENERY_OWN:
-                    track["moved"] = True
-                elif camera >= self._SCENERY_CAMERA:
-                    track["still"] = track.get("still", 0) + 1 if follow >= self._SCENERY_FOLLOW else 0
-                log.debug("frame %d, track at %s: %.2f of its corners follow the scene, %.2f move on their own, "
-                          "the scene moved %.1f", frame, [round(v) for v in track["box"]], *ev)
+            follow, own, scene = ev
+            if own >= self._SCENERY_OWN:
+                track["moved"] = True
+            elif scene >= self._SCENERY_CAMERA:
+                track["still"] = track.get("still", 0) + 1 if follow >= self._SCENERY_FOLLOW else 0
+            log.debug("frame %d, track at %s: %.2f of its corners follow the scene, %.2f move on their own, "
+                      "the scene moved %.1f", frame, [round(v) for v in track["box"]], *ev)
         return self._scenery_now(track)
 
     def _scenery_now(self, track: dict) -> bool:
