@@ -500,25 +500,15 @@ class SegmentStage:
         (``animals``, x0,y0,x1,y1, this frame) or another seen person's known to move are not hers:
         a dog jumping up in front of her (dogs_jump frames 10-12) would take her box along."""
         p0, p1 = flow
-        fit = camera[0]
-
-        def within(pts, boxes):
-            out = np.zeros(len(pts), bool)
-            for bx0, by0, bx1, by1 in boxes:
-                out |= (pts[:, 0] >= bx0) & (pts[:, 0] < bx1) & (pts[:, 1] >= by0) & (pts[:, 1] < by1)
-            return out
-
         for t in tracks:
             if not t["missed"]:
                 continue
             vx, vy = t["velocity"]
             x0, y0, x1, y1 = t["box"][0] - vx, t["box"][1] - vy, t["box"][2] - vx, t["box"][3] - vy
             others = [o["box"] for o in tracks if o is not t and not o["missed"] and o.get("moved")]
-            others += [list(b) for b in animals]
-            inside = within(p0, [(x0, y0, x1, y1)]) & ~within(p1, others)
-            q = np.concatenate([p0[inside], np.ones((int(inside.sum()), 1), np.float32)], 1) @ fit.T
-            err = np.linalg.norm(p1[inside] - q[:, :2] / q[:, 2:3], axis=1) / unit
-            own = err >= 2
+            others = [(by0, by1, bx0, bx1) for bx0, by0, bx1, by1 in others + [list(b) for b in animals]]
+            inside = _in_boxes(p0, [(y0, y1, x0, x1)]) & ~_in_boxes(p1, others)
+            own = _off_scene(p0[inside], p1[inside], camera[0], unit) >= 2
             if own.sum() < 5 or own.mean() < self._SCENERY_OWN:
                 # hidden behind what moves with the scene (the rider behind the bush, frames 60-69:
                 # his box's corners are the bush's): her last velocity says more
@@ -537,6 +527,8 @@ class SegmentStage:
         up close), and their crops erased half the wall. A person moves against the scene; one
         who has moved once stays a person, and a still camera gives no evidence (a person standing
         still in front of it stays masked)."""
+        if track.get("moved"):  # a person for good: no evidence can change that
+            return False
         p0, p1, camera, moving = motion
         ev = surroundings_motion(p0, p1, patch[0].cpu().numpy(), grown, camera, min(h, w) / 240, moving)
         if ev is not None:
@@ -593,7 +585,7 @@ def _crop_place(box, margin: float, h: int, w: int):
     without the context beside her, the salient object is elsewhere)."""
     x0, y0, x1, y1 = box
     mx, my = margin * (x1 - x0), margin * (y1 - y0)
-    grown = (max(0, int(y0 - my)), min(h, int(round(y1 + my))), max(0, int(x0 - mx)), min(w, int(round(x1 + mx))))
+    grown = _grow_box(box, margin, h, w)
     side_px = max(x1 - x0 + 2 * mx, y1 - y0 + 2 * my)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     X0, Y0 = int(round(cx - side_px / 2)), int(round(cy - side_px / 2))
@@ -633,6 +625,21 @@ def _grow_box(box, margin: float, h: int, w: int):
     return (max(0, int(y0 - my)), min(h, int(round(y1 + my))), max(0, int(x0 - mx)), min(w, int(round(x1 + mx))))
 
 
+def _in_boxes(pts: np.ndarray, boxes) -> np.ndarray:
+    """(N,) bool: which of the points ``pts`` (N,2) x,y lie in any of ``boxes`` (gy0, gy1, gx0, gx1)."""
+    out = np.zeros(len(pts), bool)
+    for gy0, gy1, gx0, gx1 in boxes:
+        out |= (pts[:, 0] >= gx0) & (pts[:, 0] < gx1) & (pts[:, 1] >= gy0) & (pts[:, 1] < gy1)
+    return out
+
+
+def _off_scene(p0: np.ndarray, p1: np.ndarray, fit: np.ndarray, unit: float) -> np.ndarray:
+    """(N,) how far, in ``unit`` px, each corner ``p0`` -> ``p1`` ended from where the scene's
+    homography ``fit`` (3,3) takes it."""
+    q = np.concatenate([p0, np.ones((len(p0), 1), np.float32)], 1) @ fit.T
+    return np.linalg.norm(p1 - q[:, :2] / q[:, 2:3], axis=1) / unit
+
+
 def camera_motion(p0: np.ndarray, p1: np.ndarray, boxes: list, unit: float, least: int = 20):
     """The scene's motion from one frame to the next: a homography (3,3) fitted (MAGSAC) to the
     tracked corners ``p0`` -> ``p1`` (``corner_motion``) outside the people's grown ``boxes``
@@ -642,10 +649,7 @@ def camera_motion(p0: np.ndarray, p1: np.ndarray, boxes: list, unit: float, leas
     figures, the grass and the trees all fit it within 1 px, the rider's corners are 2 px off or more."""
     import cv2
 
-    x, y = p1[:, 0], p1[:, 1]
-    free = np.ones(len(p1), bool)
-    for gy0, gy1, gx0, gx1 in boxes:
-        free &= ~((x >= gx0) & (x < gx1) & (y >= gy0) & (y < gy1))
+    free = ~_in_boxes(p1, boxes)
     if free.sum() < least:
         free[:] = True
     if free.sum() < least:
@@ -667,18 +671,13 @@ def surroundings_motion(p0: np.ndarray, p1: np.ndarray, patch: np.ndarray, grown
     (share of her corners within 1 unit of where the scene's homography takes them, share 2 units
     or more off it, the scene's median motion in units), or None where she has under ``least``."""
     gy0, gy1, gx0, gx1 = grown
-    x, y = p1[:, 0], p1[:, 1]
-    in_box = (x >= gx0) & (x < gx1) & (y >= gy0) & (y < gy1)
-    ix = np.clip((x - gx0).astype(int), 0, patch.shape[1] - 1)
-    iy = np.clip((y - gy0).astype(int), 0, patch.shape[0] - 1)
-    own = in_box & (patch[iy, ix] > 0.5)
-    for oy0, oy1, ox0, ox1 in people:
-        own &= ~((x >= ox0) & (x < ox1) & (y >= oy0) & (y < oy1))
+    ix = np.clip((p1[:, 0] - gx0).astype(int), 0, patch.shape[1] - 1)
+    iy = np.clip((p1[:, 1] - gy0).astype(int), 0, patch.shape[0] - 1)
+    own = _in_boxes(p1, [grown]) & (patch[iy, ix] > 0.5) & ~_in_boxes(p1, people)
     if own.sum() < least:
         return None
     fit, moved = camera
-    q = np.concatenate([p0[own], np.ones((int(own.sum()), 1), np.float32)], 1) @ fit.T
-    err = np.linalg.norm(p1[own] - q[:, :2] / q[:, 2:3], axis=1) / unit
+    err = _off_scene(p0[own], p1[own], fit, unit)
     return float((err <= 1).mean()), float((err >= 2).mean()), moved
 
 
