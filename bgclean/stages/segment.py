@@ -294,15 +294,23 @@ class SegmentStage:
             patch = resize(key["patch"][None], (gy1 - gy0, gx1 - gx0), antialias=False)[0]
             pastes.append((i, (gy0, gy1, gx0, gx1), patch, t))
         pastes.sort(key=lambda e: e[0])
-        for i, (gy0, gy1, gx0, gx1), patch, t in pastes:
-            if t is not None and motion[i] is not None:
-                # people known to move (by now: the evidence of this window's earlier frames
-                # counts) and their belongings are not the scene
-                moving = motion[i][3] + [g for j, g, _, o in pastes if j == i and o is not None and o is not t
-                                         and o.get("moved")]
-                if self._is_scenery(t, (*motion[i][:3], moving), patch, (gy0, gy1, gx0, gx1),
-                                    self._frame - len(u8) + i, h, w):
-                    continue
+        scenery = []  # per paste: its track was scenery by the evidence up to its frame
+        for i, grown, patch, t in pastes:
+            if t is None or motion[i] is None:
+                scenery.append(False)
+                continue
+            # people known to move (by now: the evidence of this window's earlier frames
+            # counts) and their belongings are not the scene
+            moving = motion[i][3] + [g for j, g, _, o in pastes if j == i and o is not None and o is not t
+                                     and o.get("moved")]
+            scenery.append(self._is_scenery(t, (*motion[i][:3], moving), patch, grown, self._frame - len(u8) + i,
+                                            h, w))
+        for (i, (gy0, gy1, gx0, gx1), patch, t), was in zip(pastes, scenery):
+            # the window's later frames count too: a figure found to be scenery by its end is
+            # left out of the frames before (its first frames in view, before two frames of
+            # evidence: bmx-trees frames 1-3 and 10-12 erased a tree and half a painted wall)
+            if was or (t is not None and self._scenery_now(t)):
+                continue
             soft[i, :, gy0:gy1, gx0:gx1] = torch.maximum(soft[i, :, gy0:gy1, gx0:gx1], patch)
         if not any(len(animals) for _, animals in tight):  # no animal: nothing to keep out (no frame-sized maps)
             return soft.clamp_(0, 1), None, None
@@ -535,8 +543,16 @@ class SegmentStage:
             follow, own, scene = ev
             if own >= self._SCENERY_OWN:
                 track["moved"] = True
-            elif scene >= self._SCENERY_CAMERA:
-                track["still"] = track.get("still", 0) + 1 if follow >= self._SCENERY_FOLLOW else 0
+            elif scene < self._SCENERY_CAMERA:
+                pass  # a still camera says nothing
+            elif follow >= self._SCENERY_FOLLOW:
+                track["still"] = track.get("still", 0) + 1
+            elif not self._scenery_now(track):
+                # scenery needs its frames in a row; once it is scenery only moving on its own
+                # undoes that (bmx-trees frame 32: a trunk at the frame edge, scenery for 25
+                # frames, had 4 of 6 corners follow and none move on its own; reset, it was
+                # masked again for 8 frames)
+                track["still"] = 0
             log.debug("frame %d, track at %s: %.2f of its corners follow the scene, %.2f move on their own, "
                       "the scene moved %.1f", frame, [round(v) for v in track["box"]], *ev)
         return self._scenery_now(track)
