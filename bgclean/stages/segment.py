@@ -139,6 +139,13 @@ class SegmentStage:
         check_frames(frames)
         if self.model is None:
             return self._rembg(frames), None, None
+        try:
+            return self._segment(frames)
+        finally:
+            if hasattr(self.model, "release_memory"):  # onnxruntime's arena, kept only for one window
+                self.model.release_memory()
+
+    def _segment(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         frames = frames.to(self.device)
         h, w = frames.shape[2:]
         if self.rvm is not None:

@@ -265,19 +265,30 @@ def status(spec: WeightSpec) -> str:
 class OnnxModel:
     """A registered model run by onnxruntime on the CPU: called like the torch module (a (B,3,H,W)
     float tensor in, its first output as a tensor out). U²-Net small on 160 px crops: 56 ms per crop
-    against 73 ms for the channels_last torch module on this 2-core machine (bench/RESULTS.md)."""
+    against 73 ms for the channels_last torch module on this 2-core machine (bench/RESULTS.md).
+
+    Its activations come from onnxruntime's arena, which keeps them from one call to the next:
+    without it every activation of 2 MB or more is a fresh mapping (the pipeline's
+    ``M_MMAP_THRESHOLD``), faulted in page by page on every call (U²-Net small, 160 px crops in
+    batches of 2 and 1: 69 ms per crop against 58). The arena keeps what the largest call
+    needed until ``release_memory()`` hands it back: call that after each window's calls."""
 
     def __init__(self, path: Path):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        # no arena: it keeps the largest activations of every crop batch shape it has seen, and
-        # U²-Net's batches come in many sizes (vtest's first 100 frames, bench/memory.py: peak RSS
-        # 1570 MB with the arena, 1191 MB without, same time)
-        opts.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
+        self._shrink = ort.RunOptions()
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+    def release_memory(self) -> None:
+        """Hand the arena's chunks no call is using back to the OS (a tiny run that shrinks the arena
+        when it ends; onnxruntime has no other way to ask)."""
+        import numpy as np
+
+        self.session.run(None, {self.input: np.zeros((1, 3, 64, 64), np.float32)}, self._shrink)
 
     def __call__(self, x):
         import numpy as np
