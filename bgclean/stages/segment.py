@@ -225,7 +225,8 @@ class SegmentStage:
                     self._carry_by_corners(tracks, flow, camera, animals, min(h, w) / 240)
             motion.append(None if camera is None else (*flow, camera, carried))
             grown_boxes = []
-            follow = _followers(people, every, self.cfg.fresh, self.cfg.box_margin, h, w)
+            follow = _followers([t for t in people if not self._scenery_now(t)], every, self.cfg.fresh,
+                                self.cfg.box_margin, h, w)
             for t in people:
                 place = _crop_place(t["box"], self.cfg.box_margin, h, w)
                 if not place:
@@ -233,7 +234,9 @@ class SegmentStage:
                 if not self._scenery_now(t):  # what touches a painted figure is not carried
                     grown_boxes.append(place[4])
                 key = t.get("key")
-                if any(t is f for f in follow):
+                # scenery's map only tells whether its pixels start to move on their own: its last
+                # one follows its box (bmx-trees: a third of the crops were painted figures')
+                if any(t is f for f in follow) or (key is not None and self._scenery_now(t)):
                     reused.append((i, place[4], key, t))
                 else:  # filled with her map once the batch has run
                     # her good map is taken from the key before once that one's map is made: keys
