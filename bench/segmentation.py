@@ -1,6 +1,6 @@
 """Segmentation quality of the final mask the pipeline uses, on real clips with ground truth.
 
-    python bench/segmentation.py [--segmenters ...] [--clips ...]
+    python bench/segmentation.py [--segmenters ...] [--clips ...] [--size WxH] [--set KEY=VALUE ...]
 
 Clips (../shared/data/videos): schoolgirls (every id > 0 is person: girls and backpacks), tennis
 (binary, already dilated, includes the shadow), bmx-trees (rider and bike), dogs_jump (id 3 = the
@@ -13,6 +13,8 @@ woman; ids 1 and 2 are dogs that must stay). Per clip and segmenter:
   as stable as the truth; lower = flicker);
 - fps: segmentation + mask refinement, frames per second on this machine.
 A contact sheet per clip and segmenter goes to bench/out/seg_<clip>_<segmenter>.png.
+``--size 1280x720`` resizes the clips (and their ground truth) first: the GPU target is set at
+1280x720 (``--set runtime.device=cuda``; the clips themselves are 432x240 or 854x480).
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from _common import OUT, SHARED, machine  # noqa: E402
 CLIPS = ["schoolgirls", "tennis", "bmx-trees", "dogs_jump"]
 
 
-def load_clip(name: str):
-    """(frames list of (H,W,3) uint8 RGB, person masks (T,H,W) bool, dog masks (T,H,W) bool or None)."""
+def load_clip(name: str, size: tuple[int, int] | None = None):
+    """(frames list of (H,W,3) uint8 RGB, person masks (T,H,W) bool, dog masks (T,H,W) bool or None);
+    with ``size`` (width, height) all resized to it (frames bicubic, masks nearest)."""
+    import cv2
     from PIL import Image
 
     from bgclean.pipeline import io
@@ -41,6 +45,9 @@ def load_clip(name: str):
     frames = [f.rgb.copy() for f in io.read_frames(io.probe(src))]
     ids = np.stack([np.array(Image.open(p)) for p in sorted((root / "masks").glob("*.png"), key=lambda p: p.name)])
     ids = ids[: len(frames)]
+    if size is not None:
+        frames = [cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in frames]
+        ids = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in ids])
     if name == "dogs_jump":
         return frames, ids == 3, (ids == 1) | (ids == 2)
     return frames, ids > 0, None
@@ -52,12 +59,13 @@ def frame_iou(m: np.ndarray) -> float:
     return float(np.mean(inter / union))
 
 
-def evaluate(segmenter: str, clip: str, window: int = 8, overrides: dict | None = None):
+def evaluate(segmenter: str, clip: str, window: int = 8, overrides: dict | None = None,
+             size: tuple[int, int] | None = None):
     from bgclean.pipeline.config import load_config
     from bgclean.pipeline.runner import Pipeline, _to_tensor
     from bgclean.pipeline.sheet import contact_sheet, overlay_mask
 
-    frames, truth, dogs = load_clip(clip)
+    frames, truth, dogs = load_clip(clip, size)
     pipe = Pipeline(load_config(None, {"segment.backend": segmenter, "runtime.device": "cpu", **(overrides or {})}))
     _ = pipe.segment_stage
     pipe.hole_masks(_to_tensor(frames[:1], pipe.device))  # warm-up, then forget its state
@@ -100,19 +108,21 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--segmenters", nargs="+", default=["u2net.full", "u2net.small"])
     ap.add_argument("--clips", nargs="+", default=CLIPS)
+    ap.add_argument("--size", metavar="WxH", help="resize the clips first, e.g. 1280x720")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="config overrides, e.g. propagate.shadows=static")
     args = ap.parse_args()
     import yaml
 
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    size = tuple(int(v) for v in args.size.lower().split("x")) if args.size else None
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"# {machine()}")
     print("| clip | segmenter | recall | min frame recall | dogs masked | area / truth | stability | fps |")
     print("|---|---|---|---|---|---|---|---|")
     for clip in args.clips:
         for seg in args.segmenters:
-            r = evaluate(seg, clip, overrides=overrides)
+            r = evaluate(seg, clip, overrides=overrides, size=size)
             dogs = "-" if r["dogs"] is None else f"{r['dogs']:.3f}"
             print(f"| {clip} | {seg} | {r['recall']:.3f} | {r['min_recall']:.3f} | {dogs} | {r['area']:.2f} | "
                   f"{r['stability']:.2f} | {r['fps']:.2f} |", flush=True)
