@@ -651,6 +651,36 @@ def test_scenery_needs_two_frames_in_a_row_and_only_moving_on_its_own_undoes_it(
     assert track["moved"]
 
 
+def test_a_smooth_figure_is_judged_by_its_own_corners():
+    """A blurred trunk painted on a panning scene holds none of the frame's 1,000 strongest corners
+    (bmx-trees frames 34-36: 1-4 in a trunk's map at the frame edge, under the 5 any evidence
+    needs): its own best corners, found inside its map, say it moves with the scene."""
+    import cv2
+
+    from bgclean.stages.segment import SegmentStage, camera_motion, corner_motion, small_grey
+
+    rng = np.random.default_rng(3)
+    world = cv2.GaussianBlur((rng.random((240, 700)) * 255).astype(np.uint8), (0, 0), 1.5)
+    trunk = cv2.GaussianBlur((rng.random((240, 700)) * 255).astype(np.float32), (0, 0), 3)
+    world[60:200, 300:340] = (128 + (trunk - trunk.mean()) * 0.7).clip(0, 255).astype(np.uint8)[60:200, 300:340]
+    frames = [world[:, 50 + 6 * k : 482 + 6 * k].copy() for k in range(4)]  # the camera pans 6 px a frame
+    stage = object.__new__(SegmentStage)
+    stage.cfg = SegmentConfig()
+    for own, expect in ((False, [False, False, False]), (True, [False, True, True])):
+        track, verdicts = {"box": [250.0, 60.0, 290.0, 200.0]}, []
+        for k in range(1, 4):
+            p0, p1 = corner_motion(frames[k - 1], frames[k])
+            x0 = 250 - 6 * k  # the trunk's left edge in frame k
+            grown = (50, 210, x0 - 16, x0 + 56)
+            patch = torch.zeros(1, 160, 72)
+            patch[:, 10:150, 16:56] = 1
+            assert not ((p1[:, 0] >= x0) & (p1[:, 0] < x0 + 40) & (p1[:, 1] >= 60) & (p1[:, 1] < 200)).any()
+            greys = (small_grey(frames[k - 1]), small_grey(frames[k])) if own else None
+            verdicts.append(stage._is_scenery(track, (p0, p1, camera_motion(p0, p1, [], 1.0), []), patch, grown, k,
+                                              240, 432, greys=greys))
+        assert verdicts == expect
+
+
 def test_painted_figures_first_frames_in_view_are_left_out_too():
     """bmx-trees frames 0-15 in windows of 8: a tree trunk (frames 1-3) and a painted face (frame
     11) come into view and are taken for people; two frames of evidence later they are scenery.

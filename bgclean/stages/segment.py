@@ -215,7 +215,8 @@ class SegmentStage:
             # corners are tracked only where they can say something: a person not yet seen to move
             # (is she scenery?) or a track the detector lost this frame (where did she go?)
             if prev is not None and (any(not t.get("moved") for t in people) or any(t["missed"] for t in tracks)):
-                flow = corner_motion(prev, self._grey)
+                small = small_grey(prev), small_grey(self._grey)
+                flow = track_corners(small[0][0], small[1][0], small[0][1])
                 # the scene's motion: people known to move and what they carry or ride (the bike
                 # under the rider) are not the scene
                 carried = [_grow_box(b, 0.1, h, w) for b in things]
@@ -223,7 +224,8 @@ class SegmentStage:
                 camera = camera_motion(*flow, [p[4] for p in moving if p] + carried, min(h, w) / 240)
                 if camera is not None:
                     self._carry_by_corners(tracks, flow, camera, animals, min(h, w) / 240)
-            motion.append(None if camera is None else (*flow, camera, carried))
+            # the small greys too: a smooth figure's own corners are looked for once its map is made
+            motion.append(None if camera is None else (*flow, camera, carried, small))
             grown_boxes = []
             follow = _followers([t for t in people if not self._scenery_now(t)], every, self.cfg.fresh,
                                 self.cfg.box_margin, h, w)
@@ -314,7 +316,7 @@ class SegmentStage:
             moving = motion[i][3] + [g for j, g, _, o in pastes if j == i and o is not None and o is not t
                                      and o.get("moved")]
             scenery.append(self._is_scenery(t, (*motion[i][:3], moving), patch, grown, self._frame - len(u8) + i,
-                                            h, w))
+                                            h, w, greys=motion[i][4]))
         for (i, (gy0, gy1, gx0, gx1), patch, t), was in zip(pastes, scenery):
             # the window's later frames count too: a figure found to be scenery by its end is
             # left out of the frames before (its first frames in view, before two frames of
@@ -535,7 +537,8 @@ class SegmentStage:
             t["box"] = [float(x0 + dx), float(y0 + dy), float(x1 + dx), float(y1 + dy)]
             t["velocity"] = [float(dx), float(dy)]
 
-    def _is_scenery(self, track: dict, motion, patch: torch.Tensor, grown, frame: int, h: int, w: int) -> bool:
+    def _is_scenery(self, track: dict, motion, patch: torch.Tensor, grown, frame: int, h: int, w: int,
+                    greys=None) -> bool:
         """Whether a person's track is part of the scene: while the camera moved, her pixels moved
         with the scene for ``_SCENERY_PAIRS`` frames in a row, and never on their own. Updates the
         track's evidence from ``frame``'s ``motion``: (p0, p1) tracked corners (``corner_motion``),
@@ -548,7 +551,13 @@ class SegmentStage:
         if track.get("moved"):  # a person for good: no evidence can change that
             return False
         p0, p1, camera, moving = motion
-        ev = surroundings_motion(p0, p1, patch[0].cpu().numpy(), grown, camera, min(h, w) / 240, moving)
+        mine = patch[0].cpu().numpy()
+        ev = surroundings_motion(p0, p1, mine, grown, camera, min(h, w) / 240, moving)
+        if ev is None and greys is not None and camera[1] >= self._SCENERY_CAMERA:
+            # a smooth or blurred figure (a trunk out of focus: bmx-trees frames 34-36, 1-4 of the
+            # frame's corners in its map) holds few of the frame's best corners: its own best
+            # ones, found in this frame inside its map and tracked back
+            ev = surroundings_motion(*_own_corners(greys, mine, grown), mine, grown, camera, min(h, w) / 240, moving)
         if ev is not None:
             follow, own, scene = ev
             if own >= self._SCENERY_OWN:
@@ -626,21 +635,68 @@ def corner_motion(prev: np.ndarray, cur: np.ndarray, side: int = 240, corners: i
     """Corners of ``prev`` (H,W uint8 grey) tracked into ``cur`` by pyramidal Lucas-Kanade at
     ``side`` px on the shorter side: (p0, p1), float32 (N,2) x,y in full-frame px, only the corners
     whose backward track returns within 0.5 px of where they started."""
+    (prev, s), (cur, _) = small_grey(prev, side), small_grey(cur, side)
+    return track_corners(prev, cur, s, corners)
+
+
+def small_grey(grey: np.ndarray, side: int = 240) -> tuple[np.ndarray, float]:
+    """``grey`` (H,W uint8) at ``side`` px on its shorter side (never enlarged), and that scale."""
     import cv2
 
-    h, w = prev.shape
+    h, w = grey.shape
     s = min(1.0, side / min(h, w))
-    if s < 1:
-        size = (max(1, round(w * s)), max(1, round(h * s)))
-        prev, cur = (cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (prev, cur))
+    if s == 1:
+        return grey, 1.0
+    return cv2.resize(grey, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA), s
+
+
+def track_corners(prev: np.ndarray, cur: np.ndarray, scale: float, corners: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """``corner_motion`` on greys already at ``scale`` of the frame: the ``corners`` strongest
+    corners of ``prev`` (Shi-Tomasi) tracked into ``cur``; (p0, p1) in full-frame px."""
+    import cv2
+
     p0 = cv2.goodFeaturesToTrack(prev, corners, 0.002, 4, blockSize=5)
-    if p0 is None:
+    return _lucas_kanade(prev, cur, p0, scale)
+
+
+def _lucas_kanade(prev: np.ndarray, cur: np.ndarray, p0: np.ndarray | None, scale: float):
+    """Points ``p0`` (N,1,2) of ``prev`` tracked into ``cur`` (pyramidal Lucas-Kanade), kept where the
+    backward track returns within 0.5 px: (p0, p1) (M,2) divided by ``scale``."""
+    import cv2
+
+    if p0 is None or not len(p0):
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
     lk = dict(winSize=(15, 15), maxLevel=3)
     p1, ok, _ = cv2.calcOpticalFlowPyrLK(prev, cur, p0, None, **lk)
     back, ok_back, _ = cv2.calcOpticalFlowPyrLK(cur, prev, p1, None, **lk)
     good = ok[:, 0].astype(bool) & ok_back[:, 0].astype(bool) & (np.linalg.norm(back - p0, axis=2)[:, 0] < 0.5)
-    return p0[good, 0] / s, p1[good, 0] / s
+    return p0[good, 0] / scale, p1[good, 0] / scale
+
+
+def _own_corners(greys, patch: np.ndarray, grown, corners: int = 100, quality: float = 0.02):
+    """Corners inside a map ``patch`` (h,w, above 0.5) on its ``grown`` box (gy0, gy1, gx0, gx1),
+    found in the current frame among the map's own best (``quality`` of its strongest, 2 px apart)
+    and tracked back to the previous one: (p0 previous, p1 current), full-frame px. ``greys``:
+    the previous and current frames' ``small_grey``."""
+    import cv2
+
+    (prev, s), (cur, _) = greys
+    y0, y1, x0, x1 = (int(round(v * s)) for v in grown)
+    y1, x1 = min(y1, cur.shape[0]), min(x1, cur.shape[1])
+    if y1 - y0 < 4 or x1 - x0 < 4:
+        return _lucas_kanade(prev, cur, None, s)
+    crop = np.ascontiguousarray(cur[y0:y1, x0:x1])
+    mask = cv2.resize((patch > 0.5).astype(np.uint8), (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+    eig = cv2.cornerMinEigenVal(crop, 5)
+    best = float(eig[mask > 0].max()) if mask.any() else 0.0
+    if best <= 0:
+        return _lucas_kanade(prev, cur, None, s)
+    # goodFeaturesToTrack's quality is relative to the strongest corner of the whole crop
+    found = cv2.goodFeaturesToTrack(crop, corners, quality * best / float(eig.max()), 2, mask=mask, blockSize=5)
+    if found is not None:
+        found += np.float32([x0, y0])
+    p1, p0 = _lucas_kanade(cur, prev, found, s)
+    return p0, p1
 
 
 def _grow_box(box, margin: float, h: int, w: int):
