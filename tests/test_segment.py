@@ -714,6 +714,24 @@ def test_scenery_is_not_segmented_again():
     assert sum(crops) < 110, sum(crops)
 
 
+def test_a_still_scene_has_its_corners_tracked_only_every_few_frames(monkeypatch):
+    """schoolgirls frames 0-23, a still camera: corners can make nobody scenery there, so once the
+    scene is seen still they are tracked again only every ``_STILL_RECHECK`` frames (or where a
+    track is lost): 36 of 79 frames on the whole clip, the masks the same."""
+    from bgclean.pipeline import io
+    from bgclean.pipeline.runner import _to_tensor
+    from bgclean.stages import segment
+
+    frames = [f.rgb.copy() for f in io.read_frames(io.probe(shared("videos/schoolgirls/schoolgirls.mp4")))][:24]
+    calls, track = [], segment.track_corners
+    monkeypatch.setattr(segment, "track_corners", lambda *a: calls.append(1) or track(*a))
+    stage = segment.SegmentStage(SegmentConfig())
+    for start in range(0, 24, 8):
+        stage(_to_tensor(frames[start : start + 8], torch.device("cpu")))
+    assert stage._still_at is not None
+    assert len(calls) <= 12, len(calls)  # 23 before
+
+
 def test_painted_figures_on_a_wall_the_camera_pans_past_stay_in_the_video():
     """bmx-trees frames 0-25: the camera pans 10-16 px a frame past a wall of painted figures
     that the detector scores as people (0.2-0.76) and confirms up close; their crops covered 5.1x

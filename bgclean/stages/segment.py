@@ -74,6 +74,7 @@ class SegmentStage:
         self._since_animal = 1 << 30
         self._frame = 0  # frames segmented since the last reset
         self._grey = None  # the previous frame, grey, for the corners' motion (``scenery``)
+        self._still_at = None  # the frame the scene was last seen still, while it stays so
         self._belongings: list[dict] = []  # belongings' keyframes: {"age", "box", "ellipse", "patch"}
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
@@ -91,10 +92,11 @@ class SegmentStage:
     _SCENERY_FOLLOW = 0.9  # share of its corners within 1 px (at 240 px) of where its surroundings moved them
     _SCENERY_OWN = 0.25  # share of its corners 2 px or more off that: it moves on its own, a person
     _SCENERY_CAMERA = 1.5  # median px (at 240 px) its surroundings moved: the camera moved
+    _STILL_RECHECK = 4  # a still scene's corners are tracked only every this many frames (no evidence there)
 
     def reset(self) -> None:
         self._since_animal = 1 << 30
-        self._frame, self._belongings, self._grey = 0, [], None
+        self._frame, self._belongings, self._grey, self._still_at = 0, [], None, None
         if self.detector is not None:
             self.tracker.reset()
             self.animal_tracker.reset()
@@ -213,8 +215,11 @@ class SegmentStage:
             people = [t for t in tracks if self._is_person(img, t, tracks)]
             camera = None
             # corners are tracked only where they can say something: a person not yet seen to move
-            # (is she scenery?) or a track the detector lost this frame (where did she go?)
-            if prev is not None and (any(not t.get("moved") for t in people) or any(t["missed"] for t in tracks)):
+            # (is she scenery? while the scene stays still, nothing can tell: looked at again every
+            # few frames) or a track the detector lost this frame (where did she go?)
+            unsure = any(not t.get("moved") for t in people) and (
+                self._still_at is None or self._frame - self._still_at >= self._STILL_RECHECK)
+            if prev is not None and (unsure or any(t["missed"] for t in tracks)):
                 small = small_grey(prev), small_grey(self._grey)
                 flow = track_corners(small[0][0], small[1][0], small[0][1])
                 # the scene's motion: people known to move and what they carry or ride (the bike
@@ -224,6 +229,7 @@ class SegmentStage:
                 camera = camera_motion(*flow, [p[4] for p in moving if p] + carried, min(h, w) / 240)
                 if camera is not None:
                     self._carry_by_corners(tracks, flow, camera, animals, min(h, w) / 240)
+                    self._still_at = self._frame if camera[1] < self._SCENERY_CAMERA else None
             # the small greys too: a smooth figure's own corners are looked for once its map is made
             motion.append(None if camera is None else (*flow, camera, carried, small))
             grown_boxes = []
