@@ -685,14 +685,16 @@ def test_painted_figures_first_frames_in_view_are_left_out_too():
     """bmx-trees frames 0-15 in windows of 8: a tree trunk (frames 1-3) and a painted face (frame
     11) come into view and are taken for people; two frames of evidence later they are scenery.
     The frames before that, in the same window, leave them out too: before, their crops covered
-    1.9-2.1x the rider's area more than 20 px away from him in those frames."""
+    1.9-2.1x the rider's area more than 20 px away from him in those frames. A painted head taken
+    for a belonging (frames 12-14, beside a figure too smooth for evidence) is judged like a
+    figure: 0.38-0.47x before."""
     import cv2
 
     soft, truth = _bmx_raw(0, 15)
     far = np.stack([cv2.dilate(t.astype(np.uint8), np.ones((41, 41), np.uint8)) == 0 for t in truth])
     masked = soft > 0.5
     away = (masked & far).sum(axis=(1, 2)) / truth.sum(axis=(1, 2))
-    assert away[:12].max() < 0.25, away.round(2)  # measured 0.02 (1.93, 2.06 and 1.91 in frames 1, 2, 11 before)
+    assert away.max() < 0.25, away.round(2)  # measured 0.04 (1.93, 2.06 and 1.91 in frames 1, 2, 11 before)
     recall = (masked & truth).sum(axis=(1, 2)) / truth.sum(axis=(1, 2))
     assert recall.mean() > 0.8, recall.round(2)  # raw map, before dilation: 0.87 (the same before)
 

@@ -203,10 +203,10 @@ class SegmentStage:
             if self.cfg.belongings > 0:
                 # tracked too: the bike under the rider scored 0.74-0.86, then 0.37, 0.26 and nothing
                 # for two frames behind a tree (bmx-trees frames 14-17) while he rode on
-                things = np.float32([t["box"] for t in self.thing_tracker.update_tracks(things, thing_scores)])
-                things = things.reshape(-1, 4)
+                thing_tracks = self.thing_tracker.update_tracks(things, thing_scores)
+                things = np.float32([t["box"] for t in thing_tracks]).reshape(-1, 4)
             else:
-                things = things[:0]
+                things, thing_tracks = things[:0], []
             self._since_animal = 0 if len(animals) else self._since_animal + 1
             scores = self._confirm_entering(img, boxes, scores)
             boxes = self._hold_merged(boxes, animals)
@@ -224,9 +224,9 @@ class SegmentStage:
                 flow = track_corners(small[0][0], small[1][0], small[0][1])
                 # the scene's motion: people known to move and what they carry or ride (the bike
                 # under the rider) are not the scene
-                carried = [_grow_box(b, 0.1, h, w) for b in things]
+                carried = [(_grow_box(b, 0.1, h, w), t) for b, t in zip(things, thing_tracks)]
                 moving = [_crop_place(t["box"], self.cfg.box_margin, h, w) for t in people if t.get("moved")]
-                camera = camera_motion(*flow, [p[4] for p in moving if p] + carried, min(h, w) / 240)
+                camera = camera_motion(*flow, [p[4] for p in moving if p] + [g for g, _ in carried], min(h, w) / 240)
                 if camera is not None:
                     self._carry_by_corners(tracks, flow, camera, animals, min(h, w) / 240)
                     self._still_at = self._frame if camera[1] < self._SCENERY_CAMERA else None
@@ -256,7 +256,7 @@ class SegmentStage:
                 place = _place_near(box, grown_boxes, 0.05, h, w)
                 if place:
                     places.append((i, True, *place, None))
-            for box in things:  # a bag, a racket, a bike touching a person joins her mask
+            for box, thing in zip(things, thing_tracks):  # a bag, a racket, a bike touching a person joins her mask
                 place = _place_near(box, grown_boxes, 0.1, h, w)
                 if not place:
                     continue
@@ -264,9 +264,9 @@ class SegmentStage:
                 keys = [k for k in self._belongings if _follows(box, k, self._frame, every, 0.1, h, w)
                         and box_iou(np.array([box]), np.array([k["box"]]))[0, 0] > 0.5]
                 if keys:
-                    reused.append((i, place[4], keys[0], None))
+                    reused.append((i, place[4], keys[0], thing))
                 else:
-                    key = {"age": self._frame, "box": list(box), "ellipse": True}
+                    key = {"age": self._frame, "box": list(box), "ellipse": True, "track": thing}
                     self._belongings.append(key)
                     places.append((i, False, *place, key))
             self._belongings = [k for k in self._belongings if self._frame - k["age"] < every]
@@ -319,8 +319,8 @@ class SegmentStage:
                 continue
             # people known to move (by now: the evidence of this window's earlier frames
             # counts) and their belongings are not the scene
-            moving = motion[i][3] + [g for j, g, _, o in pastes if j == i and o is not None and o is not t
-                                     and o.get("moved")]
+            moving = [g for g, o in motion[i][3] if o is not t] + [
+                g for j, g, _, o in pastes if j == i and o is not None and o is not t and o.get("moved")]
             scenery.append(self._is_scenery(t, (*motion[i][:3], moving), patch, grown, self._frame - len(u8) + i,
                                             h, w, greys=motion[i][4]))
         for (i, (gy0, gy1, gx0, gx1), patch, t), was in zip(pastes, scenery):
@@ -656,7 +656,8 @@ def small_grey(grey: np.ndarray, side: int = 240) -> tuple[np.ndarray, float]:
     return cv2.resize(grey, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA), s
 
 
-def track_corners(prev: np.ndarray, cur: np.ndarray, scale: float, corners: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+def track_corners(prev: np.ndarray, cur: np.ndarray, scale: float,
+                  corners: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """``corner_motion`` on greys already at ``scale`` of the frame: the ``corners`` strongest
     corners of ``prev`` (Shi-Tomasi) tracked into ``cur``; (p0, p1) in full-frame px."""
     import cv2
