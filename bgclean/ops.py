@@ -66,7 +66,7 @@ def dilate_masks(masks: torch.Tensor, radius: int) -> torch.Tensor:
     """Dilate (B,1,H,W) masks by ``radius`` px with an octagonal (near-disc) structuring element:
     alternating square and cross max-pools, so corners do not grow square. On a CPU the same
     octagon in one OpenCV dilation (the same values: a sequence of dilations is one dilation by
-    their sum; 0.3 ms against 10 ms for a 432x240 mask at radius 5)."""
+    their sum; 0.9 ms against 8.5 ms for a 432x240 mask at radius 5)."""
     check_masks(masks)
     if radius <= 0:
         return masks

@@ -226,7 +226,8 @@ class SegmentStage:
                 # under the rider) are not the scene
                 carried = [(_grow_box(b, 0.1, h, w), t) for b, t in zip(things, thing_tracks)]
                 moving = [_crop_place(t["box"], self.cfg.box_margin, h, w) for t in people if t.get("moved")]
-                camera = camera_motion(*flow, [p[4] for p in moving if p] + [g for g, _ in carried], min(h, w) / 240)
+                camera = camera_motion(*flow, [p[4] for p in moving if p] + [g for g, _ in carried],
+                                       min(h, w) / 240)
                 if camera is not None:
                     self._carry_by_corners(tracks, flow, camera, animals, min(h, w) / 240)
                     self._still_at = self._frame if camera[1] < self._SCENERY_CAMERA else None
@@ -256,7 +257,8 @@ class SegmentStage:
                 place = _place_near(box, grown_boxes, 0.05, h, w)
                 if place:
                     places.append((i, True, *place, None))
-            for box, thing in zip(things, thing_tracks):  # a bag, a racket, a bike touching a person joins her mask
+            # a bag, a racket, a bike touching a person joins her mask
+            for box, thing in zip(things, thing_tracks):
                 place = _place_near(box, grown_boxes, 0.1, h, w)
                 if not place:
                     continue
@@ -553,7 +555,9 @@ class SegmentStage:
         them for people (bmx-trees: the painted faces beside the rider, scored 0.2-0.76, confirmed
         up close), and their crops erased half the wall. A person moves against the scene; one
         who has moved once stays a person, and a still camera gives no evidence (a person standing
-        still in front of it stays masked)."""
+        still in front of it stays masked). A belonging's track is judged the same way. ``greys``:
+        the previous and current frames' ``small_grey``, where a map holding under 5 of the
+        frame's corners looks for its own (``_own_corners``)."""
         if track.get("moved"):  # a person for good: no evidence can change that
             return False
         p0, p1, camera, moving = motion
