@@ -14,7 +14,7 @@ woman; ids 1 and 2 are dogs that must stay). Per clip and segmenter:
 - fps: segmentation + mask refinement, frames per second on this machine.
 A contact sheet per clip and segmenter goes to bench/out/seg_<clip>_<segmenter>.png.
 ``--size 1280x720`` resizes the clips (and their ground truth) first: the GPU target is set at
-1280x720 (``--set runtime.device=cuda``; the clips themselves are 432x240 or 854x480).
+1280x720 (``--set runtime.device=cuda``; the clips themselves are 432x240).
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ class SegmentStage:
         self._gate = None  # PersonGate, built when an animal first overlaps a person
         self._since_animal = 1 << 30
         self._frame = 0  # frames segmented since the last reset
-        self._grey = None  # the previous frame, grey, for the corners' motion (``scenery``)
+        self._grey = None  # the previous frame's ``small_grey`` and its full size, for the corners' motion
         self._still_at = None  # the frame the scene was last seen still, while it stays so
         self._belongings: list[dict] = []  # belongings' keyframes: {"age", "box", "ellipse", "patch"}
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
@@ -187,7 +187,7 @@ class SegmentStage:
         u8 = to_integers(frames)
         places, reused, tight, motion = [], [], [], []
         for i, img in enumerate(u8):
-            prev = self._previous_grey(img)
+            greys = self._greys(img)
             boxes, scores, animals, animal_scores, things, thing_scores = self.detector.detect(img)
             # tracked like people: an animal the detector misses for a frame or two stays kept
             # out of her mask (dogs_jump: the small dog at her feet scored 0.70, 0.69, 0.56, 0.44,
@@ -219,9 +219,8 @@ class SegmentStage:
             # few frames) or a track the detector lost this frame (where did she go?)
             unsure = any(not t.get("moved") for t in people) and (
                 self._still_at is None or self._frame - self._still_at >= self._STILL_RECHECK)
-            if prev is not None and (unsure or any(t["missed"] for t in tracks)):
-                small = small_grey(prev), small_grey(self._grey)
-                flow = track_corners(small[0][0], small[1][0], small[0][1])
+            if greys is not None and (unsure or any(t["missed"] for t in tracks)):
+                flow = track_corners(greys[0][0], greys[1][0], greys[0][1])
                 # the scene's motion: people known to move and what they carry or ride (the bike
                 # under the rider) are not the scene
                 carried = [(_grow_box(b, 0.1, h, w), t) for b, t in zip(things, thing_tracks)]
@@ -232,7 +231,7 @@ class SegmentStage:
                     self._carry_by_corners(tracks, flow, camera, animals, min(h, w) / 240)
                     self._still_at = self._frame if camera[1] < self._SCENERY_CAMERA else None
             # the small greys too: a smooth figure's own corners are looked for once its map is made
-            motion.append(None if camera is None else (*flow, camera, carried, small))
+            motion.append(None if camera is None else (*flow, camera, carried, greys))
             grown_boxes = []
             follow = _followers([t for t in people if not self._scenery_now(t)], every, self.cfg.fresh,
                                 self.cfg.box_margin, h, w)
@@ -507,16 +506,17 @@ class SegmentStage:
                     box = np.float32(t["box"])
                 self.tracker.recover(t, box, float(scores[best]))
 
-    def _previous_grey(self, img: np.ndarray) -> np.ndarray | None:
-        """The previous frame, grey (None on a video's first frame or with ``scenery`` off);
-        ``img`` (H,W,3 uint8 RGB) is kept, grey, for the next call."""
+    def _greys(self, img: np.ndarray):
+        """The previous and this frame's ``small_grey`` ((grey, scale) each; None on a video's first
+        frame or with ``scenery`` off); ``img`` (H,W,3 uint8 RGB) is kept, as its small grey, for the
+        next call: each frame is made small once."""
         if not self.cfg.scenery:
             return None
         import cv2
 
-        grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        grey = small_grey(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)), img.shape[:2]
         prev, self._grey = self._grey, grey
-        return None if prev is None or prev.shape != grey.shape else prev
+        return None if prev is None or prev[1] != grey[1] else (prev[0], grey[0])
 
     def _carry_by_corners(self, tracks: list[dict], flow, camera, animals: np.ndarray, unit: float) -> None:
         """Tracks the detector lost this frame (carried at their last velocity by the tracker)
@@ -561,13 +561,13 @@ class SegmentStage:
         if track.get("moved"):  # a person for good: no evidence can change that
             return False
         p0, p1, camera, moving = motion
-        mine = patch[0].cpu().numpy()
-        ev = surroundings_motion(p0, p1, mine, grown, camera, min(h, w) / 240, moving)
+        mine, unit = patch[0].cpu().numpy(), min(h, w) / 240
+        ev = surroundings_motion(p0, p1, mine, grown, camera, unit, moving)
         if ev is None and greys is not None and camera[1] >= self._SCENERY_CAMERA:
             # a smooth or blurred figure (a trunk out of focus: bmx-trees frames 34-36, 1-4 of the
             # frame's corners in its map) holds few of the frame's best corners: its own best
             # ones, found in this frame inside its map and tracked back
-            ev = surroundings_motion(*_own_corners(greys, mine, grown), mine, grown, camera, min(h, w) / 240, moving)
+            ev = surroundings_motion(*_own_corners(greys, mine, grown), mine, grown, camera, unit, moving)
         if ev is not None:
             follow, own, scene = ev
             if own >= self._SCENERY_OWN:
