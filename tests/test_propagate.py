@@ -445,3 +445,70 @@ def test_an_animal_seen_where_the_hole_is_later_is_not_copied_into_it():
     # with the dog a mover, only the frames that saw the background there fill it (frames 6-7)
     assert _psnr(kept_out[spot], truth[spot]) > 40
     assert np.array_equal(kept_out[:6][dog[:6]], np.stack(frames[:6])[dog[:6]])  # the dog stays
+
+
+def test_changed_pixels_keeps_what_differs_grown_and_drops_the_background_seen_as_it_is():
+    """A hole three times the person's size over a photo; the fill is the photo shifted by a
+    pixel (an alignment off by one) with a little noise: the hole shrinks to the person grown by
+    ``grow``; what no frame saw stays; a faint speck (above ``low``, under the seed level) goes."""
+    import cv2
+
+    from bgclean.ops import _octagon
+    from bgclean.stages.propagate import changed_pixels
+
+    bg = _photo().astype(np.float32) / 255
+    rng = np.random.default_rng(0)
+    fill = np.roll(bg, 1, axis=1) + rng.normal(0, 0.005, bg.shape).astype(np.float32)
+    person = np.zeros((240, 432), bool)
+    person[80:180, 200:240] = True
+    img = bg.copy()
+    img[person] = np.clip(img[person] + np.float32([0.3, -0.2, 0.1]), 0, 1)  # a person unlike the wall
+    img[60, 150] = np.clip(img[60, 150] + 0.06, 0, 1)  # a speck: above 0.04 but no seed (0.1) in it
+    hole = np.zeros_like(person)
+    hole[40:220, 140:300] = True
+    unseen = np.zeros_like(person)
+    unseen[200:210, 280:290] = True  # what no frame saw: kept as it is
+    kept = changed_pixels(img, np.where(hole[:, :, None], fill, img), hole, unseen, 0.04, 5)
+    want = (cv2.dilate((person | unseen).astype(np.uint8), _octagon(5)) > 0) & hole
+    assert kept[person].all() and kept[unseen].all()
+    assert not (kept & ~want).any()  # the speck and the misaligned wall went
+    assert (want & ~kept).sum() < 0.005 * want.sum()  # (a few of the person's pixels equal the wall)
+    assert kept.sum() < 0.3 * hole.sum()
+    # no tolerance for misalignment: the shifted photo's edges differ, and the hole keeps more
+    strict = changed_pixels(img, np.where(hole[:, :, None], fill, img), hole, unseen, 0.04, 5, tolerance=0)
+    assert strict.sum() > 1.3 * kept.sum()
+
+
+def test_bmx_trees_holes_keep_the_trunk_and_wall_the_rider_passes():
+    """bmx-trees frames 8-23: a panning camera follows the rider past tree trunks and a painted
+    wall; the segmented masks (the rider's crop map, dilated) take trunks and wall with him. After
+    propagation the hole keeps only what differs from the background other frames saw there, and
+    the dilation around it: under half the area, the rider's pixels still inside but for a few
+    thin rims as dark as the trunk behind them (frames 16-23, once a window has seen the wall)."""
+    from PIL import Image
+
+    from bgclean.pipeline.config import load_config
+    from bgclean.pipeline.runner import Pipeline, _to_tensor
+
+    from bgclean.pipeline import io
+
+    first, n = 8, 16
+    frames = [f.rgb.copy() for f in io.read_frames(io.probe(shared("videos/bmx-trees/frames")))
+              if first <= f.index < first + n]
+    truth = np.stack([np.array(Image.open(shared(f"videos/bmx-trees/masks/{first + i:05d}.png"))) > 0
+                      for i in range(n)])
+    pipe = Pipeline(load_config(None, {"segment.backend": "yolox+u2net.small", "runtime.device": "cpu"}))
+    assert pipe.config.propagate.unchanged == 0.04
+    windows = [_to_tensor(frames[s : s + 8], pipe.device) for s in range(0, n, 8)]
+    segmented = [pipe.hole_masks(x) for x in windows]
+    found = {}
+    for unchanged in (0.0, 0.04):
+        stage = PropagateStage(PropagateConfig(unchanged=unchanged))
+        found[unchanged] = np.concatenate([stage(x, m, dilation=5)[2][:, 0].numpy() > 0
+                                           for x, m in zip(windows, segmented)])[8:]
+    t = truth[8:]
+    recall = {k: (v & t).sum() / t.sum() for k, v in found.items()}
+    area = {k: v.sum() / t.sum() for k, v in found.items()}
+    assert np.array_equal(found[0.04] & ~found[0.0], np.zeros_like(t))  # the hole only shrinks
+    assert area[0.04] < 0.55 * area[0.0], area  # 5.40 -> 2.50 of the truth's area
+    assert recall[0.04] > recall[0.0] - 0.025, recall  # 0.953 -> 0.934: thin rims against the trunk

@@ -75,6 +75,7 @@ class PropagateConfig:
     shadows: str = "always"  # grow holes by shadows: always (still cameras from the background model, moving ones by a photometric + temporal test) | static (still cameras only) | off
     shadow_reach: float = 0.15  # how far from the person to look, fraction of the shorter side
     shadow_diff: float = 0.08  # difference from the background (0-1, any channel) that joins the hole
+    unchanged: float = 0.04  # a hole's pixels whose filled background matches the frame within this (0-1, any channel) and lie beyond the dilation from any that differ keep the frame's own pixels (0 = off)
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,7 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (cfg.propagate.shadows in ("static", "always", "off"), "propagate.shadows must be static, always or off"),
         (0 < cfg.propagate.shadow_reach <= 1 and 0 < cfg.propagate.shadow_diff < 1,
          "propagate.shadow_reach must be in (0, 1] and shadow_diff in (0, 1)"),
+        (0 <= cfg.propagate.unchanged < 1, "propagate.unchanged must be in [0, 1) (0 = off)"),
         (cfg.inpaint.feather >= 0, "inpaint.feather must be >= 0"),
         (cfg.inpaint.max_side == 0 or cfg.inpaint.max_side >= 32, "inpaint.max_side must be 0 (native) or >= 32"),
         (cfg.inpaint.net_side >= 64, "inpaint.net_side must be >= 64"),

@@ -224,6 +224,42 @@ def shadow_candidates(img: np.ndarray, hole: np.ndarray, width: int = 12, darker
     return cand, grounds
 
 
+def changed_pixels(img: np.ndarray, fill: np.ndarray, hole: np.ndarray, sure: np.ndarray, low: float,
+                   grow: int, tolerance: int = 1) -> np.ndarray:
+    """The part of ``hole`` (H,W bool) that the fill must replace: where the frame ``img`` differs
+    from its filled background ``fill`` ((H,W,3) float in [0,1], ``img`` outside the hole) or
+    ``sure`` says so (what no frame saw, a shadow), grown by ``grow`` px (the masks' own dilation,
+    an octagon). Differs: a channel outside the fill's range over ``tolerance`` px by more than
+    ``low``, in a region of such pixels that holds one above 2.5 x ``low`` (hysteresis: specks
+    of noise and of misaligned texture go). The rest of the hole is background that other frames
+    saw as it is here: kept, it changes nothing, and the video keeps its own pixels (bmx-trees:
+    the tree trunks and painted wall inside the rider's mask, 0.9 of the truth's area)."""
+    import cv2
+
+    from bgclean.ops import _octagon
+    from bgclean.stages.masks import hysteresis
+
+    ys, xs = np.nonzero(hole)
+    if len(ys) == 0:
+        return hole.copy()
+    h, w = hole.shape
+    pad = tolerance + grow + 1
+    y0, y1, x0, x1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, h), max(xs.min() - pad, 0), min(xs.max() + pad + 1, w)
+    a, b, m = img[y0:y1, x0:x1], fill[y0:y1, x0:x1], hole[y0:y1, x0:x1]
+    if tolerance > 0:
+        k = np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8)
+        diff = np.maximum(np.maximum(a - cv2.dilate(b, k), cv2.erode(b, k) - a), 0).max(axis=2)
+    else:
+        diff = np.abs(a - b).max(axis=2)
+    diff[~m] = 0
+    changed = hysteresis(diff, low, 2.5 * low) | sure[y0:y1, x0:x1]
+    if grow > 0:
+        changed = cv2.dilate(changed.astype(np.uint8), _octagon(grow)) > 0
+    out = np.zeros_like(hole)
+    out[y0:y1, x0:x1] = changed & m
+    return out
+
+
 def _window(ys: np.ndarray, xs: np.ndarray, h: int, w: int, margin: float) -> tuple[int, int, int, int]:
     """(y0, y1, x0, x1): the bounding box of pixels (ys, xs) grown by ``margin`` px and by half its
     own size on each side, inside an h x w frame."""
@@ -628,7 +664,9 @@ class PropagateStage:
     def __call__(self, frames: torch.Tensor, masks: torch.Tensor, grow_shadows: bool = True, dilation: int = 0,
                  movers: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (filled frames, remaining holes, holes) where ``holes`` may have grown by shadows
-        (per ``cfg.shadows``; ``grow_shadows=False`` keeps the holes as given, e.g. user masks).
+        (per ``cfg.shadows``) and shrunk to what differs from the background found (per
+        ``cfg.unchanged``, ``changed_pixels``); ``grow_shadows=False`` keeps the holes as given
+        (user masks).
         ``dilation``: px the masks were grown by; a moving camera's shadows are grown as much.
         ``movers`` (B,1,H,W) bool (or float, above 0.5): where things that move on their own
         stand (animals). They stay in their own frames but are never copied into another frame's
@@ -693,6 +731,14 @@ class PropagateStage:
                 ok = count >= 1
                 out[t, ys[ok], xs[ok]] = med[ok]
                 remaining[t, ys[ok], xs[ok]] = False
+            if grow_shadows and self.cfg.unchanged > 0:
+                # the hole shrinks to what differs from the background found (and the dilation
+                # around it): the rest keeps the frame's own pixels
+                kept = changed_pixels(img, out[t], hole, remaining[t] | (hole & ~people[t]), self.cfg.unchanged,
+                                      dilation, tolerance=max(1, round(min(h, w) / 240)))
+                drop = hole & ~kept
+                out[t][drop] = img[drop]
+                holes[t] = kept
         self._history_corners.extend(self._corners[len(self._corners) - len(window):])
         self._history_grays.extend(win_grays)
         # this call's lists of sources held the history frames that the pushes below drop: let
