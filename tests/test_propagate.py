@@ -54,7 +54,9 @@ def test_static_camera_copies_the_true_background_exactly():
     n = 16
     masks = _walker_masks(n)
     frames = [np.where(m[:, :, None], np.uint8(20), bg) for m in masks]  # a dark person
-    stage = PropagateStage(PropagateConfig(shadows="off"))
+    # the copy itself: the whole hole as given (`unchanged` would leave the frame's own pixels where
+    # the person is as dark as the photo; tested on its own below)
+    stage = PropagateStage(PropagateConfig(shadows="off", unchanged=0))
     out, remaining = _run(stage, frames, masks)
     assert stage.static
     seen = masks & ~remaining
@@ -305,7 +307,7 @@ def test_far_sources_are_aligned_directly_not_through_the_chained_camera_path():
         frames.append(np.where(masks[t][:, :, None], np.uint8(20), view))
     psnr = {}
     for direct in (True, False):
-        stage = PropagateStage(PropagateConfig())
+        stage = PropagateStage(PropagateConfig(unchanged=0))  # the copy over the whole hole
         if not direct:
             stage._source_to_target = lambda k, t, chained: chained
         out, remaining = _run(stage, frames, masks)
@@ -436,7 +438,7 @@ def test_an_animal_seen_where_the_hole_is_later_is_not_copied_into_it():
     spot = (slice(8, n), slice(125, 195), slice(255, 295))  # inside both the dog and her later hole
 
     def fill(movers):
-        return _run(PropagateStage(PropagateConfig(shadows="off")), frames, person, movers=movers)[0]
+        return _run(PropagateStage(PropagateConfig(shadows="off", unchanged=0)), frames, person, movers=movers)[0]
 
     truth = np.broadcast_to(bg, (n, *bg.shape))
     plain, kept_out = fill(None), fill(dog)
@@ -498,17 +500,18 @@ def test_bmx_trees_holes_keep_the_trunk_and_wall_the_rider_passes():
     truth = np.stack([np.array(Image.open(shared(f"videos/bmx-trees/masks/{first + i:05d}.png"))) > 0
                       for i in range(n)])
     pipe = Pipeline(load_config(None, {"segment.backend": "yolox+u2net.small", "runtime.device": "cpu"}))
-    assert pipe.config.propagate.unchanged == 0.04
+    level = pipe.config.propagate.unchanged
+    assert level > 0
     windows = [_to_tensor(frames[s : s + 8], pipe.device) for s in range(0, n, 8)]
     segmented = [pipe.hole_masks(x) for x in windows]
     found = {}
-    for unchanged in (0.0, 0.04):
+    for unchanged in (0.0, level):
         stage = PropagateStage(PropagateConfig(unchanged=unchanged))
         found[unchanged] = np.concatenate([stage(x, m, dilation=5)[2][:, 0].numpy() > 0
                                            for x, m in zip(windows, segmented)])[8:]
     t = truth[8:]
     recall = {k: (v & t).sum() / t.sum() for k, v in found.items()}
     area = {k: v.sum() / t.sum() for k, v in found.items()}
-    assert np.array_equal(found[0.04] & ~found[0.0], np.zeros_like(t))  # the hole only shrinks
-    assert area[0.04] < 0.55 * area[0.0], area  # 5.40 -> 2.50 of the truth's area
-    assert recall[0.04] > recall[0.0] - 0.025, recall  # 0.953 -> 0.934: thin rims against the trunk
+    assert np.array_equal(found[level] & ~found[0.0], np.zeros_like(t))  # the hole only shrinks
+    assert area[level] < 0.55 * area[0.0], area  # 5.68 -> 2.54 of the truth's area
+    assert recall[level] > recall[0.0] - 0.03, recall  # 0.979 -> 0.956: thin rims as dark as the trunk

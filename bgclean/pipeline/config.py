@@ -75,7 +75,7 @@ class PropagateConfig:
     shadows: str = "always"  # grow holes by shadows: always (still cameras from the background model, moving ones by a photometric + temporal test) | static (still cameras only) | off
     shadow_reach: float = 0.15  # how far from the person to look, fraction of the shorter side
     shadow_diff: float = 0.08  # difference from the background (0-1, any channel) that joins the hole
-    unchanged: float = 0.04  # a hole's pixels whose filled background matches the frame within this (0-1, any channel) and lie beyond the dilation from any that differ keep the frame's own pixels (0 = off)
+    unchanged: float = 0.045  # a hole's pixels whose filled background matches the frame within this (0-1, any channel) and lie beyond the dilation from any that differ keep the frame's own pixels (0 = off)
 
 
 @dataclass(frozen=True)

@@ -229,11 +229,12 @@ def changed_pixels(img: np.ndarray, fill: np.ndarray, hole: np.ndarray, sure: np
     """The part of ``hole`` (H,W bool) that the fill must replace: where the frame ``img`` differs
     from its filled background ``fill`` ((H,W,3) float in [0,1], ``img`` outside the hole) or
     ``sure`` says so (what no frame saw, a shadow), grown by ``grow`` px (the masks' own dilation,
-    an octagon). Differs: a channel outside the fill's range over ``tolerance`` px by more than
-    ``low``, in a region of such pixels that holds one above 2.5 x ``low`` (hysteresis: specks
-    of noise and of misaligned texture go). The rest of the hole is background that other frames
-    saw as it is here: kept, it changes nothing, and the video keeps its own pixels (bmx-trees:
-    the tree trunks and painted wall inside the rider's mask, 0.9 of the truth's area)."""
+    an octagon), and what that encloses. Differs: a channel outside the fill's range over
+    ``tolerance`` px by more than ``low``, in a region of such pixels that holds one above 2.5 x
+    ``low`` (hysteresis: specks of noise and of misaligned texture go). The rest of the hole is
+    background that other frames saw as it is in this one: replacing it changes nothing, so the
+    video keeps its own pixels there (bmx-trees: the tree trunks and painted wall inside the
+    rider's mask, 0.8 of the truth's area)."""
     import cv2
 
     from bgclean.ops import _octagon
@@ -255,8 +256,19 @@ def changed_pixels(img: np.ndarray, fill: np.ndarray, hole: np.ndarray, sure: np
     changed = hysteresis(diff, low, 2.5 * low) | sure[y0:y1, x0:x1]
     if grow > 0:
         changed = cv2.dilate(changed.astype(np.uint8), _octagon(grow)) > 0
+    kept = changed & m
+    # what the kept part encloses stays too: a person's middle as dark as the wall behind her is
+    # still her; only background that reaches the hole's edge (or the frame's) is given back
+    n, labels = cv2.connectedComponents((~kept).astype(np.uint8), connectivity=4)
+    if n > 2:
+        open_ = np.zeros(n, bool)
+        open_[np.unique(labels[~m])] = True
+        for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+            open_[edge] = True
+        open_[0] = True  # label 0: the kept pixels themselves
+        kept |= ~open_[labels]
     out = np.zeros_like(hole)
-    out[y0:y1, x0:x1] = changed & m
+    out[y0:y1, x0:x1] = kept
     return out
 
 
