@@ -165,7 +165,7 @@ class SegmentStage:
         out = torch.zeros(frames.shape[0], 1, h, w, device=frames.device)
         u8 = to_integers(frames)
         for i, img in enumerate(u8):
-            boxes, scores, animals, animal_scores, _, _ = self.detector.detect(img)
+            boxes, scores, animals, animal_scores = self.detector.detect(img)[:4]
             self._since_animal = 0 if (animal_scores >= self.cfg.det_threshold).any() else self._since_animal + 1
             tracks = self.tracker.update_tracks(boxes, scores)
             for t in tracks:
@@ -189,7 +189,7 @@ class SegmentStage:
         places, reused, tight, motion = [], [], [], []
         for i, img in enumerate(u8):
             greys = self._greys(img)
-            boxes, scores, animals, animal_scores, things, thing_scores = self.detector.detect(img)
+            boxes, scores, animals, animal_scores, things, thing_scores, thing_rigid = self.detector.detect(img)
             # tracked like people: an animal the detector misses for a frame or two stays kept
             # out of her mask (dogs_jump: the small dog at her feet scored 0.70, 0.69, 0.56, 0.44,
             # 0.13, 0.38, nothing, nothing, 0.46 in frames 14-22)
@@ -204,7 +204,7 @@ class SegmentStage:
             if self.cfg.belongings > 0:
                 # tracked too: the bike under the rider scored 0.74-0.86, then 0.37, 0.26 and nothing
                 # for two frames behind a tree (bmx-trees frames 14-17) while he rode on
-                thing_tracks = self.thing_tracker.update_tracks(things, thing_scores)
+                thing_tracks = self.thing_tracker.update_tracks(things, thing_scores, rigid=thing_rigid)
                 things = np.float32([t["box"] for t in thing_tracks]).reshape(-1, 4)
             else:
                 things, thing_tracks = things[:0], []
@@ -902,15 +902,19 @@ _COCO_ANIMALS = np.arange(14, 24)  # bird, cat, dog, horse, sheep, cow, elephant
 # snowboard, baseball bat, baseball glove, skateboard, surfboard, tennis racket (not balls or kites:
 # they fly free of the person)
 _COCO_BELONGINGS = np.array([1, 3, 24, 25, 26, 28, 30, 31, 34, 35, 36, 37, 38])
+# of those, the ones whose box keeps its width while part of it is hidden (not swung or turned:
+# umbrella, skis, bat, glove, racket)
+_COCO_RIGID = np.array([1, 3, 24, 26, 28, 31, 36, 37])
 
 
 def decode_yolox(raw: np.ndarray, ratio: float, score_min: float, side: int = 416,
-                 nms_iou: float = 0.45, animals: bool = False, belongings: bool = False):
+                 nms_iou: float = 0.45, animals: bool = False, belongings: bool = False, rigid_things: bool = False):
     """Person boxes from YOLOX's raw (N,85) grid output: (K,4) x0,y0,x1,y1 in frame pixels and
     (K,) scores = objectness x person class, after NMS. With ``animals=True`` also the animal boxes
     (any COCO animal class winning its anchor) and their scores: ``(people, scores, animals, scores)``;
     with ``belongings=True`` as well, then the boxes of things people carry or ride
-    (``_COCO_BELONGINGS`` winning over person and animal) and their scores (a 6-tuple)."""
+    (``_COCO_BELONGINGS`` winning over person and animal) and their scores (a 6-tuple); with
+    ``rigid_things`` also whether each thing's class is rigid (``_COCO_RIGID``; a 7-tuple)."""
     grids, strides = [], []
     for stride in (8, 16, 32):
         n = side // stride
@@ -931,19 +935,27 @@ def decode_yolox(raw: np.ndarray, ratio: float, score_min: float, side: int = 41
     if not belongings:
         return (*people, *beasts)
     thing = raw[:, 5 + _COCO_BELONGINGS].max(axis=1)
-    things = _nms(all_boxes, raw[:, 4] * thing,
-                  (raw[:, 4] * thing >= score_min) & (thing > person) & (thing > animal), nms_iou)
-    return (*people, *beasts, *things)
+    # a rigid class winning its anchor travels with the box as the sign of its score (see below)
+    rigid = np.isin(_COCO_BELONGINGS[raw[:, 5 + _COCO_BELONGINGS].argmax(axis=1)], _COCO_RIGID)
+    boxes, signed = _nms(all_boxes, np.where(rigid, 1, -1) * raw[:, 4] * thing,
+                         (raw[:, 4] * thing >= score_min) & (thing > person) & (thing > animal), nms_iou,
+                         by=raw[:, 4] * thing)
+    if not rigid_things:
+        return (*people, *beasts, boxes, np.abs(signed))
+    return (*people, *beasts, boxes, np.abs(signed), signed > 0)
 
 
-def _nms(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, nms_iou: float):
+def _nms(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, nms_iou: float, by: np.ndarray | None = None):
+    """The ``keep`` boxes and their ``scores`` left by non-maximum suppression ranked by ``by``
+    (default: the scores)."""
     import cv2
 
-    boxes, scores = boxes[keep].astype(np.float32), scores[keep].astype(np.float32)
+    by = scores if by is None else by
+    boxes, scores, by = boxes[keep].astype(np.float32), scores[keep].astype(np.float32), by[keep].astype(np.float32)
     if len(boxes) == 0:
         return boxes.reshape(0, 4), scores
     xywh = [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes]
-    idx = np.array(cv2.dnn.NMSBoxes(xywh, scores.tolist(), 0.0, nms_iou), dtype=int).reshape(-1)
+    idx = np.array(cv2.dnn.NMSBoxes(xywh, by.tolist(), 0.0, nms_iou), dtype=int).reshape(-1)
     return boxes[idx], scores[idx]
 
 
@@ -1024,10 +1036,10 @@ class PersonDetector:
 
     def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, ...]:
         """Person boxes and scores, animal boxes and scores, then boxes and scores of things people
-        carry or ride (``decode_yolox``)."""
+        carry or ride and whether each is rigid (``decode_yolox``)."""
         x, ratio = letterbox(rgb)
         raw = self.session.run(None, {self.input: x})[0][0]
-        return decode_yolox(raw, ratio, self.score_min, animals=True, belongings=True)
+        return decode_yolox(raw, ratio, self.score_min, animals=True, belongings=True, rigid_things=True)
 
     def look(self, rgb: np.ndarray, box, grow: float, score_min: float = 0.02):
         """The detector on a square crop around ``box`` (grown by ``grow``), scaled up to its input:
@@ -1120,8 +1132,9 @@ def _rigid_box(track: dict, new: list[float], memory: int = 8, shrink: float = 0
     sizes[:] = (sizes + [(new[2] - new[0], new[3] - new[1])])[-memory:]
     out = list(new)
     width = max(s[0] for s in sizes)
+    moved = abs(new[0] - old[0]), abs(new[2] - old[2])
     if new[2] - new[0] < shrink * width:
-        if abs(new[2] - old[2]) >= abs(new[0] - old[0]):
+        if moved[1] >= moved[0]:
             out[2] = new[0] + width
         else:
             out[0] = new[2] - width
@@ -1136,8 +1149,10 @@ class BoxTracker:
     gives it the full ``carry``. Two tracks whose boxes overlap by ``merge_iou`` or more are one
     person: the older is kept, at the box of whichever of the two was seen last.
 
-    ``rigid`` (a bike, a bag): a matched box narrower than 0.85 of the track's widest of its last 8
-    boxes seen keeps that width, grown on the side that moved most since the last frame:
+    ``rigid`` (a bike, a bag; ``update_tracks`` is told which boxes are): a matched box narrower
+    than 0.85 of the track's widest of its last 8 boxes seen keeps that width, grown on the side
+    that moved most since the last frame (a racket swung and turned is not held: tennis frames
+    48-51 at 720p, 163 -> 91 px, its box held wide lost the shadow below, recall 0.983 -> 0.980):
     the part passing behind something is still there (bmx-trees frames 13-15: the bike's box
     shrank from 97 to 61 px wide as its front wheel passed behind a trunk, and the wheel right of
     the trunk was left out of every crop; a ghost wheel in frames 15-16).
@@ -1170,12 +1185,14 @@ class BoxTracker:
         new = [float(v) for v in box]
         track.update(velocity=_velocity(track, new), box=new, missed=0, score=score)
 
-    def update_tracks(self, boxes: np.ndarray, scores: np.ndarray) -> list[dict]:
+    def update_tracks(self, boxes: np.ndarray, scores: np.ndarray, rigid: np.ndarray | None = None) -> list[dict]:
         """Like ``update``, returning the live tracks: dicts with ``box``, ``score`` (of the last
         detection matched), ``age`` (frames since the track started) and ``missed``; callers may keep
-        their own keys in them."""
+        their own keys in them. ``rigid`` (bool per box, with a ``rigid`` tracker): which boxes are
+        of rigid things (default: all)."""
         cand = boxes[scores >= self.keep]
         cand_scores = scores[scores >= self.keep]
+        cand_rigid = np.ones(len(cand), bool) if rigid is None else np.asarray(rigid)[scores >= self.keep]
         used = np.zeros(len(cand), bool)
         if self.tracks and len(cand):
             iou = box_iou(np.array([t["box"] for t in self.tracks]), cand)
@@ -1184,7 +1201,7 @@ class BoxTracker:
                 if used[ci] or track.get("seen"):
                     continue
                 new = cand[ci].tolist()
-                if self.rigid:
+                if self.rigid and cand_rigid[ci]:
                     new = _rigid_box(track, new)
                 track.update(velocity=_velocity(track, new), box=new, missed=0, seen=True, score=float(cand_scores[ci]))
                 used[ci] = True
