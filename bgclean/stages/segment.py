@@ -935,28 +935,33 @@ def decode_yolox(raw: np.ndarray, ratio: float, score_min: float, side: int = 41
     if not belongings:
         return (*people, *beasts)
     thing = raw[:, 5 + _COCO_BELONGINGS].max(axis=1)
-    # a rigid class winning its anchor travels with the box as the sign of its score (see below)
-    rigid = np.isin(_COCO_BELONGINGS[raw[:, 5 + _COCO_BELONGINGS].argmax(axis=1)], _COCO_RIGID)
-    boxes, signed = _nms(all_boxes, np.where(rigid, 1, -1) * raw[:, 4] * thing,
-                         (raw[:, 4] * thing >= score_min) & (thing > person) & (thing > animal), nms_iou,
-                         by=raw[:, 4] * thing)
+    idx = _nms_index(all_boxes, raw[:, 4] * thing,
+                     (raw[:, 4] * thing >= score_min) & (thing > person) & (thing > animal), nms_iou)
+    things = (all_boxes[idx].astype(np.float32).reshape(-1, 4), (raw[idx, 4] * thing[idx]).astype(np.float32))
     if not rigid_things:
-        return (*people, *beasts, boxes, np.abs(signed))
-    return (*people, *beasts, boxes, np.abs(signed), signed > 0)
+        return (*people, *beasts, *things)
+    # the class winning each kept anchor
+    rigid = np.isin(_COCO_BELONGINGS[raw[idx][:, 5 + _COCO_BELONGINGS].argmax(axis=1)], _COCO_RIGID)
+    return (*people, *beasts, *things, rigid)
 
 
-def _nms(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, nms_iou: float, by: np.ndarray | None = None):
-    """The ``keep`` boxes and their ``scores`` left by non-maximum suppression ranked by ``by``
-    (default: the scores)."""
+def _nms(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, nms_iou: float):
+    idx = _nms_index(boxes, scores, keep, nms_iou)
+    return boxes[idx].astype(np.float32).reshape(-1, 4), scores[idx].astype(np.float32)
+
+
+def _nms_index(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, nms_iou: float) -> np.ndarray:
+    """Indices (into ``boxes``) of the ``keep`` boxes left by non-maximum suppression."""
     import cv2
 
-    by = scores if by is None else by
-    boxes, scores, by = boxes[keep].astype(np.float32), scores[keep].astype(np.float32), by[keep].astype(np.float32)
-    if len(boxes) == 0:
-        return boxes.reshape(0, 4), scores
-    xywh = [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes]
-    idx = np.array(cv2.dnn.NMSBoxes(xywh, by.tolist(), 0.0, nms_iou), dtype=int).reshape(-1)
-    return boxes[idx], scores[idx]
+    where = np.flatnonzero(keep)
+    if len(where) == 0:
+        return where
+    kept = boxes[where].astype(np.float32)
+    xywh = [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in kept]
+    idx = np.array(cv2.dnn.NMSBoxes(xywh, scores[where].astype(np.float32).tolist(), 0.0, nms_iou),
+                   dtype=int).reshape(-1)
+    return where[idx]
 
 
 @contextlib.contextmanager
@@ -1151,11 +1156,11 @@ class BoxTracker:
 
     ``rigid`` (a bike, a bag; ``update_tracks`` is told which boxes are): a matched box narrower
     than 0.85 of the track's widest of its last 8 boxes seen keeps that width, grown on the side
-    that moved most since the last frame (a racket swung and turned is not held: tennis frames
-    48-51 at 720p, 163 -> 91 px, its box held wide lost the shadow below, recall 0.983 -> 0.980):
-    the part passing behind something is still there (bmx-trees frames 13-15: the bike's box
-    shrank from 97 to 61 px wide as its front wheel passed behind a trunk, and the wheel right of
-    the trunk was left out of every crop; a ghost wheel in frames 15-16).
+    that moved most since the last frame: the part passing behind something is still there
+    (bmx-trees frames 13-15: the bike's box shrank from 97 to 61 px wide as its front wheel passed
+    behind a trunk, and the wheel right of the trunk was left out of every crop; a ghost wheel in
+    frames 15-16). A racket swung and turned is not held (tennis frames 48-51 at 720p, 163 -> 91 px
+    wide: held at 174 px, the shadow below it was lost, recall 0.983 -> 0.980).
 
     Why merge: while her track is carried, the detector finds her again and a second track starts on
     her; the two then share her detections, each is lost every other frame and carried off at its own
