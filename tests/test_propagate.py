@@ -489,10 +489,9 @@ def test_bmx_trees_holes_keep_the_trunk_and_wall_the_rider_passes():
     thin rims as dark as the trunk behind them (frames 16-23, once a window has seen the wall)."""
     from PIL import Image
 
+    from bgclean.pipeline import io
     from bgclean.pipeline.config import load_config
     from bgclean.pipeline.runner import Pipeline, _to_tensor
-
-    from bgclean.pipeline import io
 
     first, n = 8, 16
     frames = [f.rgb.copy() for f in io.read_frames(io.probe(shared("videos/bmx-trees/frames")))
