@@ -119,24 +119,15 @@ def test_the_bikes_front_wheel_behind_a_trunk_stays_in_its_crop():
     """bmx-trees frames 8-23 through the segment stage: with the bike's box holding its width, its
     front wheel right of the trunk (frames 15-16) is in a crop and U²-Net's map (above 0.5) covers
     it; with the detector's shrinking box it was left out (a ghost wheel in the output)."""
-    from PIL import Image
-
-    from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.segment import SegmentStage
 
     first, last = 8, 23
-    frames = [f.rgb.copy() for f in io.read_frames(io.probe(shared("videos/bmx-trees/frames")))
-              if first <= f.index <= last]
-    truth = np.stack([np.array(Image.open(shared(f"videos/bmx-trees/masks/{i:05d}.png"))) > 0
-                      for i in range(first, last + 1)])
     recall = {}
     for rigid in (True, False):
         stage = SegmentStage(SegmentConfig())
         assert stage.thing_tracker.rigid
         stage.thing_tracker.rigid = rigid
-        soft = np.concatenate([stage(_to_tensor(frames[s : s + 8], torch.device("cpu")))[:, 0].numpy()
-                               for s in range(0, len(frames), 8)])
+        soft, truth = _bmx_raw(first, last, stage=stage)
         late = slice(15 - first, 17 - first)
         recall[rigid] = ((soft[late] > 0.5) & truth[late]).sum(axis=(1, 2)) / truth[late].sum(axis=(1, 2))
     assert recall[True].min() > 0.85, recall  # 0.92, 0.88
@@ -532,9 +523,9 @@ def test_a_racket_the_detector_sees_joins_the_players_mask():
     assert covered[0.0, 54] < 0.5 and covered[0.0, 60] < 0.5
 
 
-def _bmx_raw(first: int, last: int, cfg: SegmentConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """bmx-trees frames ``first``..``last`` through a fresh segment stage in windows of 8: the raw
-    maps (T,H,W) in [0,1] (before the mask stage) and the rider's ground truth (T,H,W) bool."""
+def _bmx_raw(first: int, last: int, cfg: SegmentConfig | None = None, stage=None) -> tuple[np.ndarray, np.ndarray]:
+    """bmx-trees frames ``first``..``last`` through a fresh segment stage (or ``stage``) in windows
+    of 8: the raw maps (T,H,W) in [0,1] (before the mask stage) and the rider's ground truth (T,H,W) bool."""
     from PIL import Image
 
     from bgclean.pipeline import io
@@ -545,7 +536,7 @@ def _bmx_raw(first: int, last: int, cfg: SegmentConfig | None = None) -> tuple[n
     frames = [f.rgb.copy() for f in io.read_frames(info) if first <= f.index <= last]
     truth = np.stack([np.array(Image.open(shared(f"videos/bmx-trees/masks/{i:05d}.png"))) > 0
                       for i in range(first, last + 1)])
-    stage = SegmentStage(cfg or SegmentConfig())
+    stage = stage or SegmentStage(cfg or SegmentConfig())
     soft = np.concatenate([stage(_to_tensor(frames[s : s + 8], torch.device("cpu")))[:, 0].numpy()
                            for s in range(0, len(frames), 8)])
     return soft, truth

@@ -245,7 +245,8 @@ def changed_pixels(img: np.ndarray, fill: np.ndarray, hole: np.ndarray, sure: np
         return hole.copy()
     h, w = hole.shape
     pad = tolerance + grow + 1
-    y0, y1, x0, x1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, h), max(xs.min() - pad, 0), min(xs.max() + pad + 1, w)
+    y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, h)
+    x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, w)
     a, b, m = img[y0:y1, x0:x1], fill[y0:y1, x0:x1], hole[y0:y1, x0:x1]
     if tolerance > 0:
         k = np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8)
