@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+# the workplace's data beside the checkout; BGCLEAN_SHARED elsewhere (bench/device_run.sh)
+SHARED = Path(os.environ.get("BGCLEAN_SHARED") or ROOT.parent / "shared" / "data")
 OUT = ROOT / "bench" / "out"
 
 
 def machine() -> str:
-    import os
-
     import torch
 
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads{gpu}")
 
 
 def cut_clip(src: Path, frames: int, dst: Path, start: int = 0) -> Path:

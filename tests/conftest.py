@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("BGCLEAN_SHARED") or ROOT.parent / "shared" / "data")  # BGCLEAN_SHARED: elsewhere
 SAMPLE = ROOT / "samples" / "vtest_6s.mp4"
 
 

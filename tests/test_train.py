@@ -82,6 +82,24 @@ def test_training_resumes_from_its_checkpoint_and_exports(one_photo, tmp_path):
         Trainer(_tiny(one_photo, tmp_path, arch="dmfn"))
 
 
+def test_batches_made_by_worker_processes_are_the_ones_one_process_makes(one_photo, tmp_path):
+    """``workers`` (the GPU configs make batches in one process per core, ahead of the step) and a
+    resumed run see the same batches as one run in one process: batch k comes from (seed, k)."""
+    from bgclean.train.trainer import Trainer
+
+    t = Trainer(_tiny(one_photo, tmp_path, steps=5))
+    alone = [b for b in t.batches()]
+    assert len(alone) == 5 and not torch.equal(alone[0][0], alone[1][0])  # not one batch repeated
+    parallel = Trainer(_tiny(one_photo, tmp_path, steps=5, workers=2)).batches()
+    for a, b in zip(alone, parallel, strict=True):
+        for x, y in zip(a, b):
+            assert torch.equal(x, y)
+    t.step = 3  # what a run resumed at step 3 draws
+    for a, b in zip(alone[3:], t.batches(), strict=True):
+        assert torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])
+    assert load_train_config("gpu").workers == -1 and load_train_config("cpu").workers == 0
+
+
 def test_a_new_run_can_start_from_the_shipped_weights(one_photo, tmp_path):
     """``init: inpaint.dmfn`` (the bundled gpu-refine config) starts the generator at the shipped
     weights, so a GPU run refines them; a checkpoint of the run then wins over ``init``; weights of

@@ -54,6 +54,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision on CUDA (ignored on CPU)
     time_limit_min: float = 0  # stop (and checkpoint) after this many minutes; 0 = no limit
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    workers: int = 0  # processes making batches ahead of the step; -1 = one per CPU core but one (at most 16)
     # losses
     w_hole: float = 6.0  # L1 inside the hole
     w_valid: float = 1.0  # L1 outside it
@@ -116,6 +117,8 @@ def load_train_config(path: str | Path | None, overrides: dict | None = None) ->
         raise ConfigError(f"unknown arch {cfg.arch!r}; choose one of: {', '.join(ARCHITECTURES)}")
     if cfg.classical not in ("telea", "navier-stokes", "structure"):
         raise ConfigError("classical must be telea, navier-stokes or structure")
+    if cfg.workers < -1:
+        raise ConfigError("workers must be >= 0, or -1 (one per CPU core but one)")
     return cfg
 
 
