@@ -60,8 +60,12 @@ seg)
 train)
     minutes=${2:-6}
     run=$PWD/runs/inpaint-gpu-refine  # carried there (bench/device_pack.py --merge put it here): resumed
+    # data workers pass their batches through /dev/shm (about 15 MB each, 4 ahead per worker)
+    shm_mb=$(( $(df -k --output=avail /dev/shm 2>/dev/null | tail -1 || echo 0) / 1024 ))
+    workers=-1; [ "$shm_mb" -lt 2048 ] && workers=$(( shm_mb / 100 > 1 ? shm_mb / 100 : 0 ))
+    echo "/dev/shm: $shm_mb MB free, workers $workers"
     step train "$minutes" minutes
-    $PY -m bgclean train --config "$BGCLEAN_SHARED/gpu-refine.yaml" --set out=$run time_limit_min=$minutes \
+    $PY -m bgclean train --config "$BGCLEAN_SHARED/gpu-refine.yaml" --set out=$run time_limit_min=$minutes workers=$workers \
         ${STEPS:+steps=$STEPS eval_every=$STEPS ckpt_every=$STEPS} 2>&1 | tail -30
     cp $run/log.jsonl "$OUT/train_log.jsonl"
     cp $run/last.pt /tmp/last.pt

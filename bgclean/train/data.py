@@ -119,6 +119,17 @@ class PhotoHoles:
         return img, hole, classical_fill(img, hole, self.classical)
 
     def batch(self, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``n`` samples: image, hole and classical fill as (N,3|1,H,W) float in [0,1]."""
+        return as_float(self.batch_uint8(n, rng))
+
+    def batch_uint8(self, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The same samples as uint8 tensors (a quarter of the bytes between data workers and the step)."""
         imgs, holes, fills = zip(*(self.sample(rng) for _ in range(n)))
-        t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float() / 255  # noqa: E731
-        return t(imgs), torch.from_numpy(np.stack(holes))[:, None].float(), t(fills)
+        t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+        return t(imgs), torch.from_numpy(np.stack(holes).astype(np.uint8))[:, None], t(fills)
+
+
+def as_float(batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A ``batch_uint8`` as the network's floats (image and fill / 255, hole 0/1), on its device."""
+    img, hole, fill = batch
+    return img.float() / 255, hole.float(), fill.float() / 255

@@ -22,7 +22,7 @@ import torch
 
 from bgclean.models.inpaint import architecture_name, build_inpainter, network_input
 from bgclean.train.config import TrainConfig
-from bgclean.train.data import PhotoHoles, list_photos, video_backgrounds
+from bgclean.train.data import PhotoHoles, as_float, list_photos, video_backgrounds
 from bgclean.train.holes import HoleSampler, silhouettes_from_masks
 
 log = logging.getLogger(__name__)
@@ -199,9 +199,10 @@ class Trainer:
         return {"eval_psnr": psnr(comp, img, hole), "eval_psnr_classical": psnr(fill, img, hole)}
 
     def batches(self):
-        """The run's batches from its current step on, made by ``cfg.workers`` processes ahead of
-        the step that needs them (the crops, holes and classical fills are CPU work that would
-        otherwise leave a GPU idle: about 1.5 s for 32 crops of 256 px on one core)."""
+        """The run's batches from its current step on (uint8; ``as_float`` makes them the step's
+        input), made by ``cfg.workers`` processes ahead of the step that needs them (the crops,
+        holes and classical fills are CPU work that would otherwise leave a GPU idle: about 1.5 s
+        for 32 crops of 256 px on one core)."""
         c = self.cfg
         workers = c.workers if c.workers >= 0 else min(16, max(0, (os.cpu_count() or 1) - 1))
         loader = torch.utils.data.DataLoader(
@@ -224,7 +225,7 @@ class Trainer:
                 if c.time_limit_min and time.monotonic() - t0 > c.time_limit_min * 60:
                     log.info("time limit reached at step %d", self.step)
                     break
-                img, hole, fill = (t.to(self.device, non_blocking=True) for t in (img, hole, fill))
+                img, hole, fill = as_float([t.to(self.device, non_blocking=True) for t in (img, hole, fill)])
                 last = self.train_step(img, hole, fill)
                 self.step += 1
                 if self.step % 20 == 0 or self.step == c.steps:
@@ -255,7 +256,7 @@ class StepBatches(torch.utils.data.Dataset):
         self.data, self.size, self.seed = data, size, seed
 
     def __getitem__(self, step: int):
-        return self.data.batch(self.size, np.random.default_rng([self.seed, step]))
+        return self.data.batch_uint8(self.size, np.random.default_rng([self.seed, step]))
 
 
 def _one_thread(_worker: int) -> None:
