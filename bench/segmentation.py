@@ -115,6 +115,8 @@ def main() -> None:
     ap.add_argument("--clips", nargs="+", default=CLIPS)
     ap.add_argument("--size", metavar="WxH", help="resize the clips first, e.g. 1280x720")
     ap.add_argument("--window", type=int, default=8, help="frames per batch (the pipeline's window)")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="after the table, the N functions that took the most time of all (cProfile)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="config overrides, e.g. propagate.shadows=static")
     args = ap.parse_args()
@@ -126,12 +128,23 @@ def main() -> None:
     print(f"# {machine()}")
     print("| clip | segmenter | recall | min frame recall | dogs masked | area / truth | stability | fps |")
     print("|---|---|---|---|---|---|---|---|")
+    profile = None
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
     for clip in args.clips:
         for seg in args.segmenters:
             r = evaluate(seg, clip, args.window, overrides=overrides, size=size)
             dogs = "-" if r["dogs"] is None else f"{r['dogs']:.3f}"
             print(f"| {clip} | {seg} | {r['recall']:.3f} | {r['min_recall']:.3f} | {dogs} | {r['area']:.2f} | "
                   f"{r['stability']:.2f} | {r['fps']:.2f} |", flush=True)
+    if profile is not None:  # loading, warm-up and propagation included: read the fps above for speed
+        import pstats
+
+        profile.disable()
+        pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
 
 
 if __name__ == "__main__":
