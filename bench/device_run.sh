@@ -46,11 +46,17 @@ case $part in
 seg)
     if [ "$DEVICE" = cuda ]; then
         step CUDA tests
-        $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_inpaint_texture.py tests/test_superres.py 2>&1 | tail -4
+        $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_inpaint_texture.py tests/test_superres.py \
+            tests/test_segment.py 2>&1 | tail -4
     fi
     step where the time goes: tennis at 1280x720, window 8
     $PY bench/segmentation.py --segmenters yolox+u2net.small --clips tennis --size 1280x720 \
         --set runtime.device=$DEVICE --profile 30 > "$OUT/seg_profile.txt" 2>&1; head -c 2500 "$OUT/seg_profile.txt"
+    if [ "$DEVICE" = cuda ]; then
+        step the detector on onnxruntime, CPU cores, against torch on the GPU: 1280x720, window 8
+        $PY bench/segmentation.py --segmenters yolox+u2net.small --clips ${CLIPS:-schoolgirls tennis bmx-trees dogs_jump} \
+            --size 1280x720 --set runtime.device=cuda segment.detector_runtime=onnxruntime 2>&1 | tee "$OUT/seg_720_ort.md"
+    fi
     for size in ${SIZES:-1280x720 432x240}; do
         for window in ${WINDOWS:-8 32}; do
             [ "$size" = 432x240 ] && [ "$window" != 8 ] && continue

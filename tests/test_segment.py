@@ -18,6 +18,52 @@ def test_letterbox_scales_into_the_corner_and_pads_with_114():
     assert (x[0, :, 300:, :] == 114).all()
 
 
+def test_the_detector_run_by_torch_finds_what_onnxruntime_finds(tmp_path):
+    """On a CUDA device the YOLOX graph runs in torch (``OnnxGraph``; onnxruntime here is its CPU
+    build): on real frames (dogs_jump: the woman and two dogs) its raw output matches onnxruntime's
+    to 1e-2 (box coordinates in px, logits) and every box, score and class is the same; a batch of
+    frames is one call; a graph with an operator it does not know is refused when loaded."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from bgclean.errors import WeightsError
+    from bgclean.models.onnx_graph import OnnxGraph
+    from bgclean.pipeline import io
+    from bgclean.stages.segment import PersonDetector
+
+    frames = [f.rgb for f in io.read_frames(io.probe(shared("videos/dogs_jump/dogs_jump.mp4")))][:40:13]
+    ort_run = PersonDetector(torch.device("cpu"))
+    torch_run = PersonDetector(torch.device("cpu"), runtime="torch")
+    assert ort_run.runtime == "onnxruntime"  # the CPU default
+    xs = np.concatenate([letterbox(f)[0] for f in frames])
+    a, b = ort_run._run(xs[:1]), torch_run._run(xs)
+    assert b.shape == (len(frames), 3549, 85)
+    assert np.abs(a[0] - b[0]).max() < 1e-2
+    for f in frames:
+        found, same = ort_run.detect(f), torch_run.detect(f)
+        assert len(found[0]) >= 1 and len(found[2]) >= 1  # she and a dog are seen
+        for p, q in zip(found, same, strict=True):
+            assert np.allclose(p, q, atol=1e-2)
+    node = helper.make_node("Exp", ["x"], ["y"])
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(g), tmp_path / "exp.onnx")
+    with pytest.raises(WeightsError, match="Exp are not supported"):
+        OnnxGraph(tmp_path / "exp.onnx")
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_detector_runs_on_the_gpu():
+    from bgclean.pipeline import io
+    from bgclean.stages.segment import PersonDetector
+
+    frame = next(iter(io.read_frames(io.probe(shared("videos/tennis/frames"))))).rgb
+    gpu = PersonDetector(torch.device("cuda"))
+    assert gpu.runtime == "torch" and next(gpu.net.buffers()).is_cuda
+    for p, q in zip(PersonDetector(torch.device("cpu")).detect(frame), gpu.detect(frame), strict=True):
+        assert np.allclose(p, q, atol=1e-2)
+
+
 def _raw_with(cells: dict) -> np.ndarray:
     """A fake YOLOX output: all-zero scores except the given rows, which are set as (tx, ty, tw, th,
     objectness, class scores...)."""

@@ -44,6 +44,7 @@ class SegmentConfig:
     # moves (a painted figure, a poster) is left in the video; a lost person's box follows her corners
     scenery: bool = True
     person_gate: bool = True  # where an animal's box overlaps a person's, MediaPipe selfie says which pixels are hers
+    detector_runtime: str = "auto"  # YOLOX: auto (onnxruntime on a CPU, torch on a CUDA device unless onnxruntime-gpu is installed) | onnxruntime | torch
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,8 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (0 <= cfg.masks.temporal <= 10, "masks.temporal must be in [0, 10]"),
         (0.0 <= cfg.masks.dilate < 0.5, "masks.dilate must be in [0, 0.5) (a fraction of the shorter side)"),
         (cfg.masks.dilate_px is None or cfg.masks.dilate_px >= 0, "masks.dilate_px must be >= 0"),
+        (cfg.segment.detector_runtime in ("auto", "onnxruntime", "torch"),
+         "segment.detector_runtime must be auto, onnxruntime or torch"),
         (0.0 <= cfg.masks.min_area < 1.0, "masks.min_area must be in [0, 1)"),
         (cfg.segment.resolution >= 32 and cfg.segment.resolution % 32 == 0,
          "segment.resolution must be a multiple of 32, at least 32"),

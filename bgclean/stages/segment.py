@@ -59,7 +59,8 @@ class SegmentStage:
             self.model, self.dtype = load_model(cfg.backend.removeprefix("yolox+"), self.device, cfg.half,
                                                 download_progress)
         if cfg.backend.startswith("yolox+"):
-            self.detector = PersonDetector(self.device)
+            self.detector = PersonDetector(self.device, runtime=None if cfg.detector_runtime == "auto"
+                                           else cfg.detector_runtime)
             # a weak track (painted figures on the bmx-trees wall score 0.2-0.6) is carried two frames
             # at most, a surely seen person the full ``carry``: at 2 frames bmx-trees' false area fell
             # (10.1 -> 9.7x the truth) and both it and schoolgirls rose from 4.5 to 5.3 fps, with
@@ -1018,22 +1019,42 @@ class PersonGate:
 
 
 class PersonDetector:
-    """YOLOX-nano person boxes on one (H,W,3) uint8 RGB frame, through onnxruntime."""
+    """YOLOX-nano person boxes on one (H,W,3) uint8 RGB frame: through onnxruntime on a CPU (or
+    with its CUDA provider, where the user installed onnxruntime-gpu), else on a CUDA device the
+    same graph run by torch (``OnnxGraph``) on the GPU. ``runtime`` forces one: onnxruntime | torch."""
 
-    def __init__(self, device: torch.device, score_min: float = 0.1):
+    def __init__(self, device: torch.device, score_min: float = 0.1, runtime: str | None = None):
         import onnxruntime as ort
 
         from bgclean.weights.registry import REGISTRY
         from bgclean.weights.store import resolve
 
+        path = resolve(REGISTRY.get("yolox.nano"))
+        self.score_min = score_min
+        self.device = torch.device(device)
+        if runtime is None:
+            gpu_ort = "CUDAExecutionProvider" in ort.get_available_providers()
+            runtime = "torch" if self.device.type == "cuda" and not gpu_ort else "onnxruntime"
+        self.runtime = runtime
+        if runtime == "torch":
+            from bgclean.models.onnx_graph import OnnxGraph
+
+            self.net = OnnxGraph(path).to(self.device).eval()
+            return
         providers = ["CPUExecutionProvider"]
-        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        if self.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(resolve(REGISTRY.get("yolox.nano"))), opts, providers=providers)
+        self.session = ort.InferenceSession(str(path), opts, providers=providers)
         self.input = self.session.get_inputs()[0].name
-        self.score_min = score_min
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """The network's raw output (N,3549,85) for letterboxed input ``x`` (N,3,416,416)."""
+        if self.runtime == "torch":
+            with torch.inference_mode():
+                return self.net(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
+        return self.session.run(None, {self.input: x})[0]
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Person boxes and scores."""
@@ -1043,7 +1064,7 @@ class PersonDetector:
         """Person boxes and scores, animal boxes and scores, then boxes and scores of things people
         carry or ride and whether each is rigid (``decode_yolox``)."""
         x, ratio = letterbox(rgb)
-        raw = self.session.run(None, {self.input: x})[0][0]
+        raw = self._run(x)[0]
         return decode_yolox(raw, ratio, self.score_min, animals=True, belongings=True, rigid_things=True)
 
     def look(self, rgb: np.ndarray, box, grow: float, score_min: float = 0.02):
@@ -1059,7 +1080,7 @@ class PersonDetector:
             empty = np.zeros((0, 4), np.float32)
             return empty, np.zeros(0, np.float32), empty, np.zeros(0, np.float32)
         x, ratio = letterbox(np.ascontiguousarray(rgb[Y0:Y1, X0:X1]))
-        raw = self.session.run(None, {self.input: x})[0][0]
+        raw = self._run(x)[0]
         people, people_scores, animals, animal_scores = decode_yolox(raw, ratio, score_min, animals=True)
         shift = np.array([X0, Y0, X0, Y0], np.float32)
         return people + shift, people_scores, animals + shift, animal_scores
