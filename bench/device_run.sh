@@ -14,7 +14,8 @@
 #           style and adversarial terms) for MINUTES (default 6), resumed where runs/inpaint-gpu-refine
 #           is carried too; exported weights, the log and the checkpoint come back in $OUT. Here:
 #           `.venv/bin/python bench/device_pack.py --merge FILES_AT` rebuilds runs/inpaint-gpu-refine
-#           (the next train call carries it), then bench the weights (bench/inpaint.py).
+#           (the next train call carries it), then bench it: bench/inpaint.py --methods telea
+#           auto "learned:checkpoint=runs/inpaint-gpu-refine/last.pt" (and bench/places2_sheet.py).
 #
 # Environment for a rehearsal on a CPU machine: PY (python), DEVICE (cpu), SKIP_WHEELS=1, CLIPS,
 # SIZES, WINDOWS, STEPS.
