@@ -47,17 +47,19 @@ class OnnxGraph(nn.Module):
         self.input = graph.input[0].name
         self.output = graph.output[0].name
         self.nodes: list[tuple[str, list[str], str, dict]] = []
-        self.consts: dict[str, list] = {}  # small integer inputs (slice bounds, shapes), as Python values
-        for k, node in enumerate(graph.node):
+        # a constant input: a convolution's weights and biases (a buffer's name: they follow .to(device)),
+        # or the small values of the other operators (slice bounds, shapes, scales) as Python lists
+        self.consts: dict[str, str | list] = {}
+        for node in graph.node:
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
             for name in node.input:
                 if name in inits and name not in self.consts:
-                    t = inits[name]
-                    if node.op_type in ("Conv",):
-                        self.register_buffer(f"w{len(self._buffers)}", t)
-                        self.consts[name] = f"w{len(self._buffers) - 1}"
+                    if node.op_type == "Conv":
+                        key = f"w{len(self._buffers)}"
+                        self.register_buffer(key, inits[name])
+                        self.consts[name] = key
                     else:
-                        self.consts[name] = t.tolist()
+                        self.consts[name] = inits[name].tolist()
             self.nodes.append((node.op_type, list(node.input), node.output[0], attrs))
         # what each value is last needed by, so intermediates are dropped as soon as possible
         self._last_use = {}
