@@ -635,6 +635,10 @@ class PropagateStage:
         unit = min(h, w) / 240
         cand, grounds = shadow_candidates(img, hole, width=max(4, round(12 * unit)))
         gradient = None
+        # texture is judged at the 240 px scale its threshold was set on: upscaled 4 px of grass
+        # are 12 at 720 px, each with a third of the gradient (bmx-trees at 1280x720, frame 18: the
+        # whole grass band joined the rider's hole as his "shadow", 10.6x the truth's area)
+        small = (max(1, round(w / unit)), max(1, round(h / unit))) if unit > 1.5 else None
         smooth = np.zeros_like(cand)  # each person's ground is judged on its own
         for ground in grounds:
             mine = cand & ground
@@ -642,8 +646,13 @@ class PropagateStage:
                 continue
             if gradient is None:
                 gray = self._grays[t_index]
+                if small is not None:
+                    gray = cv2.resize(gray, small, interpolation=cv2.INTER_AREA)
                 gradient = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
-            if np.median(gradient[ground & ~cand]) <= 28:
+            bare = ground & ~cand
+            if small is not None:
+                bare = cv2.resize(bare.astype(np.uint8), small, interpolation=cv2.INTER_NEAREST) > 0
+            if bare.any() and np.median(gradient[bare]) <= 28:
                 smooth |= mine
         cand = smooth
         if not cand.any():
