@@ -624,8 +624,9 @@ class PropagateStage:
         may lie there too in the nearest ones), linked to the hole, grown by ``dilation`` px like
         the person's mask. Only on smooth ground: where the ground's own texture passes the
         photometric test (40% or more of it) or its median gradient exceeds 28 grey levels (Sobel,
-        8-bit, on the frame at 240 px), a misalignment of a fraction of a pixel already makes texture look darker than in
-        other frames, and nothing joins (grass, gravel, patterned floors)."""
+        8-bit, on the frame at 240 px), a misalignment of a fraction of a pixel already makes
+        texture look darker than in other frames, and nothing joins (grass, gravel, patterned
+        floors)."""
         import cv2
 
         h, w = hole.shape
