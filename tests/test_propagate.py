@@ -243,6 +243,26 @@ def test_moving_camera_shadow_on_the_tennis_court_joins_the_mask():
     assert found["always"].sum() < 2.2 * t.sum()  # player, racket and shadow, dilated: about 1.9x
 
 
+def _propagated_upscaled(small: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """``small`` frames segmented as they are (windows of 8), then frames and masks resized to
+    ``size`` (a clip at 720p) and propagated: the final holes (T,H,W) bool at ``size``."""
+    import cv2
+
+    from bgclean.pipeline.config import load_config
+    from bgclean.pipeline.runner import Pipeline, _to_tensor
+
+    n = len(small)
+    pipe = Pipeline(load_config(None, {"segment.backend": "yolox+u2net.small", "runtime.device": "cpu"}))
+    segmented = np.concatenate([pipe.hole_masks(_to_tensor(small[s : s + 8], pipe.device))[:, 0].numpy()
+                                for s in range(0, n, 8)])
+    frames = [cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in small]
+    masks = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in segmented])
+    stage = PropagateStage(PropagateConfig())
+    return np.concatenate([stage(_to_tensor(frames[s : s + 8], torch.device("cpu")),
+                                 torch.from_numpy(masks[s : s + 8, None]), dilation=15)[2][:, 0].numpy() > 0
+                           for s in range(0, n, 8)])
+
+
 def test_moving_camera_shadow_is_found_at_720p_too():
     """The same court at three times the pixels (tennis frames 16-31 resized to 1296x720, the
     segmented masks with them): the shadow test's reaches scale with the frame. With the 12 px
@@ -252,23 +272,12 @@ def test_moving_camera_shadow_is_found_at_720p_too():
     import cv2
     from PIL import Image
 
-    from bgclean.pipeline.config import load_config
-    from bgclean.pipeline.runner import Pipeline, _to_tensor
-
     root = shared("videos/tennis")
     first, n, size = 16, 16, (1296, 720)
     small = [np.array(Image.open(root / "frames" / f"{first + i:05d}.png").convert("RGB")) for i in range(n)]
     truth = np.stack([cv2.resize(gt_person_mask("tennis", first + i).astype(np.uint8), size,
                                  interpolation=cv2.INTER_NEAREST) > 0 for i in range(n)])
-    pipe = Pipeline(load_config(None, {"segment.backend": "yolox+u2net.small", "runtime.device": "cpu"}))
-    segmented = np.concatenate([pipe.hole_masks(_to_tensor(small[s : s + 8], pipe.device))[:, 0].numpy()
-                                for s in range(0, n, 8)])
-    frames = [cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in small]
-    masks = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in segmented])
-    stage = PropagateStage(PropagateConfig())
-    found = np.concatenate([stage(_to_tensor(frames[s : s + 8], torch.device("cpu")),
-                                  torch.from_numpy(masks[s : s + 8, None]), dilation=15)[2][:, 0].numpy() > 0
-                            for s in range(0, n, 8)])
+    found = _propagated_upscaled(small, size)
     recall = (found & truth).sum(axis=(1, 2)) / truth.sum(axis=(1, 2))
     assert recall[4:].min() > 0.9, recall.round(2)  # the first frames have seen little of the court
     assert found.sum() < 2.2 * truth.sum()
@@ -295,21 +304,10 @@ def test_grass_upscaled_to_720p_is_not_taken_for_a_shadow():
     pipeline at 1280x720: 10.6x the truth's area in that frame, 2.4x at 432x240)."""
     import cv2
 
-    from bgclean.pipeline.config import load_config
-    from bgclean.pipeline.runner import Pipeline, _to_tensor
-
     first, n, size = 8, 16, (1280, 720)
     small, truth = _bmx(first, n)
     truth = np.stack([cv2.resize(t.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0 for t in truth])
-    pipe = Pipeline(load_config(None, {"segment.backend": "yolox+u2net.small", "runtime.device": "cpu"}))
-    segmented = np.concatenate([pipe.hole_masks(_to_tensor(small[s : s + 8], pipe.device))[:, 0].numpy()
-                                for s in range(0, n, 8)])
-    frames = [cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in small]
-    masks = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in segmented])
-    stage = PropagateStage(PropagateConfig())
-    found = np.concatenate([stage(_to_tensor(frames[s : s + 8], torch.device("cpu")),
-                                  torch.from_numpy(masks[s : s + 8, None]), dilation=15)[2][:, 0].numpy() > 0
-                            for s in range(0, n, 8)])
+    found = _propagated_upscaled(small, size)
     area = found.sum(axis=(1, 2)) / truth.sum(axis=(1, 2))
     assert area.max() < 4, area.round(1)
     assert (found & truth).sum() > 0.95 * truth.sum()
