@@ -3,7 +3,7 @@ no registry and sees neither ../shared nor the weight cache:
 
     .venv/bin/python bench/device_pack.py          # here, once per session
     then, through the device tool: bash bench/device_run.sh seg|train (see that script), which
-    unpacks it there: python3 bench/device_pack.py --unpack /tmp/shared
+    unpacks it there: python3 bench/device_pack.py --unpack /tmp/bgclean-shared
 
 - ``.device/whl/base``: wheels of bgclean's dependencies that the device image lacks (pypatchmatch,
   ffmpeg-python and its ``future``), for Python 3.12 on x86-64; ``.device/whl/gate``:
@@ -16,7 +16,7 @@ no registry and sees neither ../shared nor the weight cache:
 - ``.device/photos``: the training photos, less the benchmark's held-out ones.
 
 A device call carries at most 64 MiB with the working tree (about 15 MB), so the segmentation run
-carries whl, home and videos (about 50 MB) and the training run whl/base, home, photos and two
+carries whl, home and videos (45 MB; 60 MB with the tree) and the training run whl/base, home, photos and two
 clips' masks (see bench/device_run.sh).
 """
 
