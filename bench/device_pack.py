@@ -16,8 +16,8 @@ no registry and sees neither ../shared nor the weight cache:
 - ``.device/photos``: the training photos, less the benchmark's held-out ones.
 
 A device call carries at most 64 MiB with the working tree (about 15 MB), so the segmentation run
-carries whl, home and videos (45 MB; 60 MB with the tree) and the training run whl/base, home, photos and two
-clips' masks (see bench/device_run.sh).
+carries whl, home and videos (45 MB; 60 MB with the tree) and the training run whl/base, home,
+photos and two clips (see bench/device_run.sh).
 """
 
 from __future__ import annotations
