@@ -165,8 +165,8 @@ class SegmentStage:
         h, w = frames.shape[2:]
         out = torch.zeros(frames.shape[0], 1, h, w, device=frames.device)
         u8 = to_integers(frames)
-        for i, img in enumerate(u8):
-            boxes, scores, animals, animal_scores = self.detector.detect(img)[:4]
+        for i, (img, found) in enumerate(zip(u8, self.detector.detect_many(u8))):
+            boxes, scores, animals, animal_scores = found[:4]
             self._since_animal = 0 if (animal_scores >= self.cfg.det_threshold).any() else self._since_animal + 1
             tracks = self.tracker.update_tracks(boxes, scores)
             for t in tracks:
@@ -939,7 +939,7 @@ def decode_yolox(raw: np.ndarray, ratio: float, score_min: float, side: int = 41
     thing = raw[:, 5 + _COCO_BELONGINGS].max(axis=1)
     score = raw[:, 4] * thing
     idx = _nms_index(all_boxes, score, (score >= score_min) & (thing > person) & (thing > animal), nms_iou)
-    things = (all_boxes[idx].astype(np.float32).reshape(-1, 4), score[idx].astype(np.float32))
+    things = _picked(all_boxes, score, idx)
     if not rigid_things:
         return (*people, *beasts, *things)
     # the class winning each kept anchor
@@ -948,7 +948,11 @@ def decode_yolox(raw: np.ndarray, ratio: float, score_min: float, side: int = 41
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, nms_iou: float):
-    idx = _nms_index(boxes, scores, keep, nms_iou)
+    return _picked(boxes, scores, _nms_index(boxes, scores, keep, nms_iou))
+
+
+def _picked(boxes: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The boxes (K,4) and scores (K,) at ``idx``, float32."""
     return boxes[idx].astype(np.float32).reshape(-1, 4), scores[idx].astype(np.float32)
 
 
@@ -1033,18 +1037,14 @@ class PersonDetector:
         path = resolve(REGISTRY.get("yolox.nano"))
         self.score_min = score_min
         self.device = torch.device(device)
-        if runtime is None:
-            gpu_ort = "CUDAExecutionProvider" in ort.get_available_providers()
-            runtime = "torch" if self.device.type == "cuda" and not gpu_ort else "onnxruntime"
-        self.runtime = runtime
-        if runtime == "torch":
+        ort_cuda = self.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers()
+        self.runtime = runtime or ("torch" if self.device.type == "cuda" and not ort_cuda else "onnxruntime")
+        if self.runtime == "torch":
             from bgclean.models.onnx_graph import OnnxGraph
 
             self.net = OnnxGraph(path).to(self.device).eval()
             return
-        providers = ["CPUExecutionProvider"]
-        if self.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if ort_cuda else ["CPUExecutionProvider"]
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), opts, providers=providers)
@@ -1069,19 +1069,14 @@ class PersonDetector:
     def detect_many(self, images) -> list[tuple[np.ndarray, ...]]:
         """``detect`` for each of ``images``: in one network call on torch (a GPU's batch), a frame
         at a time on onnxruntime (whose graph takes one frame; nor are the inputs held together)."""
-        if self.runtime != "torch":
-            out = []
-            for rgb in images:
-                x, ratio = letterbox(rgb)
-                out.append(decode_yolox(self._run(x)[0], ratio, self.score_min, animals=True, belongings=True,
-                                        rigid_things=True))
-            return out
-        boxed = [letterbox(rgb) for rgb in images]
-        if not boxed:
-            return []
-        raw = self._run(np.concatenate([x for x, _ in boxed]))
-        return [decode_yolox(raw[k], ratio, self.score_min, animals=True, belongings=True, rigid_things=True)
-                for k, (_, ratio) in enumerate(boxed)]
+        if self.runtime == "torch":
+            boxed = [letterbox(rgb) for rgb in images]
+            raws = self._run(np.concatenate([x for x, _ in boxed])) if boxed else []
+            found = zip(raws, (ratio for _, ratio in boxed))
+        else:  # lazily: one frame's input at a time
+            found = ((self._run(x)[0], ratio) for x, ratio in map(letterbox, images))
+        return [decode_yolox(raw, ratio, self.score_min, animals=True, belongings=True, rigid_things=True)
+                for raw, ratio in found]
 
     def look(self, rgb: np.ndarray, box, grow: float, score_min: float = 0.02):
         """The detector on a square crop around ``box`` (grown by ``grow``), scaled up to its input:

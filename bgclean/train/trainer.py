@@ -205,14 +205,13 @@ class Trainer:
         for 32 crops of 256 px on one core)."""
         c = self.cfg
         workers = c.workers if c.workers >= 0 else min(16, max(0, (os.cpu_count() or 1) - 1))
-        loader = torch.utils.data.DataLoader(
+        return torch.utils.data.DataLoader(
             StepBatches(self.data, c.batch, c.seed), batch_size=None, sampler=range(self.step, c.steps),
             num_workers=workers, worker_init_fn=_one_thread if workers else None,
             # spawned, not forked: a fork of a process whose thread pools (OpenMP, OpenCV, CUDA) are
             # busy or locked can hang its child (seen in the test suite)
             multiprocessing_context="spawn" if workers else None,
             prefetch_factor=4 if workers else None, pin_memory=self.device.type == "cuda")
-        return loader
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, progress=None) -> dict:
