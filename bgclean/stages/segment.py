@@ -25,7 +25,8 @@ def segmenter_names() -> list[str]:
     from bgclean.weights.registry import REGISTRY
 
     u2 = [n for n in REGISTRY.names() if REGISTRY.get(n).architecture.startswith("u2net")]
-    return [f"yolox+{n}" for n in u2] + u2 + ["yolox+rvm", "rvm", "rembg:<session>"]
+    return [f"yolox+{n}" for n in u2] + u2 + ["yolox+rvm", "rvm", "yolox+mediapipe.selfie", "mediapipe.selfie",
+                                              "rembg:<session>"]
 
 
 class SegmentStage:
@@ -46,9 +47,12 @@ class SegmentStage:
         if cfg.backend not in segmenter_names():
             raise InputError(f"unknown segmenter {cfg.backend!r}; choose one of: {', '.join(segmenter_names())}")
         self.rvm = None
+        self.selfie = cfg.backend.endswith("mediapipe.selfie")
         if cfg.backend.endswith("rvm"):
             self.rvm = RobustVideoMatting(self.device, download_progress)
             self.model, self.dtype = self.rvm, torch.float32
+        elif self.selfie:
+            self.model, self.dtype = SelfieNet(hint=f"or choose another --segmenter than {cfg.backend}"), torch.float32
         elif self.device.type == "cpu":  # onnxruntime runs U²-Net 1.3x faster than torch on a CPU
             from bgclean.weights.store import load_onnx_model
 
@@ -123,6 +127,10 @@ class SegmentStage:
         return self.cfg.batch_size or (16 if self.device.type == "cuda" else 2)
 
     def _u2net(self, x: torch.Tensor, side: int) -> torch.Tensor:
+        """The segmentation network on frames or crops ``x`` (B,3,S,S) in [0,1], at ``side``
+        (U²-Net; the selfie network has its own side) → (B,1,side,side) probabilities."""
+        if self.selfie:
+            return resize(self.model(x), (side, side), antialias=False).clamp_(0, 1)
         outs = []
         for chunk in x.split(self.batch_size):
             inp = self.preprocess(chunk.float(), side).to(self.dtype).contiguous(memory_format=torch.channels_last)
@@ -984,21 +992,18 @@ def _quiet_stderr():
         os.close(saved)
 
 
-class PersonGate:
-    """MediaPipe selfie segmentation (Apache-2.0, 0.25 MB, through LiteRT): a network that segments
-    people only, so it tells a woman from the dog pressed against her, which U²-Net (salient
-    objects) does not. Too loose alone (it covered 0.88-0.99 of the woman in dogs_jump crops), so
-    it only arbitrates inside animal boxes. (1,3,S,S) crop in [0,1] → (1,1,S,S) person map in [0,1],
-    grown by ``grow`` of the side (a max filter: her outline stays hers)."""
+class SelfieNet:
+    """MediaPipe selfie segmentation (Apache-2.0, 0.25 MB, run with LiteRT on the CPU cores): a
+    network that segments people only. ``(B,3,H,W)`` float RGB in [0,1] → ``(B,1,H,W)`` person
+    probability in [0,1], each image at the network's 256 px square and back."""
 
     side = 256
 
-    def __init__(self, grow: float = 0.04):
+    def __init__(self, hint: str = "or set segment.person_gate: false"):
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:  # a dependency: only a broken install lacks it
-            raise InputError("segment.person_gate needs the ai-edge-litert package (pip install ai-edge-litert), "
-                             "or set segment.person_gate: false") from exc
+            raise InputError(f"MediaPipe selfie needs the ai-edge-litert package (pip install ai-edge-litert), {hint}") from exc
 
         from bgclean.weights.registry import REGISTRY
         from bgclean.weights.store import resolve
@@ -1009,17 +1014,34 @@ class PersonGate:
             self.net.allocate_tensors()
         self._in = self.net.get_input_details()[0]["index"]
         self._out = self.net.get_output_details()[0]["index"]
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        size = tuple(x.shape[2:])
+        small = resize(x.float().cpu(), (self.side, self.side)).clamp_(0, 1).permute(0, 2, 3, 1).numpy()
+        outs = []
+        for img in small:  # the graph takes one image
+            self.net.set_tensor(self._in, np.ascontiguousarray(img, np.float32)[None])
+            self.net.invoke()
+            outs.append(torch.from_numpy(self.net.get_tensor(self._out)[0, :, :, 0].copy()))
+        return resize(torch.stack(outs)[:, None], size, antialias=False).clamp_(0, 1).to(x.device)
+
+
+class PersonGate:
+    """The selfie network (``SelfieNet``) as an arbiter: it tells a woman from the dog pressed
+    against her, which U²-Net (salient objects) does not. Too loose alone (it covered 0.88-0.99 of
+    the woman in dogs_jump crops), so it only arbitrates inside animal boxes. (1,3,S,S) crop in
+    [0,1] → (1,1,S,S) person map in [0,1], grown by ``grow`` of the side (a max filter: her outline
+    stays hers)."""
+
+    def __init__(self, grow: float = 0.04):
+        self.net = SelfieNet()
         self.grow = grow
 
     @torch.inference_mode()
     def __call__(self, crop: torch.Tensor) -> torch.Tensor:
-        size = crop.shape[2:]
-        x = resize(crop.float().cpu(), (self.side, self.side))
-        self.net.set_tensor(self._in, np.ascontiguousarray(x[0].permute(1, 2, 0).clamp(0, 1).numpy(), np.float32)[None])
-        self.net.invoke()
-        m = torch.from_numpy(self.net.get_tensor(self._out)[0, :, :, 0].copy())[None, None]
-        m = resize(m, tuple(size), antialias=False).clamp_(0, 1)
-        k = 2 * max(1, round(self.grow * max(size))) + 1
+        m = self.net(crop)
+        k = 2 * max(1, round(self.grow * max(crop.shape[2:]))) + 1
         return max_filter(m, k, k)
 
 
