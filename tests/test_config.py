@@ -16,7 +16,7 @@ def test_default_yaml_mirrors_the_dataclasses_exactly():
 def test_every_bundled_config_loads():
     for path in CONFIG_DIR.glob("*.yaml"):
         load_config(path)
-    assert load_config("fast").segment.backend == "u2net.small"
+    assert load_config("fast").segment.backend == "yolox+mediapipe.selfie"
 
 
 def test_unknown_key_names_the_key_and_the_file(tmp_path):

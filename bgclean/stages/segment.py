@@ -47,21 +47,28 @@ class SegmentStage:
         if cfg.backend not in segmenter_names():
             raise InputError(f"unknown segmenter {cfg.backend!r}; choose one of: {', '.join(segmenter_names())}")
         self.rvm = None
-        self.selfie = cfg.backend.endswith("mediapipe.selfie")
+        # the network people's crops get where it is not U²-Net: yolox+mediapipe.selfie segments
+        # people with the selfie network, and what they carry and the animals beside them (no
+        # person in those crops) with U²-Net small, which takes the salient object
+        self.person_net = None
+        self.selfie = cfg.backend == "mediapipe.selfie"  # alone, on whole frames
+        u2 = cfg.backend.removeprefix("yolox+")
+        if cfg.backend.endswith("mediapipe.selfie"):
+            selfie = SelfieNet(hint=f"or choose another --segmenter than {cfg.backend}")
+            self.person_net, u2 = (None, None) if self.selfie else (selfie, "u2net.small")
         if cfg.backend.endswith("rvm"):
             self.rvm = RobustVideoMatting(self.device, download_progress)
             self.model, self.dtype = self.rvm, torch.float32
         elif self.selfie:
-            self.model, self.dtype = SelfieNet(hint=f"or choose another --segmenter than {cfg.backend}"), torch.float32
+            self.model, self.dtype = selfie, torch.float32
         elif self.device.type == "cpu":  # onnxruntime runs U²-Net 1.3x faster than torch on a CPU
             from bgclean.weights.store import load_onnx_model
 
-            self.model, self.dtype = load_onnx_model(cfg.backend.removeprefix("yolox+"), download_progress), torch.float32
+            self.model, self.dtype = load_onnx_model(u2, download_progress), torch.float32
         else:
             from bgclean.weights.store import load_model
 
-            self.model, self.dtype = load_model(cfg.backend.removeprefix("yolox+"), self.device, cfg.half,
-                                                download_progress)
+            self.model, self.dtype = load_model(u2, self.device, cfg.half, download_progress)
         if cfg.backend.startswith("yolox+"):
             self.detector = PersonDetector(self.device, runtime=None if cfg.detector_runtime == "auto"
                                            else cfg.detector_runtime)
@@ -98,6 +105,7 @@ class SegmentStage:
     _SCENERY_FOLLOW = 0.9  # share of its corners within 1 px (at 240 px) of where its surroundings moved them
     _SCENERY_OWN = 0.25  # share of its corners 2 px or more off that: it moves on its own, a person
     _SCENERY_CAMERA = 1.5  # median px (at 240 px) its surroundings moved: the camera moved
+    _RIDE_MEMORY = 8  # frames after a ridden thing was last seen at a person's box that her crop still gets U²-Net
     _STILL_RECHECK = 4  # a still scene's corners are tracked only every this many frames (no evidence there)
 
     def reset(self) -> None:
@@ -199,7 +207,8 @@ class SegmentStage:
         detections = self.detector.detect_many(u8)  # the window's frames in one call on a GPU
         for i, img in enumerate(u8):
             greys = self._greys(img)
-            boxes, scores, animals, animal_scores, things, thing_scores, thing_rigid = detections[i]
+            boxes, scores, animals, animal_scores, things, thing_scores, thing_rigid, ridden = detections[i]
+            ridden = things[ridden & (thing_scores >= self.cfg.belongings)]  # a bike, a board, as detected
             # tracked like people: an animal the detector misses for a frame or two stays kept
             # out of her mask (dogs_jump: the small dog at her feet scored 0.70, 0.69, 0.56, 0.44,
             # 0.13, 0.38, nothing, nothing, 0.46 in frames 14-22)
@@ -262,6 +271,12 @@ class SegmentStage:
                     # of one window are all made before its batch runs
                     t["key"] = key = {"age": t["age"], "box": list(t["box"]), "prev": key, "strong": t.get("strong"),
                                       "track": t}
+                    if self.person_net is not None:
+                        if any(_overlap(place[4], b) for b in ridden):
+                            t["rides"] = self._frame
+                        # a person network leaves out what she rides: her crop gets U²-Net while
+                        # she was seen on it lately (the detector misses the bike behind a trunk)
+                        key["rides"] = self._frame - t.get("rides", -(1 << 30)) <= self._RIDE_MEMORY
                     places.append((i, False, *place, key))
             for box in animals:
                 place = _place_near(box, grown_boxes, 0.05, h, w)
@@ -296,11 +311,24 @@ class SegmentStage:
         # native 64-96 px (schoolgirls, measured with narrower windows: pixels above 0.5 covered 0.85
         # of the girls at native size, 0.92 scaled to 160)
         side = self.cfg.crop_resolution
-        probs = []  # the crops are cut a batch at a time: a window of a crowd holds a hundred
-        for k in range(0, len(places), self.batch_size):
-            crops = [resize(_padded_crop(frames[i : i + 1], Y0, Y1, X0, X1), (side, side))
-                     for i, _, Y0, Y1, X0, X1, _, _ in places[k : k + self.batch_size]]
-            probs.extend(self._u2net(torch.cat(crops), side))
+        # the crops are cut a batch at a time: a window of a crowd holds a hundred
+        # people's crops by the person network where there is one, the others (animals, belongings) by U²-Net
+        # people's crops by the person network where there is one; animals', belongings' and
+        # riders' by U²-Net (it takes the bike with him, a salient object; the person network does not)
+        by_person_net = [self.person_net is not None and not is_animal and not (key or {}).get("ellipse")
+                         and not (key or {}).get("rides") for _, is_animal, *_, key in places]
+        probs = [None] * len(places)
+        for person in (False, True):
+            group = [n for n, b in enumerate(by_person_net) if b == person]
+            for k in range(0, len(group), self.batch_size):
+                part = group[k : k + self.batch_size]
+                crops = [resize(_padded_crop(frames[i : i + 1], Y0, Y1, X0, X1), (side, side))
+                         for i, _, Y0, Y1, X0, X1, _, _ in (places[n] for n in part)]
+                x = torch.cat(crops)
+                out = (resize(self.person_net(x), (side, side), antialias=False).clamp_(0, 1) if person
+                       else self._u2net(x, side))
+                for n, p in zip(part, out):
+                    probs[n] = p
         pastes = []  # (frame, grown box, map, person's track or None), pasted in frame order below
         for p, (i, is_animal, Y0, Y1, X0, X1, (gy0, gy1, gx0, gx1), key) in zip(probs, places):
             if key is not None and "prev" in key:  # in frame order: the key before is done
@@ -915,6 +943,8 @@ _COCO_BELONGINGS = np.array([1, 3, 24, 25, 26, 28, 30, 31, 34, 35, 36, 37, 38])
 # of those, the ones whose box keeps its width while part of it is hidden (not swung or turned:
 # umbrella, skis, bat, glove, racket)
 _COCO_RIGID = np.array([1, 3, 24, 26, 28, 31, 36, 37])
+# of those, what people ride: bicycle, motorcycle, skis, snowboard, skateboard, surfboard
+_COCO_RIDDEN = np.array([1, 3, 30, 31, 36, 37])
 
 
 def decode_yolox(raw: np.ndarray, ratio: float, score_min: float, side: int = 416,
@@ -924,7 +954,8 @@ def decode_yolox(raw: np.ndarray, ratio: float, score_min: float, side: int = 41
     (any COCO animal class winning its anchor) and their scores: ``(people, scores, animals, scores)``;
     with ``belongings=True`` as well, then the boxes of things people carry or ride
     (``_COCO_BELONGINGS`` winning over person and animal) and their scores (a 6-tuple); with
-    ``rigid_things`` also whether each thing's class is rigid (``_COCO_RIGID``; a 7-tuple)."""
+    ``rigid_things`` also whether each thing's class is rigid (``_COCO_RIGID``) and whether it is
+    ridden (``_COCO_RIDDEN``; an 8-tuple)."""
     grids, strides = [], []
     for stride in (8, 16, 32):
         n = side // stride
@@ -951,8 +982,8 @@ def decode_yolox(raw: np.ndarray, ratio: float, score_min: float, side: int = 41
     if not rigid_things:
         return (*people, *beasts, *things)
     # the class winning each kept anchor
-    rigid = np.isin(_COCO_BELONGINGS[raw[idx][:, 5 + _COCO_BELONGINGS].argmax(axis=1)], _COCO_RIGID)
-    return (*people, *beasts, *things, rigid)
+    cls = _COCO_BELONGINGS[raw[idx][:, 5 + _COCO_BELONGINGS].argmax(axis=1)]
+    return (*people, *beasts, *things, np.isin(cls, _COCO_RIGID), np.isin(cls, _COCO_RIDDEN))
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, nms_iou: float):
