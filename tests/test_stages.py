@@ -144,7 +144,8 @@ def test_u2net_small_covers_most_of_a_real_person():
 def test_unknown_segmenter_lists_the_valid_ones():
     from bgclean.stages.segment import SegmentStage
 
-    with pytest.raises(InputError, match=r"u2net.full, u2net.small, yolox\+rvm, rvm, rembg:<session>"):
+    with pytest.raises(InputError, match=r"u2net.full, u2net.small, yolox\+rvm, rvm, yolox\+mediapipe.selfie, "
+                                          r"mediapipe.selfie, rembg:<session>"):
         SegmentStage(SegmentConfig(backend="deeplab"))
 
 

@@ -261,6 +261,8 @@ class SegmentStage:
                     continue
                 if not self._scenery_now(t):  # what touches a painted figure is not carried
                     grown_boxes.append(place[4])
+                if any(_overlap(place[4], b) for b in ridden):
+                    t["rides"] = self._frame
                 key = t.get("key")
                 # scenery's map only tells whether its pixels start to move on their own: its last
                 # one follows its box (bmx-trees: a third of the crops were painted figures')
@@ -271,12 +273,9 @@ class SegmentStage:
                     # of one window are all made before its batch runs
                     t["key"] = key = {"age": t["age"], "box": list(t["box"]), "prev": key, "strong": t.get("strong"),
                                       "track": t}
-                    if self.person_net is not None:
-                        if any(_overlap(place[4], b) for b in ridden):
-                            t["rides"] = self._frame
-                        # a person network leaves out what she rides: her crop gets U²-Net while
-                        # she was seen on it lately (the detector misses the bike behind a trunk)
-                        key["rides"] = self._frame - t.get("rides", -(1 << 30)) <= self._RIDE_MEMORY
+                    # a person network leaves out what she rides: her crop gets U²-Net while she
+                    # was seen on it lately (the detector misses the bike behind a trunk)
+                    key["rides"] = self._frame - t.get("rides", -(1 << 30)) <= self._RIDE_MEMORY
                     places.append((i, False, *place, key))
             for box in animals:
                 place = _place_near(box, grown_boxes, 0.05, h, w)
@@ -311,10 +310,9 @@ class SegmentStage:
         # native 64-96 px (schoolgirls, measured with narrower windows: pixels above 0.5 covered 0.85
         # of the girls at native size, 0.92 scaled to 160)
         side = self.cfg.crop_resolution
-        # the crops are cut a batch at a time: a window of a crowd holds a hundred
-        # people's crops by the person network where there is one, the others (animals, belongings) by U²-Net
-        # people's crops by the person network where there is one; animals', belongings' and
-        # riders' by U²-Net (it takes the bike with him, a salient object; the person network does not)
+        # the crops are cut a batch at a time (a window of a crowd holds a hundred); people's by
+        # the person network where there is one, animals', belongings' and riders' by U²-Net (it
+        # takes the bike with him, a salient object; the person network does not)
         by_person_net = [self.person_net is not None and not is_animal and not (key or {}).get("ellipse")
                          and not (key or {}).get("rides") for _, is_animal, *_, key in places]
         probs = [None] * len(places)
@@ -447,7 +445,7 @@ class SegmentStage:
                 if not near:
                     continue
                 if self._gate is None:
-                    self._gate = PersonGate()
+                    self._gate = PersonGate(net=self.person_net)
                 gy0, gy1, gx0, gx1 = place[4]
                 # the gate sees her with wide context: on her tight crop it took the dog at her
                 # feet as a person (dogs_jump frames 1-52: 0.29-0.97 of the dog pixels at margin
@@ -1065,8 +1063,8 @@ class PersonGate:
     [0,1] → (1,1,S,S) person map in [0,1], grown by ``grow`` of the side (a max filter: her outline
     stays hers)."""
 
-    def __init__(self, grow: float = 0.04):
-        self.net = SelfieNet()
+    def __init__(self, grow: float = 0.04, net: SelfieNet | None = None):
+        self.net = net or SelfieNet()
         self.grow = grow
 
     @torch.inference_mode()
