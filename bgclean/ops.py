@@ -62,6 +62,12 @@ def max_filter(m: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
 
 
 
+def frame_unit(h: int, w: int) -> float:
+    """Pixels of an (h, w) frame per pixel of the same frame at 240 px on its shorter side: the
+    scale the masks' and propagation's reaches and thresholds were set on (432x240 clips)."""
+    return min(h, w) / 240
+
+
 def dilate_masks(masks: torch.Tensor, radius: int) -> torch.Tensor:
     """Dilate (B,1,H,W) masks by ``radius`` px with an octagonal (near-disc) structuring element:
     alternating square and cross max-pools, so corners do not grow square. On a CPU the same
@@ -73,7 +79,7 @@ def dilate_masks(masks: torch.Tensor, radius: int) -> torch.Tensor:
     if masks.device.type == "cpu":
         import cv2
 
-        kernel = _octagon(radius)
+        kernel = octagon(radius)
         out = masks.detach().to(torch.float32).numpy().copy()
         for plane in out.reshape(-1, *out.shape[2:]):
             cv2.dilate(plane, kernel, dst=plane)
@@ -82,8 +88,8 @@ def dilate_masks(masks: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def _octagon(radius: int):
-    """``dilate_masks``' structuring element for ``radius``: (2r+1, 2r+1) uint8."""
+def octagon(radius: int):
+    """``dilate_masks``' structuring element for ``radius``: (2r+1, 2r+1) uint8 (for OpenCV)."""
     point = torch.zeros(1, 1, 2 * radius + 1, 2 * radius + 1)
     point[..., radius, radius] = 1
     return (_dilate_by_pools(point, radius)[0, 0] > 0).to(torch.uint8).numpy()

@@ -494,7 +494,7 @@ def test_changed_pixels_keeps_what_differs_grown_and_drops_the_background_seen_a
     ``grow``; what no frame saw stays; a faint speck (above ``low``, under the seed level) goes."""
     import cv2
 
-    from bgclean.ops import _octagon
+    from bgclean.ops import octagon
     from bgclean.stages.propagate import changed_pixels
 
     bg = _photo().astype(np.float32) / 255
@@ -510,7 +510,7 @@ def test_changed_pixels_keeps_what_differs_grown_and_drops_the_background_seen_a
     unseen = np.zeros_like(person)
     unseen[200:210, 280:290] = True  # what no frame saw: kept as it is
     kept = changed_pixels(img, np.where(hole[:, :, None], fill, img), hole, unseen, 0.04, 5)
-    want = (cv2.dilate((person | unseen).astype(np.uint8), _octagon(5)) > 0) & hole
+    want = (cv2.dilate((person | unseen).astype(np.uint8), octagon(5)) > 0) & hole
     assert kept[person].all() and kept[unseen].all()
     assert not (kept & ~want).any()  # the speck and the misaligned wall went
     assert (want & ~kept).sum() < 0.005 * want.sum()  # (a few of the person's pixels equal the wall)

@@ -18,7 +18,7 @@ from collections import deque
 import numpy as np
 import torch
 
-from bgclean.ops import check_frames, check_masks, release_freed_memory
+from bgclean.ops import check_frames, check_masks, frame_unit, octagon, release_freed_memory
 from bgclean.pipeline.config import PropagateConfig
 
 
@@ -237,7 +237,6 @@ def changed_pixels(img: np.ndarray, fill: np.ndarray, hole: np.ndarray, sure: np
     rider's mask, 0.8 of the truth's area)."""
     import cv2
 
-    from bgclean.ops import _octagon
     from bgclean.stages.masks import hysteresis
 
     ys, xs = np.nonzero(hole)
@@ -256,7 +255,7 @@ def changed_pixels(img: np.ndarray, fill: np.ndarray, hole: np.ndarray, sure: np
     diff[~m] = 0
     changed = hysteresis(diff, low, 2.5 * low) | sure[y0:y1, x0:x1]
     if grow > 0:
-        changed = cv2.dilate(changed.astype(np.uint8), _octagon(grow)) > 0
+        changed = cv2.dilate(changed.astype(np.uint8), octagon(grow)) > 0
     kept = changed & m
     # what the kept part encloses stays too: a person's middle as dark as the wall behind her is
     # still her; only background that reaches the hole's edge (or the frame's) is given back
@@ -633,7 +632,7 @@ class PropagateStage:
         # the reaches below were set on 240 px frames: a shadow 3x the pixels wide at 720 px
         # needs a closing 3x as wide to look darker than its surroundings (tennis at 1280x720:
         # recall 0.969, frames at 0.655, where it is 0.985 at 432x240)
-        unit = min(h, w) / 240
+        unit = frame_unit(h, w)
         cand, grounds = shadow_candidates(img, hole, width=max(4, round(12 * unit)))
         gradient = None
         # texture is judged at the 240 px scale its threshold was set on: upscaled 4 px of grass
@@ -758,7 +757,7 @@ class PropagateStage:
                 # the hole shrinks to what differs from the background found (and the dilation
                 # around it): the rest keeps the frame's own pixels
                 kept = changed_pixels(img, out[t], hole, remaining[t] | (hole & ~people[t]), self.cfg.unchanged,
-                                      dilation, tolerance=max(1, round(min(h, w) / 240)))
+                                      dilation, tolerance=max(1, round(frame_unit(h, w))))
                 drop = hole & ~kept
                 out[t][drop] = img[drop]
                 holes[t] = kept

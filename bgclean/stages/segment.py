@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from bgclean.errors import InputError
-from bgclean.ops import check_frames, max_filter, resize, to_integers
+from bgclean.ops import check_frames, frame_unit, max_filter, resize, to_integers
 from bgclean.pipeline.config import SegmentConfig
 
 log = logging.getLogger(__name__)
@@ -246,9 +246,9 @@ class SegmentStage:
                 carried = [(_grow_box(b, 0.1, h, w), t) for b, t in zip(things, thing_tracks)]
                 moving = [_crop_place(t["box"], self.cfg.box_margin, h, w) for t in people if t.get("moved")]
                 camera = camera_motion(*flow, [p[4] for p in moving if p] + [g for g, _ in carried],
-                                       min(h, w) / 240)
+                                       frame_unit(h, w))
                 if camera is not None:
-                    self._carry_by_corners(tracks, flow, camera, animals, min(h, w) / 240)
+                    self._carry_by_corners(tracks, flow, camera, animals, frame_unit(h, w))
                     self._still_at = self._frame if camera[1] < self._SCENERY_CAMERA else None
             # the small greys too: a smooth figure's own corners are looked for once its map is made
             motion.append(None if camera is None else (*flow, camera, carried, greys))
@@ -598,7 +598,7 @@ class SegmentStage:
         if track.get("moved"):  # a person for good: no evidence can change that
             return False
         p0, p1, camera, moving = motion
-        mine, unit = patch[0].cpu().numpy(), min(h, w) / 240
+        mine, unit = patch[0].cpu().numpy(), frame_unit(h, w)
         ev = surroundings_motion(p0, p1, mine, grown, camera, unit, moving)
         if ev is None and greys is not None and camera[1] >= self._SCENERY_CAMERA:
             # a smooth or blurred figure (a trunk out of focus: bmx-trees frames 34-36, 1-4 of the
