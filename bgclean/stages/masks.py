@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from bgclean.ops import check_masks, dilate_masks
+from bgclean.ops import check_masks, dilate_masks, frame_unit
 from bgclean.pipeline.config import MaskConfig
 
 
@@ -52,6 +53,49 @@ def clean_binary_mask(mask: np.ndarray, min_area_px: int, fill_holes: bool) -> n
     return m.astype(bool)
 
 
+def person_mask(soft: torch.Tensor, low: float, high: float, min_area_px: int, fill_holes: bool,
+                factor: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H,W) probabilities (any device) → (H,W) bool on that device: ``hysteresis`` (regions above
+    ``low`` holding a pixel above ``high``), regions under ``min_area_px`` dropped, enclosed holes
+    filled (``clean_binary_mask``); and the sure pixels (above ``high``). With ``factor`` > 1 the
+    regions are found on the maps max-pooled by ``factor`` (what OpenCV is given shrinks by
+    ``factor``², so a 720p frame costs what a 240p one does on the CPU), and each full-size pixel
+    above ``low`` is kept where its cell's region is; a hole narrower than a cell is not filled
+    (the dilation that follows is ``factor`` px or more). ``factor`` 1 is exactly those two."""
+    import cv2
+
+    h, w = soft.shape
+    weak, strong = soft > low, soft > high
+    if factor > 1:
+        cells = F.max_pool2d(torch.stack([weak, strong])[None].float(), factor, ceil_mode=True)[0] > 0
+        weak_c, strong_c = cells[0].cpu().numpy(), cells[1].cpu().numpy()
+    else:
+        weak_c, strong_c = weak.cpu().numpy(), strong.cpu().numpy()
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak_c.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[np.unique(labels[strong_c])] = True
+    keep[0] = False
+    if min_area_px > 0:
+        keep &= stats[:, cv2.CC_STAT_AREA] * factor * factor >= min_area_px
+    m = keep[labels]
+    holes = None
+    if fill_holes and m.any():
+        # background reachable from the border stays background; everything else is inside a person
+        flood = np.pad(m.astype(np.uint8), 1)
+        cv2.floodFill(flood, np.zeros((flood.shape[0] + 2, flood.shape[1] + 2), np.uint8), (0, 0), 1)
+        holes = flood[1:-1, 1:-1] == 0
+    if factor == 1:
+        out = torch.from_numpy(m if holes is None else m | holes).to(soft.device)
+        return out, strong
+
+    def full(cell: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(cell).to(soft.device)
+        return x.repeat_interleave(factor, 0).repeat_interleave(factor, 1)[:h, :w]
+
+    out = weak & full(m)
+    return (out if holes is None else out | full(holes)), strong
+
+
 class MaskStage:
     """Soft maps ``(B,1,H,W)`` in [0,1] → hole masks ``(B,1,H,W)`` float in {0,1}.
 
@@ -70,7 +114,7 @@ class MaskStage:
         self.reset()
 
     def reset(self) -> None:
-        self._history: list[np.ndarray] = []
+        self._history: list[torch.Tensor] = []  # each frame's (H,W) bool person mask, on the maps' device
 
     @torch.inference_mode()
     def __call__(self, soft: torch.Tensor, external: bool = False, keep_out: torch.Tensor | None = None) -> torch.Tensor:
@@ -83,6 +127,9 @@ class MaskStage:
                 keep_out = keep_out > 0.5
         radius = dilation_radius(self.cfg, h, w)
         min_px = int(self.cfg.min_area * h * w)
+        # regions are found at the 240 px scale (whole cells of factor x factor px): at 1280x720 the
+        # OpenCV work per frame was 12 ms on the CPU, which a GPU run pays for every frame
+        factor = max(1, int(frame_unit(h, w)))
         grown = torch.empty(soft.shape, dtype=torch.float32, device=soft.device)
         # a frame at a time: every temporary (the binary mask, the pools', her own pixels) stays one
         # frame's size; window-sized copies of each made this stage's peak 150 MB above its input
@@ -90,17 +137,15 @@ class MaskStage:
             if external:
                 grown[i : i + 1] = dilate_masks((soft[i : i + 1] > 0.5).float(), radius)
                 continue
-            s = soft[i, 0].float().cpu().numpy()
-            m = clean_binary_mask(hysteresis(s, self.cfg.threshold_low, self.cfg.threshold), min_px,
-                                  self.cfg.fill_holes)
-            merged = m.copy()
+            m, sure = person_mask(soft[i, 0].float(), self.cfg.threshold_low, self.cfg.threshold, min_px,
+                                  self.cfg.fill_holes, factor)
+            merged = m.clone()
             for past in self._history:
                 merged |= past
             if self.cfg.temporal > 0:
                 self._history = (self._history + [m])[-self.cfg.temporal :]
-            g = dilate_masks(torch.from_numpy(merged)[None, None].to(soft.device, torch.float32), radius)
+            g = dilate_masks(merged[None, None].float(), radius)
             if keep_out is not None:  # each frame's own person pixels, before the temporal union
-                own = torch.from_numpy(m & (s > self.cfg.threshold))[None, None].to(soft.device, torch.float32)
-                g = torch.where(keep_out[i : i + 1], own, g)
+                g = torch.where(keep_out[i : i + 1], (m & sure)[None, None].float(), g)
             grown[i : i + 1] = g
         return grown
