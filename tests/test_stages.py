@@ -12,21 +12,26 @@ from bgclean.errors import InputError, ShapeError
 from bgclean.pipeline.config import InpaintConfig, MaskConfig, PipelineConfig, SegmentConfig, load_config
 from bgclean.stages.inpaint import BACKENDS, InpaintStage
 from bgclean.ops import dilate_masks
-from bgclean.stages.masks import MaskStage, clean_binary_mask, dilation_radius
+from bgclean.stages.masks import MaskStage, dilation_radius
 from conftest import gt_person_mask, shared
 
 
-def test_clean_binary_mask_fills_holes_and_drops_specks():
-    m = np.zeros((50, 50), bool)
-    m[10:30, 10:30] = True
-    m[15:20, 15:20] = False  # a hole inside the person
-    m[45, 45] = True  # a speck
-    out = clean_binary_mask(m, min_area_px=5, fill_holes=True)
-    assert out[17, 17] and not out[45, 45] and out[10:30, 10:30].all() and out.sum() == 400
-    border = np.zeros((20, 20), bool)
-    border[0:10, 0:10] = True
-    border[2:5, 0] = False  # open to the image border: not a hole
-    assert not clean_binary_mask(border, 0, True)[3, 0]
+def test_person_mask_fills_holes_and_drops_specks():
+    from bgclean.stages.masks import person_mask
+
+    m = torch.zeros(50, 50)
+    m[10:30, 10:30] = 0.9
+    m[15:20, 15:20] = 0  # a hole inside the person
+    m[45, 45] = 0.9  # a speck
+    m[30:33, 10:30] = 0.3  # a weak fringe joined to her
+    m[40:42, 0:5] = 0.3  # a weak region alone
+    out, sure = person_mask(m, 0.25, 0.5, min_area_px=5, fill_holes=True)
+    assert out[17, 17] and not out[45, 45] and out[10:33, 10:30].all() and out.sum() == 460
+    assert sure.sum() == 400 - 25 + 1
+    border = torch.zeros(20, 20)
+    border[0:10, 0:10] = 0.9
+    border[2:5, 0] = 0  # open to the image border: not a hole
+    assert not person_mask(border, 0.25, 0.5, 0, True)[0][3, 0]
 
 
 def test_at_720p_the_mask_regions_are_found_on_cells_with_the_same_result(monkeypatch):

@@ -31,37 +31,24 @@ def hysteresis(soft: np.ndarray, low: float, high: float) -> np.ndarray:
     return keep[labels]
 
 
-def clean_binary_mask(mask: np.ndarray, min_area_px: int, fill_holes: bool) -> np.ndarray:
-    """(H,W) bool → (H,W) bool with components under ``min_area_px`` removed and enclosed holes
-    filled."""
+def _enclosed(m: np.ndarray) -> np.ndarray:
+    """(H,W) bool → the background pixels the image border cannot reach (holes inside a person)."""
     import cv2
 
-    m = mask.astype(np.uint8)
-    if min_area_px > 0:
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
-        keep = np.zeros(n, bool)
-        keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area_px
-        m = keep[labels].astype(np.uint8)
-    if fill_holes and m.any():
-        # background reachable from the border stays background; everything else is inside a person
-        h, w = m.shape
-        padded = np.pad(m, 1)
-        flood = padded.copy()
-        cv2.floodFill(flood, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 1)
-        holes = flood[1:-1, 1:-1] == 0
-        m = m | holes
-    return m.astype(bool)
+    flood = np.pad(m.astype(np.uint8), 1)
+    cv2.floodFill(flood, np.zeros((flood.shape[0] + 2, flood.shape[1] + 2), np.uint8), (0, 0), 1)
+    return flood[1:-1, 1:-1] == 0
 
 
 def person_mask(soft: torch.Tensor, low: float, high: float, min_area_px: int, fill_holes: bool,
                 factor: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """(H,W) probabilities (any device) → (H,W) bool on that device: ``hysteresis`` (regions above
     ``low`` holding a pixel above ``high``), regions under ``min_area_px`` dropped, enclosed holes
-    filled (``clean_binary_mask``); and the sure pixels (above ``high``). With ``factor`` > 1 the
+    (with ``fill_holes``) filled; and the sure pixels (above ``high``). With ``factor`` > 1 the
     regions are found on the maps max-pooled by ``factor`` (what OpenCV is given shrinks by
     ``factor``², so a 720p frame costs what a 240p one does on the CPU), and each full-size pixel
-    above ``low`` is kept where its cell's region is; a hole narrower than a cell is not filled
-    (the dilation that follows is ``factor`` px or more). ``factor`` 1 is exactly those two."""
+    above ``low`` is kept where its cell's region is; a gap narrower than a cell is not filled as
+    a hole (the mask stage's dilation, 0.02 of the shorter side by default, closes it)."""
     import cv2
 
     h, w = soft.shape
@@ -78,12 +65,7 @@ def person_mask(soft: torch.Tensor, low: float, high: float, min_area_px: int, f
     if min_area_px > 0:
         keep &= stats[:, cv2.CC_STAT_AREA] * factor * factor >= min_area_px
     m = keep[labels]
-    holes = None
-    if fill_holes and m.any():
-        # background reachable from the border stays background; everything else is inside a person
-        flood = np.pad(m.astype(np.uint8), 1)
-        cv2.floodFill(flood, np.zeros((flood.shape[0] + 2, flood.shape[1] + 2), np.uint8), (0, 0), 1)
-        holes = flood[1:-1, 1:-1] == 0
+    holes = _enclosed(m) if fill_holes and m.any() else None
     if factor == 1:
         out = torch.from_numpy(m if holes is None else m | holes).to(soft.device)
         return out, strong
