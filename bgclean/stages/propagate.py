@@ -589,7 +589,9 @@ class PropagateStage:
 
         h, w = hole.shape
         reach = max(3, int(self.cfg.shadow_reach * min(h, w)))
-        band = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)) > 0
+        # within ``reach`` of the hole: a distance transform costs what it costs at any reach, where
+        # a dilation by a disc of that radius (173 px across on vtest) took 90 ms a frame
+        band = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= reach
         band &= ~hole
         ys, xs = np.nonzero(band)
         if len(ys) == 0:
