@@ -112,7 +112,11 @@ def test_unseen_hole_stays_for_the_inpainter_and_reset_forgets():
     assert len(stage.history) == 0 and stage.static
 
 
-def test_static_camera_shadow_joins_the_hole_and_is_replaced_by_background():
+@pytest.mark.parametrize("scale", [1, 2])
+def test_static_camera_shadow_joins_the_hole_and_is_replaced_by_background(scale, monkeypatch):
+    """A still camera, a walker and the shadow at his feet, at 432x240 and at 864x480. At 864x480
+    the shadow search reads the background of one band pixel per 2x2 cell (the 240 px scale): a
+    quarter of the sightings, the same shadow found."""
     bg = _photo()
     n = 32
     person = _walker_masks(n)
@@ -122,6 +126,31 @@ def test_static_camera_shadow_joins_the_hole_and_is_replaced_by_background():
         feet = xs[ys >= ys.max() - 12]
         shadow[t, ys.max() - 12 : ys.max(), feet.min() : feet.max() + 30] = True
     shadow &= ~person
+    if scale > 1:
+        bg = bg.repeat(scale, 0).repeat(scale, 1)
+        person, shadow = (m.repeat(scale, 1).repeat(scale, 2) for m in (person, shadow))
+    asked = []
+    sightings = PropagateStage._sightings
+
+    def spy(self, sources, t_index, pose_t, ys, xs, *args, **kwargs):
+        asked.append(len(ys))
+        return sightings(self, sources, t_index, pose_t, ys, xs, *args, **kwargs)
+
+    band_px = []
+    shadow_search = PropagateStage._shadow
+
+    def band_spy(self, sources, t_index, img, hole, pose_t):
+        asked.clear()
+        out = shadow_search(self, sources, t_index, img, hole, pose_t)
+        reach = max(3, int(self.cfg.shadow_reach * min(hole.shape)))
+        import cv2
+
+        band = (cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= reach) & ~hole
+        band_px.append((sum(asked), band.sum()))
+        return out
+
+    monkeypatch.setattr(PropagateStage, "_sightings", spy)
+    monkeypatch.setattr(PropagateStage, "_shadow", band_spy)
     frames = []
     for p, s in zip(person, shadow):
         f = bg.astype(np.float32)
@@ -141,6 +170,8 @@ def test_static_camera_shadow_joins_the_hole_and_is_replaced_by_background():
     assert (holes[later] & ~person[later] & ~shadow[later]).sum() < 0.5 * shadow[later].sum()
     err = np.abs(out[later].astype(int) - bg.astype(int))[shadow[later]].mean()
     assert err < 3  # the shadow is gone: background restored
+    share = np.array([a / b for a, b in band_px if b])
+    assert len(share) and (share <= (1.0 if scale == 1 else 0.3)).all() and (share >= 1 / scale**2 - 0.05).all()
 
 
 @pytest.mark.parametrize("inpainter", ["telea", "patchmatch"])
