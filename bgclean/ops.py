@@ -133,6 +133,16 @@ def feather_alpha(masks: torch.Tensor, width: int) -> torch.Tensor:
     check_masks(masks)
     if width <= 1:
         return masks.clone()
+    if masks.device.type == "cpu" and bool(((masks == 0) | (masks == 1)).all()):
+        # on a CPU, binary masks: the erosions' sum is the chessboard distance to the nearest
+        # pixel outside (the image's border is not outside), capped at ``width``: the same values
+        # from one OpenCV distance transform instead of ``width`` - 1 pools
+        import cv2
+
+        out = masks.detach().to(torch.float32).numpy().copy()
+        for plane in out.reshape(-1, *out.shape[2:]):
+            plane[...] = np.minimum(cv2.distanceTransform(plane.astype(np.uint8), cv2.DIST_C, 3), width)
+        return torch.from_numpy(out).div_(width).to(masks.dtype)
     acc = masks.clone()
     cur = masks
     for _ in range(width - 1):

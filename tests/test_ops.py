@@ -1,5 +1,7 @@
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bgclean.errors import ShapeError
 from bgclean.ops import check_frames, composite, dilate_masks, erode_masks, feather_alpha, resize
@@ -36,6 +38,25 @@ def test_feather_is_zero_outside_one_deep_inside_and_ramps_at_the_edge():
     assert a[0, 0, 20, 20] == 1
     assert a[0, 0, 20, 5] == pytest.approx(0.25)
     assert a[0, 0, 20, 6] == pytest.approx(0.5)
+
+
+def test_feather_on_a_cpu_is_the_pools_erosions():
+    """On a CPU a binary mask is feathered by one distance transform: the same values as the
+    erosions (the path soft masks and other devices take), at the image border too."""
+    import cv2
+
+    g = torch.Generator().manual_seed(0)
+    seeds = (torch.rand(2, 60, 80, generator=g) > 0.97).numpy().astype(np.uint8).transpose(1, 2, 0).copy()
+    m = torch.from_numpy(cv2.dilate(seeds, np.ones((9, 9), np.uint8)).transpose(2, 0, 1)[:, None].copy()).float()
+    m[0, 0, :10] = 1  # touching the border
+    for width in (2, 5, 9, 14):
+        fast = feather_alpha(m, width)
+        assert torch.allclose(feather_alpha(m * 0.5, width), fast * 0.5)  # not binary: the erosions
+        acc, cur = m.clone(), m
+        for _ in range(width - 1):
+            cur = -F.max_pool2d(-cur, 3, stride=1, padding=1)
+            acc = acc + cur
+        assert torch.equal(fast, acc / width), width
 
 
 def test_composite_leaves_pixels_with_zero_alpha_bit_exact():
