@@ -64,6 +64,23 @@ def test_at_720p_the_mask_regions_are_found_on_cells_with_the_same_result(monkey
     assert (grown[0] ^ grown[1]).sum() < 0.001 * grown[0].sum()  # 82 px of 141,096 once dilated
 
 
+@pytest.mark.gpu
+def test_the_mask_stage_on_cuda_gives_the_cpus_masks():
+    """The mask stage on a GPU (regions on pooled cells, dilation by pools, the history on the
+    device): the same masks as on the CPU (OpenCV dilation), at 432x240 and 1280x720."""
+    import cv2
+
+    gt = gt_person_mask("schoolgirls", 40).astype(np.float32)
+    for size in ((432, 240), (1280, 720)):
+        soft = cv2.GaussianBlur(cv2.resize(gt, size, interpolation=cv2.INTER_LINEAR), (0, 0), 2) * 0.9
+        x = torch.from_numpy(np.stack([soft, np.roll(soft, 5, axis=1)]))[:, None]
+        keep_out = torch.zeros_like(x, dtype=torch.bool)
+        keep_out[..., :, : size[0] // 4] = True
+        cpu = MaskStage(MaskConfig())(x, keep_out=keep_out)
+        gpu = MaskStage(MaskConfig())(x.cuda(), keep_out=keep_out.cuda()).cpu()
+        assert torch.equal(cpu, gpu), size
+
+
 def test_dilation_radius_scales_with_the_frame():
     cfg = MaskConfig(dilate=0.02)
     assert dilation_radius(cfg, 576, 768) == 12 and dilation_radius(cfg, 1080, 1920) == 22
