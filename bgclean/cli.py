@@ -23,8 +23,8 @@ extension) a folder of PNG frames. Default: next to the input (clip.mp4 -> clip.
 segmenters: yolox+u2net.small (default: person boxes, then U²-Net in each), yolox+u2net.full,
 u2net.full, u2net.small (whole frame, salient object), rvm and yolox+rvm (Robust Video Matting: human
 matting, GPL-3.0 weights fetched on first use, opt-in), yolox+mediapipe.selfie (--config fast:
-MediaPipe's person-only network in the person boxes, U²-Net for riders, belongings and animals;
-1.4-2.9x as fast on CPU), mediapipe.selfie (whole frame),
+MediaPipe's person-only network for a person alone in her box, U²-Net for riders, belongings,
+animals and people among others; 1.2-1.7x as fast on CPU), mediapipe.selfie (whole frame),
 rembg:<session> (needs the rembg package).
 inpainters (for what no frame saw): auto (default: stills and still cameras get the learned fill's
 structure with guided texture, moving video the learned fill), learned (our trained network,

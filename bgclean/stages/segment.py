@@ -274,8 +274,12 @@ class SegmentStage:
                     t["key"] = key = {"age": t["age"], "box": list(t["box"]), "prev": key, "strong": t.get("strong"),
                                       "track": t}
                     # a person network leaves out what she rides: her crop gets U²-Net while she
-                    # was seen on it lately (the detector misses the bike behind a trunk)
-                    key["rides"] = self._frame - t.get("rides", -(1 << 30)) <= self._RIDE_MEMORY
+                    # was seen on it lately (the detector misses the bike behind a trunk); and it
+                    # loses much of a person half hidden behind another or behind a sign (vtest
+                    # frames 56-57: a man's legs left as a ghost), so a crop another person's box
+                    # reaches gets U²-Net too
+                    key["u2net"] = (self._frame - t.get("rides", -(1 << 30)) <= self._RIDE_MEMORY
+                                    or self._among_others(t, place[4], people))
                     places.append((i, False, *place, key))
             for box in animals:
                 place = _place_near(box, grown_boxes, 0.05, h, w)
@@ -311,10 +315,10 @@ class SegmentStage:
         # of the girls at native size, 0.92 scaled to 160)
         side = self.cfg.crop_resolution
         # the crops are cut a batch at a time (a window of a crowd holds a hundred); people's by
-        # the person network where there is one, animals', belongings' and riders' by U²-Net (it
-        # takes the bike with him, a salient object; the person network does not)
+        # the person network where there is one, animals', belongings', riders' and people's among
+        # others by U²-Net (it takes the bike with him, a salient object; the person network does not)
         by_person_net = [self.person_net is not None and not is_animal and not (key or {}).get("ellipse")
-                         and not (key or {}).get("rides") for _, is_animal, *_, key in places]
+                         and not (key or {}).get("u2net") for _, is_animal, *_, key in places]
         probs = [None] * len(places)
         for person in (False, True):
             group = [n for n, b in enumerate(by_person_net) if b == person]
@@ -626,6 +630,10 @@ class SegmentStage:
     def _scenery_now(self, track: dict) -> bool:
         """Whether the evidence so far makes ``track`` part of the scene (``_is_scenery``)."""
         return self.cfg.scenery and not track.get("moved") and track.get("still", 0) >= self._SCENERY_PAIRS
+
+    def _among_others(self, track: dict, grown, people: list[dict]) -> bool:
+        """Whether another person's box (not scenery) reaches ``track``'s grown box."""
+        return any(o is not track and not self._scenery_now(o) and _overlap(grown, o["box"]) for o in people)
 
     def _is_person(self, img: np.ndarray, track: dict, tracks: list[dict]) -> bool:
         """Confirm a weak track by a zoomed-in second look, when it starts and every
