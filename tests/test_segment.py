@@ -453,8 +453,9 @@ def test_the_fast_segmenter_gives_a_rider_u2net_so_his_bike_stays_in_his_mask(mo
     """yolox+mediapipe.selfie (``--config fast``) segments people with the selfie network, which
     leaves out what they ride. While a bike (a ridden thing) is seen at a person's box, her crop
     gets U²-Net (a salient object: rider and bike) instead. bmx-trees frames 0-40, final masks as
-    the pipeline makes them (propagation trims them): frames 37-38, the wheels, 0.98 of the truth
-    masked; 0.77 and 0.81 with the selfie network on his crop."""
+    the pipeline makes them (propagation trims them), the rule for people among others off (another
+    track reaches his box there): frames 37-38, the wheels, 0.98 of the truth masked;
+    0.77 and 0.81 with the selfie network on his crop."""
     from PIL import Image
 
     from bgclean.pipeline import io
