@@ -19,15 +19,20 @@ def dilation_radius(cfg: MaskConfig, height: int, width: int) -> int:
 
 def hysteresis(soft: np.ndarray, low: float, high: float) -> np.ndarray:
     """(H,W) probabilities → bool: regions above ``low`` that contain a pixel above ``high``."""
+    return _kept_regions(soft > low, soft > high)
+
+
+def _kept_regions(weak: np.ndarray, strong: np.ndarray, min_area: int = 0, cell_area: int = 1) -> np.ndarray:
+    """(H,W) bool → bool: the 8-connected regions of ``weak`` that hold a pixel of ``strong`` and
+    cover at least ``min_area`` px, each of their pixels counting ``cell_area`` px."""
     import cv2
 
-    weak = (soft > low).astype(np.uint8)
-    n, labels = cv2.connectedComponents(weak, connectivity=8)
-    if n <= 1:
-        return soft > high
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
     keep = np.zeros(n, bool)
-    keep[np.unique(labels[soft > high])] = True
+    keep[np.unique(labels[strong])] = True
     keep[0] = False
+    if min_area > 0:
+        keep &= stats[:, cv2.CC_STAT_AREA] * cell_area >= min_area
     return keep[labels]
 
 
@@ -49,8 +54,6 @@ def person_mask(soft: torch.Tensor, low: float, high: float, min_area_px: int, f
     ``factor``², so a 720p frame costs what a 240p one does on the CPU), and each full-size pixel
     above ``low`` is kept where its cell's region is; a gap narrower than a cell is not filled as
     a hole (the mask stage's dilation, 0.02 of the shorter side by default, closes it)."""
-    import cv2
-
     h, w = soft.shape
     weak, strong = soft > low, soft > high
     if factor > 1:
@@ -58,13 +61,7 @@ def person_mask(soft: torch.Tensor, low: float, high: float, min_area_px: int, f
         weak_c, strong_c = cells[0].cpu().numpy(), cells[1].cpu().numpy()
     else:
         weak_c, strong_c = weak.cpu().numpy(), strong.cpu().numpy()
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak_c.astype(np.uint8), connectivity=8)
-    keep = np.zeros(n, bool)
-    keep[np.unique(labels[strong_c])] = True
-    keep[0] = False
-    if min_area_px > 0:
-        keep &= stats[:, cv2.CC_STAT_AREA] * factor * factor >= min_area_px
-    m = keep[labels]
+    m = _kept_regions(weak_c, strong_c, min_area_px, factor * factor)
     holes = _enclosed(m) if fill_holes and m.any() else None
     if factor == 1:
         out = torch.from_numpy(m if holes is None else m | holes).to(soft.device)

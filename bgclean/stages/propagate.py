@@ -600,9 +600,11 @@ class PropagateStage:
         # sightings of every band pixel of vtest (768x576) were the stage's largest cost after the
         # networks (7.7 of 35 s on the demo); a shadow is a broad region
         f = max(1, int(frame_unit(h, w)))
-        wc = -(-w // f)
-        cells, first, inverse = np.unique((ys // f) * wc + xs // f, return_index=True, return_inverse=True)
-        sy, sx = ys[first], xs[first]
+        if f > 1:
+            _, first, inverse = np.unique((ys // f) * -(-w // f) + xs // f, return_index=True, return_inverse=True)
+            sy, sx = ys[first], xs[first]
+        else:  # every band pixel its own cell
+            sy, sx, inverse = ys, xs, slice(None)
         # the long-run background: a shadow moves with its person, so nearby frames share it. A
         # still camera copies its sightings without warps (no alignment, so no target ring either),
         # so the band goes in chunks at no cost: its sightings (12 per pixel of a band that reaches

@@ -261,7 +261,7 @@ class SegmentStage:
                     continue
                 if not self._scenery_now(t):  # what touches a painted figure is not carried
                     grown_boxes.append(place[4])
-                if any(_overlap(place[4], b) for b in ridden):
+                if self.person_net is not None and any(_overlap(place[4], b) for b in ridden):
                     t["rides"] = self._frame
                 key = t.get("key")
                 # scenery's map only tells whether its pixels start to move on their own: its last
@@ -278,8 +278,9 @@ class SegmentStage:
                     # loses much of a person half hidden behind another or behind a sign (vtest
                     # frames 56-57: a man's legs left as a ghost), so a crop another person's box
                     # reaches gets U²-Net too
-                    key["u2net"] = (self._frame - t.get("rides", -(1 << 30)) <= self._RIDE_MEMORY
-                                    or self._among_others(t, place[4], people))
+                    key["u2net"] = self.person_net is not None and (
+                        self._frame - t.get("rides", -(1 << 30)) <= self._RIDE_MEMORY
+                        or self._among_others(t, place[4], people))
                     places.append((i, False, *place, key))
             for box in animals:
                 place = _place_near(box, grown_boxes, 0.05, h, w)
@@ -327,8 +328,7 @@ class SegmentStage:
                 crops = [resize(_padded_crop(frames[i : i + 1], Y0, Y1, X0, X1), (side, side))
                          for i, _, Y0, Y1, X0, X1, _, _ in (places[n] for n in part)]
                 x = torch.cat(crops)
-                out = (resize(self.person_net(x), (side, side), antialias=False).clamp_(0, 1) if person
-                       else self._u2net(x, side))
+                out = self.person_net(x) if person else self._u2net(x, side)  # crops are side x side
                 for n, p in zip(part, out):
                     probs[n] = p
         pastes = []  # (frame, grown box, map, person's track or None), pasted in frame order below
