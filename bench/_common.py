@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# the workplace's data beside the checkout; BGCLEAN_SHARED elsewhere (bench/device_run.sh)
-SHARED = Path(os.environ.get("BGCLEAN_SHARED") or ROOT.parent / "shared" / "data")
 OUT = ROOT / "bench" / "out"
+DEFAULT_DATA = ROOT.parent / "shared" / "data"  # the benchmark data set (bench/README.md) beside the checkout
+_data: list[Path] = []
+
+
+def parse_args(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    """``ap``'s arguments plus ``--data DIR``, the benchmark data set (layout in bench/README.md)."""
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                    help=f"benchmark data folder (default {DEFAULT_DATA}; layout in bench/README.md)")
+    args = ap.parse_args()
+    if not args.data.is_dir():
+        ap.error(f"benchmark data folder {args.data} not found: pass it with --data DIR")
+    _data[:] = [args.data.expanduser().resolve()]
+    return args
+
+
+def data_dir() -> Path:
+    """The benchmark data folder given to ``parse_args``."""
+    if not _data:
+        raise RuntimeError("call _common.parse_args first: it reads --data")
+    return _data[0]
 
 
 def machine() -> str:

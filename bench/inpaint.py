@@ -7,7 +7,7 @@ photo itself: PSNR; low-pass PSNR (both blurred with a Gaussian of sigma 3 px: a
 structure right?); texture ratio = mean |Laplacian| of the fill / of the truth, measured at least
 8 px inside the hole (1.0 = natural sharpness). Holes: real silhouettes (ground-truth masks of
 schoolgirls, tennis, dogs_jump) scaled to cover about 5%, 15% and 30% of a 512x512 crop.
-Also: seconds per 512x512 image on this machine.
+Also: seconds per 512x512 image.
 
 HELD_OUT photos are never used for training (bgclean.train must exclude them).
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED, inpaint_stage, machine  # noqa: E402
+from _common import data_dir, inpaint_stage, machine, parse_args  # noqa: E402
 
 HELD_OUT = [
     "lomiri-Dragonfly_by_Bolly.jpg", "lomiri-aitzgorri_by_Aitzol_Berasategi.jpg",
@@ -37,7 +37,7 @@ def silhouettes() -> list[np.ndarray]:
 
     out = []
     for clip, idx, ids in (("schoolgirls", 40, None), ("tennis", 30, None), ("dogs_jump", 20, 3)):
-        a = np.array(Image.open(SHARED / "videos" / clip / "masks" / f"{idx:05d}.png"))
+        a = np.array(Image.open(data_dir() / "videos" / clip / "masks" / f"{idx:05d}.png"))
         m = (a == ids) if ids is not None else (a > 0)
         ys, xs = np.nonzero(m)
         out.append(m[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])
@@ -78,7 +78,7 @@ def held_out_cases(n_crops: int = 2, side: int = 512) -> list[tuple[np.ndarray, 
     sils = silhouettes()
     cases = []
     for name in HELD_OUT:
-        for truth in crops(SHARED / "photos" / name, n_crops, side, rng):
+        for truth in crops(data_dir() / "photos" / name, n_crops, side, rng):
             for label, frac in SIZES.items():
                 cases.append((truth, hole_for(sils[len(cases) % len(sils)], frac, side, rng), label))
     return cases
@@ -106,10 +106,16 @@ def main() -> None:
     ap.add_argument("--sheet", metavar="PNG", help="also write a contact sheet truth | hole | each method")
     ap.add_argument("--sheet-cases", default="2,17,44", help="case indices on the sheet (comma-separated)")
     ap.add_argument("--sheet-only", action="store_true", help="run only the sheet's cases (no table)")
-    args = ap.parse_args()
+    args = parse_args(ap)
 
     import torch
 
+    from bgclean.train.config import load_train_config
+
+    for name in ("cpu", "gpu", "gpu-refine"):  # a benchmark photo a bundled recipe trains on measures nothing
+        trained_on = set(HELD_OUT) - set(load_train_config(name, data=data_dir()).exclude)
+        if trained_on:
+            raise SystemExit(f"the bundled training config {name} does not exclude {sorted(trained_on)}")
     cases = held_out_cases(args.crops, args.side)
     picks = [int(i) for i in args.sheet_cases.split(",")] if args.sheet else []
     sheet_rows = {i: [cases[i][0], _show_hole(cases[i][0], cases[i][1])] for i in picks}

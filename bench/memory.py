@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUT, SHARED, cut_clip, machine  # noqa: E402
+from _common import OUT, cut_clip, data_dir, machine, parse_args  # noqa: E402
 
 CHILD = """
 import collections, json, os, resource, sys, time
@@ -97,9 +97,9 @@ def main() -> None:
                     help="also the 100 frames from each of these frames, run alone")
     ap.add_argument("--trace", type=Path, help="per-window memory of every run, JSON lines")
     ap.add_argument("--per-stage", action="store_true", help="also each stage's worst call: peak, resident before it")
-    args = ap.parse_args()
+    args = parse_args(ap)
     OUT.mkdir(parents=True, exist_ok=True)
-    src = SHARED / "videos" / "vtest.avi"
+    src = data_dir() / "videos" / "vtest.avi"
     # every run reads a clip cut the same way (H.264), the whole video too: the .avi's own decoder
     # holds different buffers, which is not what this measures
     runs = [(f"first {n}", cut_clip(src, n, OUT / f"vtest_{n}.mp4")) for n in args.frames]

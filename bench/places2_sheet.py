@@ -1,4 +1,4 @@
-"""Side-by-side fills on ../shared/data/images/places2_512_object (object-shaped masks over real
+"""Side-by-side fills on DATA/images/places2_512_object (object-shaped masks over real
 objects, so the original is NOT a truth): input with hole | each of our fills | MI-GAN's output
 for the same pair (a network trained on millions of images: the high bar).
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUT, SHARED, inpaint_stage  # noqa: E402
+from _common import OUT, data_dir, inpaint_stage, parse_args  # noqa: E402
 
 
 def main() -> None:
@@ -25,14 +25,14 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["telea", "patchmatch", "hybrid"])
     ap.add_argument("--count", type=int, default=8)
     ap.add_argument("--start", type=int, default=1)
-    args = ap.parse_args()
+    args = parse_args(ap)
 
     import torch
 
     from bgclean.pipeline import io
     from bgclean.pipeline.sheet import contact_sheet, overlay_mask
 
-    root = SHARED / "images" / "places2_512_object"
+    root = data_dir() / "images" / "places2_512_object"
     stages = {m: inpaint_stage(m) for m in args.methods}
     rows, secs = [], {m: 0.0 for m in args.methods}
     ids = list(range(args.start, args.start + args.count))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUT, machine  # noqa: E402
+from _common import OUT, machine, parse_args  # noqa: E402
 from segmentation import load_clip  # noqa: E402
 
 
@@ -69,7 +69,7 @@ def flicker(frames, out, holes):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", nargs="+", default=["tennis", "bmx-trees", "schoolgirls"])
-    args = ap.parse_args()
+    args = parse_args(ap)
 
     from bgclean.pipeline.sheet import contact_sheet, overlay_mask
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUT, SHARED, machine  # noqa: E402
+from _common import OUT, data_dir, machine, parse_args  # noqa: E402
 
 CLIPS = ["schoolgirls", "tennis", "bmx-trees", "dogs_jump"]
 
@@ -41,7 +41,7 @@ def load_clip(name: str, size: tuple[int, int] | None = None):
 
     from bgclean.pipeline import io
 
-    root = SHARED / "videos" / name
+    root = data_dir() / "videos" / name
     src = root / f"{name}.mp4" if (root / f"{name}.mp4").exists() else root / "frames"
     frames = [f.rgb.copy() for f in io.read_frames(io.probe(src))]
     ids = np.stack([np.array(Image.open(p)) for p in sorted((root / "masks").glob("*.png"), key=lambda p: p.name)])
@@ -119,7 +119,7 @@ def main() -> None:
                     help="after the table, the N functions that took the most time of all (cProfile)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="config overrides, e.g. propagate.shadows=static")
-    args = ap.parse_args()
+    args = parse_args(ap)
     import yaml
 
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}

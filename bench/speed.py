@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from _common import OUT, SHARED, cut_clip, machine  # noqa: E402
+from _common import OUT, cut_clip, data_dir, machine, parse_args  # noqa: E402
 
 
 def main() -> None:
@@ -21,14 +21,14 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=100, help="frames of vtest to run (795 = all)")
     ap.add_argument("--segmenters", nargs="+", default=["u2net.full", "u2net.small"])
     ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
+    args = parse_args(ap)
 
     from bgclean.pipeline import io
     from bgclean.pipeline.config import load_config
     from bgclean.pipeline.runner import Pipeline
 
     OUT.mkdir(parents=True, exist_ok=True)
-    src = SHARED / "videos" / "vtest.avi"
+    src = data_dir() / "videos" / "vtest.avi"
     clip = src if args.frames >= 795 else cut_clip(src, args.frames, OUT / f"vtest_{args.frames}.mp4")
     info = io.probe(clip)
     t0 = time.perf_counter()

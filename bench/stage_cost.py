@@ -1,4 +1,4 @@
-"""CPU cost per frame of propagation against segmentation on the real clips (issue 5's target:
+"""CPU cost per frame of propagation against segmentation on the real clips (the target:
 propagation no dearer than the segmentation stage), default configuration, windows of 8 frames.
 
     python bench/stage_cost.py [--clips ...] [--repeat N]
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine  # noqa: E402
+from _common import machine, parse_args  # noqa: E402
 from segmentation import CLIPS, load_clip  # noqa: E402
 
 OVERRIDES: dict = {}  # config overrides (--set)
@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--clips", nargs="+", default=CLIPS)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
-    args = ap.parse_args()
+    args = parse_args(ap)
     import yaml
 
     OVERRIDES.update({k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)})

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUT, ROOT, SHARED, cut_clip, machine  # noqa: E402
+from _common import OUT, ROOT, cut_clip, data_dir, machine, parse_args  # noqa: E402
 
 
 def bench_vs_ncnn(repeats: int = 3) -> None:
@@ -75,7 +75,7 @@ def bench_fill_mode(frames: int, size: int) -> None:
     from bgclean.pipeline.runner import Pipeline
     from bgclean.pipeline.sheet import contact_sheet
 
-    clip = cut_clip(SHARED / "videos" / "vtest.avi", frames, OUT / f"vtest_{frames}.mp4")
+    clip = cut_clip(data_dir() / "videos" / "vtest.avi", frames, OUT / f"vtest_{frames}.mp4")
     results = {}
     print(f"\nfill mode on vtest 768x576, {frames} frames, fill made at long side {size} (telea), u2net.small masks")
     print("| restore | segment s | masks s | inpaint s | restore (superres) s | restore / rest of pipeline | end-to-end fps |")
@@ -124,7 +124,7 @@ def bench_oracle_fill(size: int) -> None:
     from bgclean.pipeline.sheet import contact_sheet
     from bgclean.stages.superres import SuperResStage
 
-    frames = [f.rgb for f in io.read_frames(io.probe(SHARED / "videos" / "vtest.avi")) if f.index % 4 == 0][:200]
+    frames = [f.rgb for f in io.read_frames(io.probe(data_dir() / "videos" / "vtest.avi")) if f.index % 4 == 0][:200]
     plate = np.median(np.stack(frames), axis=0).astype(np.uint8)
     masks = sorted((OUT / "fill_masks").glob("*.png"))
     h, w = plate.shape[:2]
@@ -212,7 +212,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--inpaint-size", type=int, default=256)
-    args = ap.parse_args()
+    args = parse_args(ap)
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"# {machine()}")
     bench_vs_ncnn()

@@ -1,4 +1,4 @@
-"""Video fill against ground truth: clean clips made from ../shared/data/photos with synthetic camera
+"""Video fill against ground truth: clean clips made from DATA/photos with synthetic camera
 motion, a real person silhouette (schoolgirls ground truth) walking across as the hole; the clean
 clip is the truth.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED, machine  # noqa: E402
+from _common import data_dir, machine, parse_args  # noqa: E402
 
 
 def camera(kind: str, t: int, n: int, w: int, h: int) -> np.ndarray:
@@ -58,7 +58,7 @@ def make_clip(photo: Path, kind: str, n: int, w: int, h: int):
             frame = np.clip(frame.astype(np.float32) * gain, 0, 255).round().astype(np.uint8)
         truth.append(frame)
     sil = np.array(__import__("PIL.Image", fromlist=["Image"]).open(
-        SHARED / "videos/schoolgirls/masks/00000.png"))[:, 90:170] > 0
+        data_dir() / "videos/schoolgirls/masks/00000.png"))[:, 90:170] > 0
     sil = cv2.resize(sil.astype(np.uint8), (int(80 * h / 240), h), interpolation=cv2.INTER_NEAREST) > 0
     person = np.zeros((n, h, w), bool)
     for t in range(n):
@@ -138,12 +138,12 @@ def main() -> None:
     ap.add_argument("--motions", nargs="+", default=["static", "pan", "zoom", "shake"])
     ap.add_argument("--methods", nargs="+", default=["propagate", "telea", "learned"])
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
-    args = ap.parse_args()
+    args = parse_args(ap)
     import yaml
 
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     w, h = (int(v) for v in args.size.split("x"))
-    photos = sorted((SHARED / "photos").glob("*.jpg"))[:: max(1, 36 // args.photos)][: args.photos]
+    photos = sorted((data_dir() / "photos").glob("*.jpg"))[:: max(1, 36 // args.photos)][: args.photos]
     print(f"# {machine()}; {args.frames} frames at {w}x{h}, photos: {', '.join(p.name for p in photos)}")
     print("| motion | method | PSNR seen (dB) | PSNR whole hole (dB) | PSNR whole frame (dB) | flicker (levels) | truth's flicker | s/frame |")
     print("|---|---|---|---|---|---|---|---|")

@@ -11,7 +11,7 @@ import numpy as np
 
 METHODS = ("telea", "navier-stokes", "structure")
 
-# structure fill, chosen on the held-out photos of bench/inpaint.py (bench/RESULTS.md, session 17)
+# structure fill, chosen on the held-out photos of bench/inpaint.py (bench/RESULTS.md, "Still-image fill")
 _COHERENCE_LOW, _COHERENCE_HIGH = 0.15, 0.5  # no structure below, all of it above (ramp between)
 _SPAN_LOW, _SPAN_HIGH = 3.0, 6.0  # span along the structure / width across the hole: full weight below, none above
 _SOFTEN = 3.0  # Gaussian (px) smoothing the per-pixel weight, so no seam shows where it changes

@@ -16,31 +16,34 @@ from bgclean import __version__
 log = logging.getLogger("bgclean")
 
 _EPILOG = """\
-output kind follows OUTPUT: a video extension (.mp4 .mov .mkv .webm .avi) writes a video, an image
-extension (.png .jpg .tif ...) an image, anything else (an existing folder or a path without
-extension) a folder of PNG frames. Default: next to the input (clip.mp4 -> clip.clean.mp4).
+output: a video extension (.mp4 .mov .mkv .webm .avi) writes a video, an image
+extension (.png .jpg .tif ...) an image, anything else a folder of PNG frames.
+Default: beside the input (clip.mp4 -> clip.clean.mp4).
 
-segmenters: yolox+u2net.small (default: person boxes, then U²-Net in each), yolox+u2net.full,
-u2net.full, u2net.small (whole frame, salient object), rvm and yolox+rvm (Robust Video Matting: human
-matting, GPL-3.0 weights fetched on first use, opt-in), yolox+mediapipe.selfie (--config fast:
-MediaPipe's person-only network for a person alone in her box, U²-Net for riders, belongings,
-animals and people among others; 1.2-1.7x as fast on CPU), mediapipe.selfie (whole frame),
-rembg:<session> (needs the rembg package).
-inpainters (for what no frame saw): auto (default: stills and still cameras get the learned fill's
-structure with guided texture, moving video the learned fill), learned (our trained network,
-inpaint.dmfn: --tiles 2, --passes N, --finetune-steps N), telea, navier-stokes, structure (Telea with lines continued across the hole), patchmatch, hybrid
-(smooth structure + texture: inpaint.hybrid_base telea|learned, inpaint.hybrid_detail guided|patchmatch).
-super-resolution (--sr): realesrgan.animevideov3 (default, fast), realesrgan.x4plus (sharper, slow on
-CPU), none (bicubic). It restores fills made below native size (--inpaint-size) and, with --upscale N,
-enlarges the whole output.
+segmenters:
+  yolox+u2net.small       default: person boxes, then U²-Net in each
+  yolox+u2net.full        the same with the large U²-Net
+  yolox+mediapipe.selfie  --config fast: MediaPipe selfie for a person alone,
+                          U²-Net for riders, belongings and groups
+  u2net.small, u2net.full, mediapipe.selfie   whole frame
+  rvm, yolox+rvm          Robust Video Matting (GPL-3.0 weights, opt-in)
+  rembg:<session>         any rembg session (needs the rembg package)
+inpainters (for what no frame saw):
+  auto                    default: the learned fill; stills and still cameras
+                          add guided texture over its structure
+  learned                 our network (inpaint.dmfn): --tiles, --passes
+  telea, navier-stokes, structure, patchmatch, hybrid   classical fills
+super-resolution (--sr), for fills made below native size (--inpaint-size)
+and for --upscale: realesrgan.animevideov3 (default), realesrgan.x4plus
+(sharper, slow on CPU), none (bicubic).
 
 other commands:
-  bgclean weights list            what weights are known and which are present
-  bgclean weights pull [NAME...]  fetch and verify weights ahead of time
-  bgclean batch INPUTS... -o DIR  many videos / folders / images (globs, @manifest.txt), resumable
-  bgclean train --config FILE     train an inpainting network (bgclean/train/configs: cpu, gpu, gpu-refine)
+  bgclean batch INPUTS... -o DIR   many inputs (globs, @list.txt), resumable
+  bgclean weights list|pull        show or fetch model weights
+  bgclean train --config NAME      train the inpainting network
 
-exit codes: 0 ok, 2 bad input or usage, 3 weights problem, 1 internal error.
+exit codes: 0 ok, 2 bad input or usage, 3 weights problem, 1 internal error,
+130 interrupted.
 """
 
 
@@ -77,7 +80,7 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bgclean",
-        description="Remove people from a video, a folder of frames or an image, and fill the background.",
+        description="Remove people from a video, a folder of frames or an image; fill the background.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -115,6 +118,8 @@ def build_train_parser() -> argparse.ArgumentParser:
         description="Train an inpainting network on photos with person-shaped holes (resumes from "
                     "OUT/last.pt), or export a checkpoint's generator as shippable weights.")
     p.add_argument("--config", help="training YAML, or a bundled name (cpu, gpu, gpu-refine)")
+    p.add_argument("--data", metavar="DIR",
+                   help="the data folder the config's {data} paths name (bundled configs: DIR/photos, DIR/videos)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
     p.add_argument("--export", nargs=2, metavar=("CHECKPOINT", "DEST"),
                    help="write CHECKPOINT's generator (fp16) to DEST and print its architecture and sha256")
@@ -148,7 +153,7 @@ def _train(argv: list[str]) -> int:
             raise InputError(f"--set expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         overrides[k] = yaml.safe_load(v)
-    result = Trainer(load_train_config(args.config, overrides)).run()
+    result = Trainer(load_train_config(args.config, overrides, data=args.data)).run()
     print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
     return 0
 
@@ -245,7 +250,7 @@ def build_batch_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", help="videos, frame folders, images, globs, or @manifest.txt")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (inputs keep their names)")
-    p.add_argument("--jobs", type=int, default=1, help="items processed in parallel on this machine")
+    p.add_argument("--jobs", type=int, default=1, help="items processed in parallel")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local processes, or Ray tasks (pip install 'bgclean[ray]')")
     p.add_argument("--ray-address", help="join this Ray cluster (default: start a local Ray runtime)")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bgclean.pipeline import io
-from conftest import ROOT, ffmpeg, shared
+from conftest import ROOT, ffmpeg, data
 
 ARGS = ["--segmenter", "u2net.small", "--quiet"]
 
@@ -22,7 +22,7 @@ ARGS = ["--segmenter", "u2net.small", "--quiet"]
 def five_clips(tmp_path_factory):
     """Five 8-frame clips cut from schoolgirls (real people)."""
     d = tmp_path_factory.mktemp("batch_in")
-    src = shared("videos/schoolgirls/schoolgirls.mp4")
+    src = data("schoolgirls/schoolgirls.mp4")
     for k in range(5):
         ffmpeg("-i", str(src), "-vf", f"select='between(n,{k * 14},{k * 14 + 7})'", "-fps_mode", "passthrough",
                "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(d / f"clip{k}.mp4"))
@@ -70,7 +70,7 @@ def test_killed_batch_resumes_with_only_the_rest_and_matches_a_clean_run(five_cl
 def test_a_corrupt_input_is_listed_as_failed_and_the_others_succeed(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
-    frame = next(io.read_frames(io.probe(shared("videos/schoolgirls/schoolgirls.mp4")))).rgb
+    frame = next(io.read_frames(io.probe(data("schoolgirls/schoolgirls.mp4")))).rgb
     for k in range(3):
         cv2.imwrite(str(src / f"img{k}.png"), np.ascontiguousarray(frame[:, k * 40 : k * 40 + 300, ::-1]))
     (src / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
@@ -93,7 +93,7 @@ def test_ray_engine_on_a_local_runtime_gives_the_local_engine_outputs(tmp_path):
     pytest.importorskip("ray")
     src = tmp_path / "in"
     src.mkdir()
-    frames = [f.rgb for f in io.read_frames(io.probe(shared("videos/schoolgirls/schoolgirls.mp4"))) if f.index < 30]
+    frames = [f.rgb for f in io.read_frames(io.probe(data("schoolgirls/schoolgirls.mp4"))) if f.index < 30]
     for k in range(3):
         cv2.imwrite(str(src / f"img{k}.png"), np.ascontiguousarray(frames[k * 10][:, :, ::-1]))
     outs = {}

@@ -7,17 +7,15 @@ import numpy as np
 import pytest
 
 from bgclean import classical
-from conftest import shared
+from conftest import photo
 
 
 def _photo(name: str, side: int = 256, top: float = 0.0) -> np.ndarray:
-    """A ``side`` px square of a held-out photo scaled to twice ``side`` on its short side, from
-    ``top`` (fraction of the scaled height)."""
-    from PIL import Image
-
-    img = Image.open(shared(f"photos/{name}")).convert("RGB")
-    s = 2 * side / min(img.size)
-    a = np.array(img.resize((round(img.size[0] * s), round(img.size[1] * s)), Image.Resampling.BILINEAR))
+    """A ``side`` px square of a photo scaled to twice ``side`` on its short side, from ``top``
+    (fraction of the scaled height)."""
+    img = photo(name)
+    s = 2 * side / min(img.shape[:2])
+    a = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_LINEAR)
     y = int(top * a.shape[0])
     return np.ascontiguousarray(a[y : y + side, :side])
 
@@ -54,9 +52,10 @@ def test_interpolate_along_reproduces_lines_that_cross_the_hole():
     assert span[hole].max() < 80  # every line meets known pixels on both sides within the crop
 
 
-def test_structure_fill_continues_a_horizon_that_telea_smears():
-    """The held-out lake: water, a dark far shore and sky, a tall hole across the shore."""
-    img = _photo("plasma-BytheWater.jpg", top=0.12)
+def test_structure_fill_continues_an_edge_that_telea_smears():
+    """A wooden table's far edge against the dark behind it and the grain along it, a tall hole
+    across both (scikit-image's ``coffee``)."""
+    img = _photo("coffee")
     hole = np.zeros(img.shape[:2], bool)
     hole[40:200, 110:150] = True
     telea = classical.fill(img, hole, "telea")

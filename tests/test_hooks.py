@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from bgclean.hooks.impersonator import BGNet
-from conftest import gt_person_mask, shared
+from conftest import gt_person_mask, data
 
 
 def _batch(indices):
     from bgclean.pipeline import io
 
-    frames = {f.index: f.rgb.copy() for f in io.read_frames(io.probe(shared("videos/schoolgirls/schoolgirls.mp4")))
+    frames = {f.index: f.rgb.copy() for f in io.read_frames(io.probe(data("schoolgirls/schoolgirls.mp4")))
               if f.index in indices}
     img = torch.from_numpy(np.stack([frames[i] for i in indices])).permute(0, 3, 1, 2).float() / 127.5 - 1
     masks = torch.from_numpy(np.stack([gt_person_mask("schoolgirls", i) for i in indices]))[:, None].float()

@@ -10,16 +10,14 @@ import torch
 from bgclean.ops import gaussian_blur
 from bgclean.pipeline.config import InpaintConfig
 from bgclean.stages.inpaint import InpaintStage, _spread, guided_detail
-from conftest import shared
+from conftest import person_hole, photo
 
 
 def _held_out(name: str, side: int = 256) -> np.ndarray:
-    from PIL import Image
-
-    img = Image.open(shared(f"photos/{name}")).convert("RGB")
-    s = 2 * side / min(img.size)
-    img = img.resize((round(img.size[0] * s), round(img.size[1] * s)))
-    return np.array(img)[:side, :side].copy()
+    img = photo(name)
+    s = 2 * side / min(img.shape[:2])
+    img = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(img[:side, :side])
 
 
 def _sharpness(img: torch.Tensor, where: np.ndarray) -> float:
@@ -27,20 +25,10 @@ def _sharpness(img: torch.Tensor, where: np.ndarray) -> float:
     return float(np.abs(cv2.Laplacian(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.CV_32F))[where].mean())
 
 
-def _person_hole(side: int, frac: float = 0.15) -> np.ndarray:
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from inpaint import hole_for, silhouettes
-
-    return hole_for(silhouettes()[0], frac, side, np.random.default_rng(1))
-
-
 def test_guided_detail_gives_a_smooth_fill_the_photos_texture_and_keeps_its_colours():
-    """A held-out photo (pebbles and water), a person-shaped hole, Telea as the smooth base."""
-    img = _held_out("lomiri-Dragonfly_by_Bolly.jpg")
-    hole = _person_hole(img.shape[0])
+    """A photo (a cup on a wooden table), a person-shaped hole, Telea as the smooth base."""
+    img = _held_out("coffee")
+    hole = person_hole(img.shape[0])
     x = torch.from_numpy(img).permute(2, 0, 1).float() / 255
     m = torch.from_numpy(hole)
     base = InpaintStage(InpaintConfig(backend="telea")).fill(x[None], m[None, None].float())[0]
@@ -95,9 +83,9 @@ def test_spread_fills_unknown_values_from_the_known_ones():
 def test_hybrid_with_guided_detail_is_its_base_plus_guided_texture():
     """``hybrid_detail: guided`` wires the base fill into ``guided_detail`` (no PatchMatch), and the
     stage pastes it inside the hole only."""
-    img = _held_out("mate-Garden.jpg", 128)
+    img = _held_out("chelsea", 128)
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
-    m = torch.from_numpy(_person_hole(128))
+    m = torch.from_numpy(person_hole(128))
     hole = m[None, None].float()
     got = InpaintStage(InpaintConfig(backend="hybrid", hybrid_detail="guided")).fill(x, hole)
     base = InpaintStage(InpaintConfig(backend="telea")).fill(x, hole)
@@ -150,8 +138,8 @@ def test_the_default_still_fill_runs_on_cuda_like_on_the_cpu():
     """Every tensor of the guided texture follows the crop's device (the seeded picks come from
     a CPU generator); the fill on CUDA matches the CPU's in colour and texture strength (near-equal
     distances may rank differently, so not pixel for pixel)."""
-    img = _held_out("lomiri-Dragonfly_by_Bolly.jpg")
-    hole = _person_hole(img.shape[0])
+    img = _held_out("coffee")
+    hole = person_hole(img.shape[0])
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
     m = torch.from_numpy(hole)[None, None].float()
     cpu = InpaintStage(InpaintConfig(), "cpu").fill(x, m)[0]

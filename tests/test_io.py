@@ -7,13 +7,13 @@ import pytest
 
 from bgclean.errors import InputError
 from bgclean.pipeline import io
-from conftest import SAMPLE, ffmpeg, shared
+from conftest import DATA, SAMPLE, ffmpeg
 
 
 def test_probe_vtest_native_and_sample():
-    info = io.probe(shared("videos/vtest.avi"))  # MS-MPEG4v3 in AVI
+    info = io.probe(DATA / "vtest_20.avi")  # MS-MPEG4v3 in AVI
     assert (info.kind, info.width, info.height, info.fps) == ("video", 768, 576, Fraction(10))
-    assert info.frame_count == 795 and not info.has_audio
+    assert info.frame_count == 20 and not info.has_audio
     sample = io.probe(SAMPLE)
     assert (sample.width, sample.height, sample.fps) == (768, 576, Fraction(10))
 

@@ -13,7 +13,7 @@ from bgclean.pipeline.config import InpaintConfig, MaskConfig, PipelineConfig, S
 from bgclean.stages.inpaint import BACKENDS, InpaintStage
 from bgclean.ops import dilate_masks
 from bgclean.stages.masks import MaskStage, dilation_radius
-from conftest import gt_person_mask, shared
+from conftest import gt_person_mask, data
 
 
 def test_person_mask_fills_holes_and_drops_specks():
@@ -183,7 +183,7 @@ def test_u2net_small_covers_most_of_a_real_person():
     from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.segment import SegmentStage
 
-    info = io.probe(shared("videos/schoolgirls/schoolgirls.mp4"))
+    info = io.probe(data("schoolgirls/schoolgirls.mp4"))
     frame = next(io.read_frames(info)).rgb
     truth = gt_person_mask("schoolgirls", 0)
     soft = SegmentStage(SegmentConfig(backend="u2net.small"))(_to_tensor([frame], torch.device("cpu")))

@@ -195,11 +195,11 @@ def test_fill_mode_on_vtest_frames_leaves_everything_outside_the_mask_untouched(
     import cv2
 
     from bgclean.cli import main
-    from conftest import ffmpeg, shared
+    from conftest import data, ffmpeg
 
     frames = tmp_path / "vtest"
     frames.mkdir()
-    ffmpeg("-i", str(shared("videos/vtest.avi")), "-vf", "select='between(n,100,103)'", "-fps_mode", "passthrough",
+    ffmpeg("-i", str(data("vtest_20.avi")), "-vf", "select='between(n,10,13)'", "-fps_mode", "passthrough",
            str(frames / "f%02d.png"))
     out, saved = tmp_path / "out", tmp_path / "masks"
     code = main([str(frames), "-o", str(out), "--segmenter", "u2net.small", "--inpaint-size", "256",

@@ -8,22 +8,22 @@ import torch
 
 from bgclean.train.config import load_train_config
 from bgclean.train.holes import HoleSampler, place_silhouette, silhouettes_from_masks, tall_rectangles
-from conftest import shared
+from conftest import data, photo
 
 
 @pytest.fixture(scope="module")
 def one_photo(tmp_path_factory):
-    """One 96x96 crop of a training photo (never a benchmark photo), as the whole photo folder."""
-    from PIL import Image
+    """One 96x96 crop of brick courses (scikit-image's ``brick``), as the whole photo folder."""
+    import cv2
 
     folder = tmp_path_factory.mktemp("photos")
-    img = Image.open(shared("photos/mate-Blinds.jpg")).convert("RGB").resize((192, 108))
-    img.crop((40, 6, 136, 102)).save(folder / "one.png")
+    img = cv2.resize(photo("brick"), (192, 192), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(folder / "one.png"), np.ascontiguousarray(img[6:102, 40:136, ::-1]))
     return folder
 
 
 def test_silhouettes_are_people_shaped_and_holes_stay_in_their_area_range():
-    sils = silhouettes_from_masks(shared("videos/dogs_jump/masks"), ids=(3,))
+    sils = silhouettes_from_masks(data("dogs_jump/masks"), ids=(3,))
     assert len(sils) >= 10
     assert all(s.shape[0] > s.shape[1] for s in sils)  # a standing woman: taller than wide
     rng = np.random.default_rng(0)
@@ -46,7 +46,7 @@ def _tiny(one_photo, out, **extra):
 
 
 def test_tiny_config_overfits_one_image(one_photo, tmp_path):
-    """A plain (non-residual) U-Net learns one 64x64 image (window blinds) within a few hundred CPU
+    """A plain (non-residual) U-Net learns one 64x64 image (brick courses) within a few hundred CPU
     steps: its fill of fixed holes ends well above Telea's (measured: +4.0 dB at 400 steps)."""
     from bgclean.train.trainer import Trainer
 
@@ -97,7 +97,7 @@ def test_batches_made_by_worker_processes_are_the_ones_one_process_makes(one_pho
     t.step = 3  # what a run resumed at step 3 draws
     for a, b in zip(alone[3:], t.batches(), strict=True):
         assert torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])
-    assert load_train_config("gpu").workers == -1 and load_train_config("cpu").workers == 0
+    assert load_train_config("gpu", data="d").workers == -1 and load_train_config("cpu", data="d").workers == 0
 
 
 def test_a_new_run_can_start_from_the_shipped_weights(one_photo, tmp_path):
@@ -120,7 +120,7 @@ def test_a_new_run_can_start_from_the_shipped_weights(one_photo, tmp_path):
     assert again.step == 2 and all(torch.equal(v, trained[k]) for k, v in again.net.state_dict().items())
     with pytest.raises(ConfigError, match="holds inpaint.dmfn.w32.res2.*set arch"):
         Trainer(_tiny(one_photo, tmp_path / "other", init="inpaint.dmfn"))
-    assert load_train_config("gpu-refine").init == "inpaint.dmfn"
+    assert load_train_config("gpu-refine", data="d").init == "inpaint.dmfn"
 
 
 def test_train_config_rejects_unknown_keys_and_architectures(tmp_path):
@@ -130,31 +130,43 @@ def test_train_config_rejects_unknown_keys_and_architectures(tmp_path):
         load_train_config(None, {"stepz": 3})
     with pytest.raises(ConfigError, match="ffc"):
         load_train_config(None, {"arch": "lama"})
-    cfg = load_train_config("cpu")  # bundled name
+    cfg = load_train_config("cpu", data="d")  # bundled name
     assert "mate-Aqua.jpg" in cfg.exclude and cfg.residual
 
 
-def test_paths_in_a_config_are_read_from_its_folder_and_overrides_from_here(tmp_path, monkeypatch):
-    """``bgclean train --config cpu --set out=runs/x`` writes to ./runs/x, not into the package
-    (where the bundled config lives); the bundled config's own out stays at the repository's runs/."""
-    from pathlib import Path
+def test_bundled_configs_read_their_data_from_the_data_flag_and_write_here(tmp_path, monkeypatch):
+    """The bundled configs live inside the installed package: their data comes from ``--data``
+    (an error that names the flag without it) and their ``out`` is read from the current folder,
+    never the package's. Overrides are read from the current folder too."""
+    from bgclean.errors import ConfigError
 
     monkeypatch.chdir(tmp_path)
-    repo = Path(__file__).resolve().parents[1]
-    assert load_train_config("cpu").out == str(repo / "runs" / "inpaint-cpu")
-    cfg = load_train_config("cpu", {"out": "runs/x", "photos": "pics"})
-    assert cfg.out == str(tmp_path / "runs" / "x") and cfg.photos == str(tmp_path / "pics")
-
-
-def test_bundled_configs_never_train_on_benchmark_photos():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from inpaint import HELD_OUT
-
     for name in ("cpu", "gpu", "gpu-refine"):
-        assert set(HELD_OUT) <= set(load_train_config(name).exclude)
+        with pytest.raises(ConfigError, match="--data DIR"):
+            load_train_config(name)
+        cfg = load_train_config(name, data="data")
+        assert cfg.photos == str(tmp_path / "data" / "photos")
+        assert all(m.path.startswith(str(tmp_path / "data" / "videos")) for m in cfg.masks)
+        assert all(v.path.startswith(str(tmp_path / "data")) for v in cfg.videos)
+        assert cfg.out.startswith(str(tmp_path / "runs"))
+    cfg = load_train_config("cpu", {"out": "runs/x", "photos": "pics", "masks": [{"path": "sils"}]})
+    assert cfg.out == str(tmp_path / "runs" / "x") and cfg.photos == str(tmp_path / "pics")
+    assert cfg.masks[0].path == str(tmp_path / "sils")
+
+
+def test_a_config_file_reads_its_data_from_its_folder(tmp_path, monkeypatch):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "mine.yaml").write_text("photos: pics\nout: runs/mine\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_train_config(conf / "mine.yaml")
+    assert cfg.photos == str(conf / "pics") and cfg.out == str(tmp_path / "runs" / "mine")
+
+
+def test_bundled_configs_share_one_list_of_photos_never_trained_on():
+    """bench/inpaint.py evaluates on photos every bundled config excludes (and checks so itself)."""
+    excluded = [set(load_train_config(name, data="d").exclude) for name in ("cpu", "gpu", "gpu-refine")]
+    assert len(excluded[0]) == 8 and excluded[0] == excluded[1] == excluded[2]
 
 
 def test_cli_train_needs_a_config(capsys):
@@ -169,12 +181,12 @@ def test_video_frames_give_person_free_training_crops():
     girls, so no person is ever the 'truth' a network learns to paint."""
     from bgclean.train.data import PhotoHoles, video_backgrounds
 
-    frames = video_backgrounds(shared("videos/schoolgirls/schoolgirls.mp4"), shared("videos/schoolgirls/masks"),
+    frames = video_backgrounds(data("schoolgirls/schoolgirls.mp4"), data("schoolgirls/masks"),
                                every=20)
     assert len(frames) == 4 and frames[0][0].shape == (240, 432, 3)
-    data = PhotoHoles([], HoleSampler([], rect_prob=1.0), 64, videos=frames, video_share=1.0)
+    samples = PhotoHoles([], HoleSampler([], rect_prob=1.0), 64, videos=frames, video_share=1.0)
     rng = np.random.default_rng(0)
-    picked = [data._video_crop(rng) for _ in range(20)]
+    picked = [samples._video_crop(rng) for _ in range(20)]
     assert all(p is not None and p.shape == (64, 64, 3) for p in picked)
     # each crop is a person-free window of some frame
     for p in picked[:5]:

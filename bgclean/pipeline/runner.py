@@ -101,9 +101,8 @@ def _to_arrays(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
 def _bound_native_caches() -> None:
     """Cap oneDNN's caches (torch's CPU convolutions) at 64 entries each, unless the user set them.
     oneDNN keeps compiled primitives for every input shape it has seen, up to 1024 in each of two
-    caches: a long video whose holes keep taking new shapes held ~45 MB more after frame 600 than
-    after frame 100 (bench/memory.py); 64 entries cost no measurable time (bench/RESULTS.md,
-    session 12). Read when the process runs its first convolution, so it is set when a pipeline
+    caches, so a long video whose holes keep taking new shapes grows (bench/memory.py); 64 entries
+    cost no measurable time. Read when the process runs its first convolution, so it is set when a pipeline
     is built (before its first window), not when bgclean is imported."""
     import os
 

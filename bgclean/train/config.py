@@ -1,7 +1,11 @@
 """Training configuration: one frozen dataclass, loaded from YAML (unknown keys are errors).
 
-Relative paths in a config file are resolved against the file's folder; those given as overrides
-(``--set out=...``), against the current directory.
+Data paths (``photos``, ``masks``, ``videos``) may start with ``{data}``: the data folder given
+with ``--data`` (``bgclean train``) or ``data=`` (``load_train_config``). The bundled configs name
+their data that way, so they work wherever the data lives. Other relative data paths in a config
+file are read from the file's folder; those given as overrides (``--set photos=...``), from the
+current directory. ``out`` is always read from the current directory: a run never writes into the
+installed package, where the bundled configs live.
 """
 
 from __future__ import annotations
@@ -73,7 +77,11 @@ class TrainConfig:
     val_photos: int = 2  # photos kept out of training for the log's eval numbers
 
 
-def load_train_config(path: str | Path | None, overrides: dict | None = None) -> TrainConfig:
+DATA = "{data}"  # stands for the data folder in data paths
+
+
+def load_train_config(path: str | Path | None, overrides: dict | None = None,
+                      data: str | Path | None = None) -> TrainConfig:
     import yaml
 
     raw: dict = {}
@@ -97,15 +105,26 @@ def load_train_config(path: str | Path | None, overrides: dict | None = None) ->
     if unknown:
         raise ConfigError(f"unknown training config key(s) {', '.join(unknown)} in {path}; "
                           f"known: {', '.join(names)}")
+    where["out"] = Path.cwd()
+
+    def resolve(k: str, p: str) -> str:
+        if p.startswith(DATA):
+            if data is None:
+                raise ConfigError(f"{path or 'the config'} reads its training data from {DATA} ({k}: {p}): "
+                                  "pass the data folder with --data DIR, or give the paths with --set "
+                                  "photos=DIR masks=[{path: DIR}] videos=[]")
+            return str(_resolve(Path.cwd(), str(data)) / p[len(DATA):].lstrip("/\\"))
+        return str(_resolve(where[k], p))
+
     kw = {}
     for k, v in raw.items():
         if k == "masks":
-            kw[k] = tuple(MaskFolder(str(_resolve(where[k], m["path"])), tuple(m.get("ids", ()))) for m in v)
+            kw[k] = tuple(MaskFolder(resolve(k, m["path"]), tuple(m.get("ids", ()))) for m in v)
         elif k == "videos":
-            kw[k] = tuple(VideoSource(str(_resolve(where[k], m["path"])), str(_resolve(where[k], m["masks"])),
-                                      tuple(m.get("ids", ()))) for m in v)
+            kw[k] = tuple(VideoSource(resolve(k, m["path"]), resolve(k, m["masks"]), tuple(m.get("ids", ())))
+                          for m in v)
         elif k in ("photos", "out"):
-            kw[k] = str(_resolve(where[k], v)) if v else v
+            kw[k] = resolve(k, v) if v else v
         elif isinstance(v, list):
             kw[k] = tuple(v)
         else:

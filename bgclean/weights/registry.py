@@ -193,7 +193,7 @@ REGISTRY.register(
         size=3_660_092,
         sources=(
             BundledSource("yolox_nano.onnx"),
-            # upstream release; its bytes were not verified here, so the bundled copy comes first
+            # upstream release; the sha256 above is the bundled copy's, so the bundled copy comes first
             UrlSource("https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/yolox_nano.onnx"),
         ),
         description="YOLOX-nano COCO detector (person boxes), 3.7 MB, bundled",

@@ -239,7 +239,7 @@ def load_state_dict(spec: WeightSpec, progress: Progress | None = None) -> dict:
 def load_model(name: str, device, half: bool = True, progress: Progress | None = None):
     """The registered model ``name`` built, loaded and ready for inference on ``device``:
     eval mode, fp16 on CUDA when ``half``, channels_last (faster on CPU's oneDNN as well as on CUDA:
-    1.4-1.6x measured here). Returns (module, dtype)."""
+    bench/RESULTS.md). Returns (module, dtype)."""
     import torch
 
     from bgclean.models import build_model
