@@ -18,7 +18,7 @@ from conftest import ROOT
 # match itself.
 _SETUP_WORDS = re.compile("|".join([
     r"work" + r"place", r"\blent\b", r"\bsessions? \d", r"\.\./" + r"shared", r"shared/" + r"data",
-    r"BGCLEAN_" + r"SHARED", r"no GPU was " + r"(lent|available)", r"device " + r"tool",
+    r"BGCLEAN_" + r"SHARED", r"no GPU was " + r"(le" + r"nt|available)", r"device " + r"tool",
 ]), re.IGNORECASE)
 
 
@@ -107,3 +107,18 @@ def test_every_help_fits_an_80_column_terminal(command):
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
+
+
+def test_every_command_line_in_the_readme_parses():
+    """The README's examples use flags and subcommands the command line has."""
+    import shlex
+
+    from bgclean import cli
+
+    parsers = {"batch": cli.build_batch_parser, "weights": cli.build_weights_parser, "train": cli.build_train_parser}
+    lines = [line.split("#")[0].strip() for line in (ROOT / "README.md").read_text().splitlines()]
+    commands = [shlex.split(line)[1:] for line in lines if line.startswith("bgclean ")]
+    assert len(commands) >= 15
+    for argv in commands:
+        parser = parsers[argv[0]]() if argv[0] in parsers else cli.build_parser()
+        parser.parse_args(argv[1:] if argv[0] in parsers else argv)  # SystemExit on an unknown flag
