@@ -73,7 +73,9 @@ def inpaint_stage(method: str):
     if checkpoint:
         from bgclean.models import build_model
 
-        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        from bgclean.train.trainer import load_checkpoint
+
+        ck = load_checkpoint(checkpoint)
         net = build_model(ck["architecture"])
         net.load_state_dict(ck["model"])
         stage.cfg = dataclasses.replace(cfg, backend="learned")

@@ -1,6 +1,7 @@
 """The ``bgclean`` command line: parse, build the config, call the library, map errors to exit codes.
 
-Exit codes: 0 ok, 2 bad input or usage, 3 weights problem, 1 internal error, 130 interrupted.
+Exit codes: 0 ok, 2 bad input or usage, 3 weights problem, 1 internal error, 130 interrupted,
+143 terminated.
 Nothing heavy is imported before the arguments are parsed, so ``--help`` and ``--version`` are instant.
 """
 
@@ -43,7 +44,7 @@ other commands:
   bgclean train --config NAME      train the inpainting network
 
 exit codes: 0 ok, 2 bad input or usage, 3 weights problem, 1 internal error,
-130 interrupted.
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 
@@ -307,8 +308,11 @@ def _weights(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bgclean.errors import Terminated, stop_on_sigterm
+
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
+    stop_on_sigterm()
     try:
         if argv and argv[0] == "weights":
             return _weights(argv[1:])
@@ -317,8 +321,14 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] == "train":
             return _train(argv[1:])
         return _run(argv)
-    except KeyboardInterrupt:
-        print("bgclean: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, Terminated) as stop:
+        from bgclean.pipeline import io
+
+        io.discard_staged()  # a signal can land before a writer's own clean-up is in place
+        if isinstance(stop, Terminated):
+            print("bgclean: terminated (SIGTERM); unfinished outputs were discarded", file=sys.stderr)
+            return 143
+        print("bgclean: interrupted; unfinished outputs were discarded", file=sys.stderr)
         return 130
     except Exception as exc:
         from bgclean.errors import BgcleanError

@@ -25,3 +25,22 @@ class WeightsError(BgcleanError):
     """Model weights could not be found, fetched, verified or converted."""
 
     exit_code = 3
+
+
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM: ``kill``, systemd, ``docker stop``, schedulers).
+    A BaseException, like KeyboardInterrupt, so it unwinds through every ``except Exception``
+    and each writer discards its staged output on the way."""
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into ``Terminated`` in this process. For programs that own their process (the
+    command line, batch workers), never called on import."""
+    import signal
+    import threading
+
+    def _raise(signum, frame):
+        raise Terminated()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise)

@@ -13,13 +13,12 @@ import glob
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bgclean.errors import InputError
+from bgclean.errors import InputError, stop_on_sigterm
 from bgclean.pipeline.config import PipelineConfig
 
 SUMMARY = "bgclean-summary.json"
@@ -69,8 +68,16 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 
 
 def output_for(item: Path, outdir: Path) -> Path:
-    """The item's output inside ``outdir``, keeping its name (a folder stays a folder)."""
-    return outdir / item.name.rstrip("/")
+    """The item's output inside ``outdir``, keeping its name (a folder stays a folder). Every
+    output is a direct child of ``outdir``: a name that is not one plain file name (``..``, the
+    root) or a link that leads elsewhere is refused with an InputError."""
+    name = item.name if item.name not in ("", ".", "..") else item.resolve().name
+    if name in ("", ".", "..", SUMMARY, STATE_DIR) or "/" in name or "\\" in name:
+        raise InputError(f"{item} has no name an output can take inside {outdir}; name the file or folder itself")
+    out = outdir / name
+    if out.is_symlink():
+        raise InputError(f"{out} is a link; bgclean does not write through links in the output folder")
+    return out
 
 
 def content_hash(path: Path) -> str:
@@ -94,20 +101,29 @@ def _record_path(outdir: Path, key: str) -> Path:
 
 
 def _write_json_atomic(path: Path, data) -> None:
+    from bgclean.pipeline.io import write_bytes_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, json.dumps(data, indent=2).encode())
 
 
 # one Pipeline per worker process, built by the pool initializer
 _worker_pipeline = None
 
 
+def _in_pool_worker() -> bool:
+    """True in a process that multiprocessing started (a local batch worker)."""
+    import multiprocessing as mp
+
+    return mp.parent_process() is not None
+
+
 def _init_worker(cfg: PipelineConfig) -> None:
     global _worker_pipeline
     from bgclean.pipeline.runner import Pipeline
+
+    if _in_pool_worker():
+        stop_on_sigterm()  # a worker process of ours: a pool's terminate() discards its staged output
 
     if _worker_pipeline is None or _worker_pipeline.config != cfg:
         _worker_pipeline = Pipeline(cfg)
@@ -119,22 +135,12 @@ def _ray_item(cfg: PipelineConfig, item: str, output: str) -> dict:
     return asdict(_process((item, output)))
 
 
-def _remove_stale_partials(output: Path) -> None:
-    """Temp files a killed run left for this output (the writers name them .<name>.*.partial*)."""
-    import shutil
-
-    stem = output.stem if output.suffix else output.name
-    for p in output.parent.glob(f".{stem}.*partial*"):
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-
-
 def _process(args: tuple[str, str]) -> ItemResult:
     """Clean one item with this worker's pipeline; failures become results, not exceptions."""
     import socket
 
     item, output = args
     worker = f"{os.getpid()}@{socket.gethostname()}"
-    _remove_stale_partials(Path(output))
     t0 = time.perf_counter()
     try:
         _worker_pipeline.run_file(item, output)
@@ -157,18 +163,27 @@ def run_batch(inputs: list[str], outdir: str | Path, cfg: PipelineConfig, jobs: 
     items = expand_inputs(inputs)
     if not items:
         raise InputError("no inputs given")
-    outputs = [output_for(i, outdir) for i in items]
-    names: dict[str, Path] = {}
-    for i, o in zip(items, outputs):
-        if o.name in names:
-            raise InputError(f"{i} and {names[o.name]} would both write {o}; rename one or use two batches")
-        names[o.name] = i
     outdir.mkdir(parents=True, exist_ok=True)
+    results: dict[int, ItemResult] = {}
+    outputs: list[Path] = []
+    names: dict[str, Path] = {}
+    for n, i in enumerate(items):
+        try:
+            o = output_for(i, outdir)
+        except InputError as exc:  # this item fails; the others run
+            o = outdir / "-"
+            results[n] = ItemResult(str(i), "", "failed", str(exc))
+        else:
+            if o.name in names:
+                raise InputError(f"{i} and {names[o.name]} would both write {o}; rename one or use two batches")
+            names[o.name] = i
+        outputs.append(o)
     chash = config_hash(cfg)
 
-    results: dict[int, ItemResult] = {}
     todo: list[tuple[int, str, str, str | None]] = []
     for n, (item, out) in enumerate(zip(items, outputs)):
+        if n in results:
+            continue
         try:
             key = hashlib.sha256((content_hash(item) + chash).encode()).hexdigest() if item.exists() else None
         except OSError as exc:

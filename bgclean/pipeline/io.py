@@ -145,11 +145,22 @@ def _probe_folder(path: Path) -> MediaInfo:
     return MediaInfo("frames", path, w, h, fps=DEFAULT_FOLDER_FPS, frame_count=len(files), files=files)
 
 
+_INPUT_FORMAT_RE = re.compile(r"^Input #0, ([\w,]+), from", re.MULTILINE)
+# demuxers that open other files or network addresses named inside the input (ffmpeg picks them by
+# content, whatever the file's extension): a file is read for its own media only
+_REFERENCING_FORMATS = {"concat", "hls", "dash", "sdp", "rtsp", "rtp", "image2", "imf", "ffmetadata",
+                        "webm_dash_manifest", "hds", "smil", "mpegdash", "tee", "lavfi"}
+
+
 def _probe_video(path: Path) -> MediaInfo:
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty (0 bytes)")
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
                           capture_output=True, text=True, errors="replace")
+    fmt = _INPUT_FORMAT_RE.search(proc.stderr)
+    if fmt and _REFERENCING_FORMATS & set(fmt.group(1).split(",")):
+        raise InputError(f"{path} is a {fmt.group(1)} script or playlist, not a media file: it names other files "
+                         "or addresses for ffmpeg to open, which bgclean does not follow; give the video itself")
     info = _parse_probe(proc.stderr)
     if info["video"] is None and "Input #0" in proc.stderr:
         raise InputError(f"{path} contains no video frames (no video stream); give a video with frames")
@@ -386,8 +397,9 @@ def default_output(info: MediaInfo) -> Path:
     return p.with_name(f"{p.stem}.clean{ext}")
 
 
-def check_output(output: Path, info: MediaInfo, kind: str) -> None:
-    """Refuse outputs that would overwrite the input or cannot be written, before any work starts."""
+def check_output(output: Path, info: MediaInfo, kind: str, what: str = "output") -> None:
+    """Refuse outputs that would overwrite the input or cannot be written, before any work starts.
+    ``what`` names the output in messages (``--save-masks`` for the masks folder)."""
     out_r, in_r = output.resolve(), info.path.resolve()
     if out_r == in_r or (output.exists() and in_r.exists() and os.path.samefile(out_r, in_r)):
         raise InputError(f"output {output} is the input; choose another output path (-o)")
@@ -405,14 +417,65 @@ def check_output(output: Path, info: MediaInfo, kind: str) -> None:
             f"output {output} is an image but the input has {info.frame_count} frames; "
             "write a video or a folder of frames"
         )
-    parent = output.parent if kind != "frames" or not output.exists() else output
-    probe_dir = parent
-    while not probe_dir.exists():
+    if kind == "frames":
+        names = frame_output_names(info)  # refuses two frames that would take one name
+        if output.is_dir():
+            _check_leftovers(output, set(names).__contains__ if names is not None else _VIDEO_FRAME_NAME.match)
+    check_writable(output.parent, f"{what} {output}")
+
+
+_VIDEO_FRAME_NAME = re.compile(r"^\d{5,}\.png$")  # a video's frames written as a folder
+
+
+def frame_output_names(info: MediaInfo) -> list[str] | None:
+    """The PNG names a folder output takes: each input frame's (or the image's) stem + .png, or
+    None for a video (frames numbered as they come). Two frames whose names differ only in
+    extension (a.png, a.jpg) would take one name: refused, so that no frame is lost."""
+    if info.kind == "video":
+        return None
+    files = info.files if info.kind == "frames" else [info.path]
+    names = [Path(f.name).stem + ".png" for f in files]
+    seen: dict[str, str] = {}
+    for f, n in zip(files, names):
+        if n in seen:
+            raise InputError(f"frames {seen[n]} and {f.name} in {info.path} would both be written as {n}; "
+                             "rename one of them")
+        seen[n] = f.name
+    return names
+
+
+def _check_leftovers(output: Path, ours) -> None:
+    """An existing output folder may only hold files this run writes again (``ours(name)``): an
+    older run's extra frame (f99.png of a longer input) would stay beside the new ones. Hidden
+    files (staging folders among them) are not looked at."""
+    foreign = sorted(p.name for p in output.iterdir()
+                     if not p.name.startswith(".") and (p.is_dir() or not ours(p.name)))
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise InputError(f"output folder {output} already holds {', '.join(foreign[:3])}{more}, which this run "
+                         "does not write; choose a new or empty folder (-o), or remove them")
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Refuse, before any work, a destination whose nearest existing folder cannot take a new file
+    (missing, not a folder, no permission, a read-only or virtual file system such as /proc)."""
+    probe_dir = folder
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
         probe_dir = probe_dir.parent
     if not probe_dir.is_dir():
-        raise InputError(f"cannot write {output}: {probe_dir} is not a directory")
-    if not os.access(probe_dir, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write {output}: directory {probe_dir} is not writable")
+        raise InputError(f"cannot write {what}: {probe_dir} is not a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".bgclean-probe.", dir=probe_dir)
+    except OSError as exc:
+        raise InputError(f"cannot write {what}: {probe_dir} does not take new files ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(tmp)
+    if probe_dir != folder:
+        try:  # the folders still to make: /proc takes no new folder although it tells root it is writable
+            d = Path(tempfile.mkdtemp(prefix=".bgclean-probe.", dir=probe_dir))
+            d.rmdir()
+        except OSError as exc:
+            raise InputError(f"cannot write {what}: cannot make folders in {probe_dir} ({exc.strerror})") from None
 
 
 # ---------------------------------------------------------------- writing
@@ -461,6 +524,71 @@ def _encode_image(frame: Frame, ext: str) -> bytes:
     return buf.tobytes()
 
 
+_PARTIAL = ".partial"
+
+
+def _owner() -> str:
+    """This process, as staged files name it: host (dots and dashes replaced) and pid."""
+    import socket
+
+    host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def staging_prefix(output: Path) -> str:
+    """Temp files and folders for ``output`` are named ``.<output name>.<host>-<pid>.<random>.partial*``:
+    the exact output they belong to and the process that owns them."""
+    return f".{output.name}.{_owner()}."
+
+
+_staged: set[Path] = set()  # staged files and folders of this process, neither committed nor discarded
+
+
+def _stage(path: Path) -> Path:
+    _staged.add(path)
+    return path
+
+
+def _discard(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+    _staged.discard(path)
+
+
+def discard_staged() -> None:
+    """Remove whatever this process still has staged. For the command line after Ctrl-C or SIGTERM:
+    the signal can land between a staged file's creation and the code that would discard it."""
+    for path in list(_staged):
+        _discard(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep_stale_partials(output: Path) -> list[Path]:
+    """Remove what killed runs left staged for exactly ``output``: temp files and folders of
+    processes on this host that no longer run. A live run's files, another host's (a shared
+    folder) and other outputs' are never touched. Returns what was removed."""
+    import glob
+
+    host, _ = _owner().rsplit("-", 1)
+    pattern = re.compile(rf"^\.{re.escape(output.name)}\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[^.]*\.partial")
+    removed = []
+    for p in output.parent.glob(f".{glob.escape(output.name)}.*{_PARTIAL}*"):
+        m = pattern.match(p.name)
+        if m is None or m["host"] != host or _alive(int(m["pid"])):
+            continue
+        _discard(p)
+        removed.append(p)
+    return removed
+
+
 def _umask_mode(base: int) -> int:
     """``base`` permissions less the process umask (temp files are created 0600/0700)."""
     mask = os.umask(0)
@@ -468,15 +596,20 @@ def _umask_mode(base: int) -> int:
     return base & ~mask
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` through a staged file renamed into place, with the permissions a plain
+    file would get (the user's umask), so other users of a shared folder read it as they read the
+    outputs."""
+    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(path), suffix=_PARTIAL + path.suffix, dir=path.parent)
+    _stage(Path(tmp))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, _umask_mode(0o666))
         os.replace(tmp, path)
+        _staged.discard(Path(tmp))
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _discard(Path(tmp))
         raise
 
 
@@ -495,7 +628,7 @@ class ImageWriter(_Writer):
         if self._frame is None:
             raise InputError("no frame to write")
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(self.output, _encode_image(self._frame, self.output.suffix.lower()))
+        write_bytes_atomic(self.output, _encode_image(self._frame, self.output.suffix.lower()))
 
     def abort(self) -> None:
         self._frame = None
@@ -508,7 +641,8 @@ class FolderWriter(_Writer):
         self.output = output
         self.names = names
         output.parent.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent))
+        self.staging = _stage(Path(tempfile.mkdtemp(prefix=staging_prefix(output), suffix=_PARTIAL,
+                                                    dir=output.parent)))
         os.chmod(self.staging, _umask_mode(0o777))
 
     def name_for(self, frame: Frame) -> str:
@@ -517,19 +651,25 @@ class FolderWriter(_Writer):
         return f"{frame.index:05d}.png"
 
     def write(self, frame: Frame) -> None:
-        (self.staging / self.name_for(frame)).write_bytes(_encode_image(frame, ".png"))
+        self.write_png(self.name_for(frame), _encode_image(frame, ".png"))
         self.frames_written += 1
+
+    def write_png(self, name: str, data: bytes) -> None:
+        (self.staging / name).write_bytes(data)
 
     def commit(self) -> None:
         if not self.output.exists():
             os.replace(self.staging, self.output)
+            _staged.discard(self.staging)
             return
-        for p in sorted(self.staging.iterdir()):
-            os.replace(p, self.output / p.name)
-        self.staging.rmdir()
+        written = {p.name for p in self.staging.iterdir()}
+        _check_leftovers(self.output, written.__contains__)  # a video's frame count is known only now
+        for name in sorted(written):
+            os.replace(self.staging / name, self.output / name)
+        _discard(self.staging)
 
     def abort(self) -> None:
-        shutil.rmtree(self.staging, ignore_errors=True)
+        _discard(self.staging)
 
 
 _MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
@@ -566,10 +706,10 @@ class VideoWriter(_Writer):
                         width, height, width + self.pad_w, height + self.pad_h)
         ext = output.suffix.lower()
         output.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".partial{ext}", dir=output.parent)
+        fd, tmp = tempfile.mkstemp(prefix=staging_prefix(output), suffix=_PARTIAL + ext, dir=output.parent)
         os.close(fd)
+        self.tmp = _stage(Path(tmp))
         os.chmod(tmp, _umask_mode(0o666))
-        self.tmp = Path(tmp)
         size = f"{width + self.pad_w}x{height + self.pad_h}"
         video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=size,
                              framerate=f"{fps.numerator}/{fps.denominator}")
@@ -620,6 +760,7 @@ class VideoWriter(_Writer):
                 f"encoder wrote {counted} frames but {self.frames_written} were sent; output discarded"
             )
         os.replace(self.tmp, self.output)
+        _staged.discard(self.tmp)
 
     def abort(self) -> None:
         if self.proc.poll() is None:
@@ -630,7 +771,7 @@ class VideoWriter(_Writer):
                 self.proc.stdin.close()
             except BrokenPipeError:
                 pass
-        self.tmp.unlink(missing_ok=True)
+        _discard(self.tmp)
 
 
 def count_video_frames(path: Path) -> int:
@@ -654,8 +795,7 @@ def open_writer(output: Path, kind: str, info: MediaInfo, crf: int = 18, preset:
     if kind == "image":
         return ImageWriter(output)
     if kind == "frames":
-        names = [p.name for p in info.files] if info.kind == "frames" else None
-        return FolderWriter(output, names)
+        return FolderWriter(output, frame_output_names(info))
     return VideoWriter(
         output, width, height, info.fps or DEFAULT_FOLDER_FPS,
         audio_from=info.path if info.has_audio else None, audio_codec=info.audio_codec,
@@ -663,11 +803,16 @@ def open_writer(output: Path, kind: str, info: MediaInfo, crf: int = 18, preset:
     )
 
 
-def write_mask_png(path: Path, mask: np.ndarray) -> None:
-    """Write a (H,W) bool mask as a 0/255 8-bit PNG, atomically."""
+def mask_png(mask: np.ndarray) -> bytes:
+    """A (H,W) bool mask as a 0/255 8-bit PNG."""
     import cv2
 
     ok, buf = cv2.imencode(".png", mask.astype(np.uint8) * 255)
     if not ok:
-        raise InputError(f"could not encode mask {path}")
-    _atomic_write_bytes(path, buf.tobytes())
+        raise InputError("could not encode a mask as PNG")
+    return buf.tobytes()
+
+
+def write_mask_png(path: Path, mask: np.ndarray) -> None:
+    """Write a (H,W) bool mask as a 0/255 8-bit PNG, atomically."""
+    write_bytes_atomic(path, mask_png(mask))

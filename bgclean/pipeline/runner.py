@@ -6,6 +6,8 @@ background thread so it overlaps the stages; encoding runs in ffmpeg's own proce
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import queue
 import threading
@@ -383,7 +385,12 @@ class Pipeline:
         if save_dir is not None:
             if save_dir.exists() and not save_dir.is_dir():
                 raise InputError(f"--save-masks {save_dir} exists and is not a folder")
-            save_dir.mkdir(parents=True, exist_ok=True)
+            if save_dir.resolve() == output.resolve():
+                raise InputError(f"--save-masks {save_dir} is the output; choose another folder")
+            io.check_output(save_dir, info, "frames", what="--save-masks")
+        for staged_for in (output, save_dir):
+            if staged_for is not None:
+                io.sweep_stale_partials(staged_for)  # what a killed run of this output left behind
 
         report = RunReport(Path(input), output)
         self.timings.clear()
@@ -394,15 +401,19 @@ class Pipeline:
             progress(0, info.frame_count)
         mask_iter = iter(mask_source) if mask_source is not None else None
         out_h, out_w = self.output_size(info.height, info.width)
-        with io.open_writer(output, kind, info, self.config.encode.crf, self.config.encode.preset,
-                            size=(out_w, out_h)) as writer:
+        with contextlib.ExitStack() as staged:
+            writer = staged.enter_context(io.open_writer(output, kind, info, self.config.encode.crf,
+                                                         self.config.encode.preset, size=(out_w, out_h)))
+            masks_writer = None
+            if save_dir is not None:  # staged like the output: nothing appears unless the run completes
+                masks_writer = staged.enter_context(io.FolderWriter(save_dir, io.frame_output_names(info)))
             for batch, batch_masks in self._windows(frames, mask_iter):
                 cleaned, holes = self._clean_window(batch, batch_masks)
                 t_enc = time.perf_counter()
                 for f, h in zip(cleaned, holes):
                     writer.write(f)
-                    if save_dir is not None:
-                        io.write_mask_png(save_dir / (Path(f.name).stem + ".png"), h)
+                    if masks_writer is not None:
+                        masks_writer.write_png(masks_writer.name_for(f), io.mask_png(h))
                 self.timings["encode"] += time.perf_counter() - t_enc
                 report.frames += len(batch)
                 release_freed_memory()
@@ -413,6 +424,8 @@ class Pipeline:
             if writer.frames_written != report.frames:
                 raise InputError(f"read {report.frames} frames but wrote {writer.frames_written}")
             writer.commit()
+            if masks_writer is not None:
+                masks_writer.commit()
         report.seconds = time.perf_counter() - t0
         report.stage_seconds = dict(self.timings)
         return report

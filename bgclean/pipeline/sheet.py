@@ -59,7 +59,7 @@ def contact_sheet(rows: list[list[np.ndarray]], labels: list[str], path: Path, m
     ok, buf = cv2.imencode(".png", sheet[:, :, ::-1])
     if not ok:
         raise RuntimeError("could not encode the contact sheet")
-    io._atomic_write_bytes(Path(path), buf.tobytes())
+    io.write_bytes_atomic(Path(path), buf.tobytes())
     return Path(path)
 
 

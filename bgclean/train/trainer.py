@@ -28,6 +28,29 @@ from bgclean.train.holes import HoleSampler, silhouettes_from_masks
 log = logging.getLogger(__name__)
 
 
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dict:
+    """A training checkpoint (``last.pt``, ``best.pt``) read as data only: tensors and plain values.
+    A file that holds anything else (a pickled object, which could run code when loaded) is refused
+    with an InputError."""
+    import pickle
+
+    from bgclean.errors import InputError
+
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"checkpoint {path} does not exist") from None
+    except pickle.UnpicklingError:  # torch's own message advises weights_only=False: never right here
+        raise InputError(f"{path} is not a bgclean training checkpoint: it holds objects other than tensors and "
+                         "plain values, and bgclean runs no code from a file") from None
+    except (RuntimeError, EOFError, ValueError) as exc:
+        raise InputError(f"{path} is not a readable training checkpoint ({type(exc).__name__}); "
+                         "the file is damaged or of another kind") from None
+    if not isinstance(ck, dict) or not {"architecture", "model"} <= set(ck):
+        raise InputError(f"{path} is not a bgclean training checkpoint (no architecture and model in it)")
+    return ck
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> float:
     """PSNR in dB over ``region`` of images in [0,1]."""
     mse = (((a - b) ** 2) * region).sum() / (region.sum() * a.shape[1]).clamp_min(1)
@@ -86,7 +109,7 @@ class Trainer:
             if self.cfg.init:
                 self._init_from(self.cfg.init)
             return
-        ck = torch.load(path, map_location=self.device, weights_only=False)
+        ck = load_checkpoint(path, self.device)
         if ck["architecture"] != self.architecture:
             raise ValueError(f"{path} holds {ck['architecture']}, the config asks for {self.architecture}: "
                              "use another out folder")
@@ -111,7 +134,7 @@ class Trainer:
         from bgclean.errors import ConfigError
 
         if Path(source).suffix == ".pt" and Path(source).is_file():
-            ck = torch.load(source, map_location=self.device, weights_only=False)
+            ck = load_checkpoint(source, self.device)
             arch, state = ck["architecture"], ck["model"]
         else:
             from bgclean.weights.registry import REGISTRY
@@ -271,7 +294,7 @@ def export_weights(checkpoint: str | Path, dest: str | Path, half: bool = True) 
     to ``dest``. Returns (architecture name, sha256)."""
     import hashlib
 
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ck = load_checkpoint(checkpoint)
     sd = {k: (v.half() if half and v.is_floating_point() else v) for k, v in ck["model"].items()}
     dest = Path(dest)
     tmp = dest.with_suffix(".tmp")

@@ -201,6 +201,37 @@ def converted_path(spec: WeightSpec) -> Path:
     return bgclean_home() / "converted" / f"{spec.name}-{spec.sha256[:16]}.pt"
 
 
+def _seal_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _seal(path: Path) -> None:
+    """Record, beside a file bgclean made in the cache (a conversion, an export), its sha256: the
+    raw downloads are checked against the registry, and these against what was written."""
+    seal = _seal_path(path)
+    tmp = seal.with_name(f".{seal.name}.{os.getpid()}.part")
+    tmp.write_text(sha256_of(path) + "\n")
+    os.replace(tmp, seal)
+    st = path.stat()
+    _verified[path] = (st.st_mtime, st.st_size)
+
+
+def _sealed(path: Path) -> bool:
+    """True when ``path`` is the file bgclean wrote there (its recorded sha256 matches). A file
+    swapped for another, even another valid model, is False and is made again."""
+    if not path.is_file() or not _seal_path(path).is_file():
+        return False
+    st = path.stat()
+    if _verified.get(path) == (st.st_mtime, st.st_size):
+        return True
+    ok = _seal_path(path).read_text().strip() == sha256_of(path)
+    if ok:
+        _verified[path] = (st.st_mtime, st.st_size)
+    else:
+        log.warning("%s is not the file bgclean made there; making it again", path)
+    return ok
+
+
 def load_state_dict(spec: WeightSpec, progress: Progress | None = None) -> dict:
     """The spec's weights as a torch state_dict for ``bgclean.models.build_model(spec.architecture)``.
 
@@ -213,11 +244,11 @@ def load_state_dict(spec: WeightSpec, progress: Progress | None = None) -> dict:
     from bgclean.weights.convert import convert
 
     out = converted_path(spec)
-    if out.is_file():
+    if _sealed(out):
         try:
             return torch.load(out, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            log.warning("converted weights %s unreadable (%s); converting again", out, exc)
+        except Exception as exc:  # the type only: torch's text advises weights_only=False
+            log.warning("converted weights %s unreadable (%s); converting again", out, type(exc).__name__)
     try:
         raw = resolve(spec, progress)
         companion = resolve(spec.companion, progress) if spec.companion is not None else None
@@ -233,6 +264,7 @@ def load_state_dict(spec: WeightSpec, progress: Progress | None = None) -> dict:
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     torch.save(state, tmp)
     os.replace(tmp, out)
+    _seal(out)
     return state
 
 
@@ -309,7 +341,7 @@ def load_onnx_model(name: str, progress: Progress | None = None, retry: bool = T
 
     spec = REGISTRY.get(name)
     out = converted_path(spec).with_suffix(f".torch{torch.__version__.split('+')[0]}.onnx")
-    if not out.is_file():
+    if not _sealed(out):
         model, _ = load_model(name, "cpu", half=False, progress=progress)
         model = model.to(memory_format=torch.contiguous_format)
         tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
@@ -319,6 +351,7 @@ def load_onnx_model(name: str, progress: Progress | None = None, retry: bool = T
                               dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}, "y": {0: "b", 2: "h", 3: "w"}},
                               dynamo=False)
         os.replace(tmp, out)
+        _seal(out)
     try:
         return OnnxModel(out)
     except Exception as exc:  # a truncated or stale export: make it again, once
@@ -326,4 +359,5 @@ def load_onnx_model(name: str, progress: Progress | None = None, retry: bool = T
             raise
         log.warning("exported model %s unreadable (%s); exporting again", out, exc)
         out.unlink(missing_ok=True)
+        _seal_path(out).unlink(missing_ok=True)
         return load_onnx_model(name, progress, retry=False)
