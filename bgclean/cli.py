@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -312,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
-    stop_on_sigterm()
+    previous = stop_on_sigterm()
     try:
         if argv and argv[0] == "weights":
             return _weights(argv[1:])
@@ -341,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bgclean: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:  # main() may be called from a program that handles SIGTERM itself
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

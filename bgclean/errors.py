@@ -33,8 +33,9 @@ class Terminated(BaseException):
     and each writer discards its staged output on the way."""
 
 
-def stop_on_sigterm() -> None:
-    """Turn SIGTERM into ``Terminated`` in this process. For programs that own their process (the
+def stop_on_sigterm():
+    """Turn SIGTERM into ``Terminated`` in this process; returns the handler it replaced (None off
+    the main thread, where signals cannot be handled). For programs that own their process (the
     command line, batch workers), never called on import."""
     import signal
     import threading
@@ -42,5 +43,6 @@ def stop_on_sigterm() -> None:
     def _raise(signum, frame):
         raise Terminated()
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise)
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise)

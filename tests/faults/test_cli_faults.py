@@ -271,6 +271,7 @@ def test_cli_fault(case: Case, tmp_path, capsys):
 
     argv = case.setup(tmp_path)
     before = _hashes(tmp_path / "in") if (tmp_path / "in").exists() else {}
+    handler = signal.getsignal(signal.SIGTERM)
     try:
         code = main(argv + ["--quiet"])
     except SystemExit as exc:  # argparse's own usage errors
@@ -279,6 +280,7 @@ def test_cli_fault(case: Case, tmp_path, capsys):
     assert code == case.code, err
     assert case.message in err, err
     assert "internal error" not in err
+    assert signal.getsignal(signal.SIGTERM) is handler  # the caller's own handling comes back
     for rel in case.absent:
         assert not (tmp_path / rel).exists(), rel
     assert not [p for p in tmp_path.rglob("*") if ".partial" in p.name]  # nothing staged left behind
