@@ -247,7 +247,8 @@ def _read_video(info: MediaInfo) -> Iterator[Frame]:
 
     args = (
         ffmpeg.input(str(info.path))
-        .output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough", map="0:v:0")
+        .output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough", map="0:v:0",
+                enc_time_base="1/1000000")  # variable-rate sources: no two frames on one tick
         .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
         .compile(cmd=ffmpeg_exe())
     )
@@ -695,7 +696,7 @@ class VideoWriter(_Writer):
 
     def __init__(self, output: Path, width: int, height: int, fps: Fraction,
                  audio_from: Path | None = None, audio_codec: str | None = None,
-                 crf: int = 18, preset: str = "medium"):
+                 crf: int = 18, preset: str = "medium", timestamps: list[Fraction] | None = None):
         import ffmpeg
 
         self.output = output
@@ -715,6 +716,19 @@ class VideoWriter(_Writer):
                              framerate=f"{fps.numerator}/{fps.denominator}")
         streams = [video.video]
         opts: dict = {"pix_fmt": "yuv420p", "r": f"{fps.numerator}/{fps.denominator}"}
+        self.cmds: Path | None = None
+        if timestamps is not None:
+            # variable frame rate: frame i leaves the filter graph at the source's own time, set by
+            # a command sendcmd gives setpts as the frame (at nominal time i / fps) passes
+            fd, cmds = tempfile.mkstemp(prefix=staging_prefix(output), suffix=_PARTIAL + ".cmd", dir=output.parent)
+            self.cmds = _stage(Path(cmds))
+            with os.fdopen(fd, "w") as f:
+                for i, t in enumerate(timestamps):
+                    f.write(f"{float((i - Fraction(1, 4)) / fps) if i else 0:.6f} setpts expr {round(t * 1_000_000)};\n")
+            streams[0] = (video.video.filter("sendcmd", f=str(self.cmds)).filter("settb", "1/1000000")
+                          .filter("setpts", "PTS"))
+            del opts["r"]
+            opts.update(fps_mode="passthrough", enc_time_base="1/1000000")
         if ext == ".webm":
             opts.update(vcodec="libvpx-vp9", crf=crf, **{"b:v": 0})
         else:
@@ -761,6 +775,8 @@ class VideoWriter(_Writer):
             )
         os.replace(self.tmp, self.output)
         _staged.discard(self.tmp)
+        if self.cmds is not None:
+            _discard(self.cmds)
 
     def abort(self) -> None:
         if self.proc.poll() is None:
@@ -772,6 +788,43 @@ class VideoWriter(_Writer):
             except BrokenPipeError:
                 pass
         _discard(self.tmp)
+        if self.cmds is not None:
+            _discard(self.cmds)
+
+
+_TB_RE = re.compile(r"^#tb 0: (\d+)/(\d+)", re.MULTILINE)
+
+
+def frame_timestamps(path: Path) -> list[Fraction] | None:
+    """Each video frame's presentation time in seconds from the first, in display order, read
+    from the container's packets (no decoding); None where a packet has no timestamp."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
+         "-c", "copy", "-f", "framecrc", "-"],
+        capture_output=True, text=True, errors="replace",
+    )
+    tb = _TB_RE.search(proc.stdout)
+    if proc.returncode != 0 or tb is None:
+        return None
+    unit = Fraction(int(tb.group(1)), int(tb.group(2)))
+    pts = []
+    for line in proc.stdout.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) < 3 or not fields[2].lstrip("-").isdigit():
+            return None
+        pts.append(int(fields[2]))
+    if not pts:
+        return None
+    pts.sort()
+    return [(p - pts[0]) * unit for p in pts]
+
+
+def variable_rate(times: list[Fraction], fps: Fraction) -> bool:
+    """True where frame times stray from a constant ``fps`` by more than a millisecond: written
+    at that constant rate, frames would move."""
+    return any(abs(t - i / fps) > Fraction(1, 1000) for i, t in enumerate(times))
 
 
 def count_video_frames(path: Path) -> int:
@@ -796,10 +849,18 @@ def open_writer(output: Path, kind: str, info: MediaInfo, crf: int = 18, preset:
         return ImageWriter(output)
     if kind == "frames":
         return FolderWriter(output, frame_output_names(info))
+    fps = info.fps or DEFAULT_FOLDER_FPS
+    timestamps = frame_timestamps(info.path) if info.kind == "video" else None
+    if timestamps is not None and not variable_rate(timestamps, fps):
+        timestamps = None  # a constant rate: the plain encoder settings give the same times
+    if timestamps is not None and output.suffix.lower() == ".avi":
+        log.warning("%s has a variable frame rate, which AVI cannot hold: its frames are written at a constant "
+                    "%.3f fps; write .mp4, .mkv, .mov or .webm to keep their times", info.path, float(fps))
+        timestamps = None
     return VideoWriter(
-        output, width, height, info.fps or DEFAULT_FOLDER_FPS,
+        output, width, height, fps,
         audio_from=info.path if info.has_audio else None, audio_codec=info.audio_codec,
-        crf=crf, preset=preset,
+        crf=crf, preset=preset, timestamps=timestamps,
     )
 
 
