@@ -851,6 +851,8 @@ def open_writer(output: Path, kind: str, info: MediaInfo, crf: int = 18, preset:
         return FolderWriter(output, frame_output_names(info))
     fps = info.fps or DEFAULT_FOLDER_FPS
     timestamps = frame_timestamps(info.path) if info.kind == "video" else None
+    if timestamps is not None and info.frame_count and abs(len(timestamps) - info.frame_count) > 0.1 * info.frame_count:
+        timestamps = None  # packets are not frames here (fields coded apart): keep the constant rate
     if timestamps is not None and not variable_rate(timestamps, fps):
         timestamps = None  # a constant rate: the plain encoder settings give the same times
     if timestamps is not None and output.suffix.lower() == ".avi":
