@@ -168,7 +168,7 @@ def bench_oracle_fill(size: int) -> None:
                            crop(imgs["realesrgan.x4plus"])])
     contact_sheet(sheet_rows, ["true background", f"bicubic from {size}px", "animevideov3", "x4plus"],
                   ROOT / "bench" / "superres_oracle_vtest.png", max_width=1400)
-    print(f"sheet: bench/superres_oracle_vtest.png")
+    print("sheet: bench/superres_oracle_vtest.png")
 
 
 def bench_gpu(repeats: int = 5) -> None:
