@@ -18,7 +18,7 @@ from conftest import ROOT
 # match itself.
 _SETUP_WORDS = re.compile("|".join([
     r"work" + r"place", r"\blent\b", r"\bsessions? \d", r"\.\./" + r"shared", r"shared/" + r"data",
-    r"BGCLEAN_" + r"SHARED", r"no GPU was " + r"(le" + r"nt|available)", r"device " + r"tool",
+    r"BGCLEAN_" + r"SHARED", r"no GPU " + r"was (le" + r"nt|available)", r"device " + r"tool",
 ]), re.IGNORECASE)
 
 
