@@ -52,17 +52,22 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _matches(path: Path, spec: WeightSpec) -> bool:
+def _has_sha256(path: Path, expected: str, size: int | None = None) -> bool:
+    """``path``'s sha256 is ``expected``; a file already verified unchanged (mtime, size) is not read again."""
     st = path.stat()
     key = (st.st_mtime, st.st_size)
     if _verified.get(path) == key:
         return True
-    if spec.size is not None and st.st_size != spec.size:
+    if size is not None and st.st_size != size:
         return False
-    ok = sha256_of(path) == spec.sha256
+    ok = sha256_of(path) == expected
     if ok:
         _verified[path] = key
     return ok
+
+
+def _matches(path: Path, spec: WeightSpec) -> bool:
+    return _has_sha256(path, spec.sha256, spec.size)
 
 
 def _mismatch_error(path: Path, spec: WeightSpec, origin: str) -> WeightsError:
@@ -221,13 +226,8 @@ def _sealed(path: Path) -> bool:
     swapped for another, even another valid model, is False and is made again."""
     if not path.is_file() or not _seal_path(path).is_file():
         return False
-    st = path.stat()
-    if _verified.get(path) == (st.st_mtime, st.st_size):
-        return True
-    ok = _seal_path(path).read_text().strip() == sha256_of(path)
-    if ok:
-        _verified[path] = (st.st_mtime, st.st_size)
-    else:
+    ok = _has_sha256(path, _seal_path(path).read_text().strip())
+    if not ok:
         log.warning("%s is not the file bgclean made there; making it again", path)
     return ok
 
