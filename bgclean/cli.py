@@ -64,7 +64,9 @@ def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file, or a bundled name (default, fast)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--batch-size", type=int, help="frames or person crops per segmentation call (0: 2 on CPU, 16 on GPU)")
-    p.add_argument("--window", type=int, help="frames held in memory at once")
+    p.add_argument("--window", type=int, help="frames held in memory at once (at most; default 16)")
+    p.add_argument("--memory", type=float, metavar="GB",
+                   help="memory a run may take; large frames get a smaller window (default: 3/4 of the free memory)")
     p.add_argument("--segmenter", help="person segmenter (see below)")
     p.add_argument("--dilate", type=_dilate, help="mask dilation: fraction of the shorter side (0.02) or pixels (12px)")
     p.add_argument("--inpainter", help="fill method (see below)")
@@ -165,6 +167,7 @@ _FLAG_FIELDS = {
     "device": "runtime.device",
     "batch_size": "segment.batch_size",
     "window": "runtime.window",
+    "memory": "runtime.memory_gb",
     "segmenter": "segment.backend",
     "inpainter": "inpaint.backend",
     "inpaint_size": "inpaint.max_side",

@@ -131,7 +131,8 @@ class RuntimeConfig:
     """Where and how much at once."""
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    window: int = 16  # frames held in memory at once
+    window: int = 16  # frames held in memory at once (at most: lowered to fit memory_gb)
+    memory_gb: float = 0.0  # memory a run may take, GB; 0: three quarters of what is free at start
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,7 @@ def validate(cfg: PipelineConfig, origin: str = "config") -> None:
         (cfg.superres.tile_pad >= 0 and cfg.superres.pre_pad >= 0, "superres paddings must be >= 0"),
         (0 <= cfg.encode.crf <= 51, "encode.crf must be in [0, 51]"),
         (cfg.runtime.window >= 1, "runtime.window must be >= 1"),
+        (cfg.runtime.memory_gb >= 0, "runtime.memory_gb must be >= 0 (0: a share of the free memory)"),
         (cfg.runtime.device == "auto" or cfg.runtime.device == "cpu" or cfg.runtime.device.startswith("cuda"),
          "runtime.device must be auto, cpu, cuda or cuda:N"),
     ]

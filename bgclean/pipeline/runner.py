@@ -22,7 +22,7 @@ import torch
 
 from bgclean.errors import InputError
 from bgclean.ops import release_freed_memory, resize_bicubic, to_integers
-from bgclean.pipeline import io
+from bgclean.pipeline import io, memory
 from bgclean.pipeline.config import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,7 @@ class Pipeline:
         self.stills = False
         from bgclean.stages.propagate import PropagateStage
 
+        self._window_size = 0
         self.propagate_stage = PropagateStage(self.config.propagate)
         self.mask_stage = MaskStage(self.config.masks)
         self.inpaint_stage = InpaintStage(self.config.inpaint, self.device)
@@ -203,6 +204,7 @@ class Pipeline:
 
     def reset(self) -> None:
         """Forget temporal state (call between unrelated videos)."""
+        self._window_size = 0  # chosen again from the next video's frame size
         for stage in (self._segment, self.mask_stage, self.propagate_stage, self.inpaint_stage):
             if stage is not None and hasattr(stage, "reset"):
                 stage.reset()
@@ -302,12 +304,30 @@ class Pipeline:
             stage.remember_invented(frame, remaining)
         return frame
 
+    def fit_memory(self, height: int, width: int) -> memory.MemoryPlan:
+        """Choose this run's window and history for its frame size (call after ``reset()``, before
+        the first window): the configured ones, lowered only where they would not fit the memory
+        the run may take (``runtime.memory_gb``)."""
+        rt = self.config.runtime
+        fit = memory.plan(width, height, rt.window, self.config.propagate.history, memory.budget_bytes(rt.memory_gb))
+        if fit.lowered_from(rt.window, self.config.propagate.history):
+            log.warning("%dx%d frames: holding %d frames at once (history %d) instead of %d (history %d) "
+                        "to stay within %.1f GB; set --memory GB to allow more",
+                        width, height, fit.window, fit.history, rt.window, self.config.propagate.history,
+                        (fit.budget or 0) / 1e9)
+            self.propagate_stage.limit_history(fit.history)
+        self._window_size = fit.window
+        return fit
+
     def _windows(self, frames: Iterable[io.Frame], masks: Iterator[np.ndarray] | None) -> Iterator[tuple]:
-        """Group frames (and their external masks) into windows of ``runtime.window``."""
-        size = self.config.runtime.window
+        """Group frames (and their external masks) into windows of the size ``fit_memory`` chose
+        from the first frame's size."""
+        size = 0
         batch: list[io.Frame] = []
         batch_masks: list[np.ndarray] = []
         for frame in frames:
+            if not size:
+                size = self._window_size or self.fit_memory(*frame.rgb.shape[:2]).window
             batch.append(frame)
             if masks is not None:
                 try:
@@ -396,7 +416,7 @@ class Pipeline:
         self.timings.clear()
         self.reset()
         t0 = time.perf_counter()
-        frames = _prefetch(io.read_frames(info), self.config.runtime.window)
+        frames = _prefetch(io.read_frames(info), self.fit_memory(info.height, info.width).window)
         if progress:
             progress(0, info.frame_count)
         mask_iter = iter(mask_source) if mask_source is not None else None

@@ -386,6 +386,11 @@ class PropagateStage:
         self.cfg = cfg
         self.reset()
 
+    def limit_history(self, frames: int) -> None:
+        """Keep at most ``frames`` past frames, fewer than configured (large frames, little memory)."""
+        for name in ("history", "_history_corners", "_history_grays"):
+            setattr(self, name, deque(getattr(self, name), maxlen=max(0, min(frames, self.cfg.history))))
+
     def reset(self) -> None:
         # each entry: (frame (H,W,3) float16, visible (H,W) bool, pose 3x3: this frame -> reference)
         self.history: deque = deque(maxlen=max(0, self.cfg.history))
