@@ -22,28 +22,6 @@ output: a video extension (.mp4 .mov .mkv .webm .avi) writes a video, an image
 extension (.png .jpg .tif ...) an image, anything else a folder of PNG frames.
 Default: beside the input (clip.mp4 -> clip.clean.mp4).
 
-segmenters:
-  yolox+u2net.small       default: person boxes, then U²-Net in each
-  yolox+u2net.full        the same with the large U²-Net
-  yolox+mediapipe.selfie  --config fast: MediaPipe selfie for a person alone,
-                          U²-Net for riders, belongings and groups
-  u2net.small, u2net.full, mediapipe.selfie   whole frame
-  rvm, yolox+rvm          Robust Video Matting (GPL-3.0 weights, opt-in)
-  rembg:<session>         any rembg session (needs the rembg package)
-inpainters (for what no frame saw):
-  auto                    default: the learned fill; stills and still cameras
-                          add guided texture over its structure
-  learned                 our network (inpaint.dmfn): --tiles, --passes
-  telea, navier-stokes, structure, patchmatch, hybrid   classical fills
-super-resolution (--sr), for fills made below native size (--inpaint-size)
-and for --upscale: realesrgan.animevideov3 (default), realesrgan.x4plus
-(sharper, slow on CPU), none (bicubic).
-
-other commands:
-  bgclean batch INPUTS... -o DIR   many inputs (globs, @list.txt), resumable
-  bgclean weights list|pull        show or fetch model weights
-  bgclean train --config NAME      train the inpainting network
-
 exit codes: 0 ok, 2 bad input or usage, 3 weights problem, 1 internal error,
 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
@@ -60,80 +38,123 @@ def _dilate(text: str):
 
 
 def add_pipeline_flags(p: argparse.ArgumentParser) -> None:
-    """Flags that set configuration fields, shared by ``bgclean`` and ``bgclean batch``."""
+    """Flags that set configuration fields, shared by ``bgclean run`` and ``bgclean batch``: one
+    per setting declared with a ``flag`` (its help, type and choices come from the setting)."""
+    import dataclasses
+    import typing
+
+    from bgclean.pipeline.config import PipelineConfig
+    from bgclean.settings import describe, settings_of
+
     p.add_argument("--config", help="YAML config file, or a bundled name (default, fast)")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--batch-size", type=int, help="frames or person crops per segmentation call (0: 2 on CPU, 16 on GPU)")
-    p.add_argument("--window", type=int, help="frames held in memory at once (at most; default 16)")
-    p.add_argument("--memory", type=float, metavar="GB",
-                   help="memory a run may take; large frames get a smaller window (default: 3/4 of the free memory)")
-    p.add_argument("--segmenter", help="person segmenter (see below)")
+    cfg = PipelineConfig()
+    for section in dataclasses.fields(cfg):
+        values = getattr(cfg, section.name)
+        hints = typing.get_type_hints(type(values))
+        for name, s in settings_of(values):
+            if s.flag is None:
+                continue
+            kind = hints[name]
+            p.add_argument(s.flag, dest=f"{section.name}.{name}", type=kind if kind in (int, float) else str,
+                           choices=s.choices, metavar=_metavar(kind, s),
+                           help=describe(s, getattr(values, name)))
     p.add_argument("--dilate", type=_dilate, help="mask dilation: fraction of the shorter side (0.02) or pixels (12px)")
-    p.add_argument("--inpainter", help="fill method (see below)")
-    p.add_argument("--tiles", type=int, choices=(1, 2), help="learned inpainter: 2 = quadrant tiling (2x2 overlapping tiles)")
-    p.add_argument("--passes", type=int, metavar="N", help="learned inpainter: refine N times, eroding the hole each pass")
-    p.add_argument("--finetune-steps", type=int, metavar="N",
-                   help="learned inpainter: fine-tune N steps on the video's own background first (GPU)")
-    p.add_argument("--inpaint-size", type=int, metavar="PX",
-                   help="fill at most this long side and restore to native with super-resolution (0 = native)")
-    p.add_argument("--sr", metavar="NAME", help="super-resolution model (see below), or none for bicubic")
-    p.add_argument("--sr-tile", type=int, metavar="PX", help="super-resolution tile size (0 = whole image)")
-    p.add_argument("--upscale", type=float, metavar="N", help="super-resolve the whole output N times larger")
+
+
+def _metavar(kind, s) -> str:
+    if s.metavar:
+        return s.metavar
+    if s.choices is not None and len(s.choices) <= 3:
+        return "{" + ",".join(str(c) for c in s.choices) + "}"
+    return {int: "N", float: "X"}.get(kind, "NAME")
+
+
+def _common_flags() -> argparse.ArgumentParser:
+    """-q, -v and --debug, for every command."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress bar")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more messages (-vv: debug)")
+    p.add_argument("--debug", action="store_true", help="debug messages and full tracebacks")
+    return p
+
+
+COMMANDS = ("run", "batch", "weights", "train")
+_TOP_LEVEL = ("-h", "--help", "--version")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """``bgclean COMMAND ...``; ``bgclean INPUT ...`` is short for ``bgclean run INPUT ...``."""
+    common = _common_flags()
     p = argparse.ArgumentParser(
         prog="bgclean",
-        description="Remove people from a video, a folder of frames or an image; fill the background.",
-        epilog=_EPILOG,
+        description="Remove people from a video, a folder of frames or an image; fill the background.\n"
+                    "bgclean INPUT [options] is short for bgclean run INPUT [options].",
+        epilog="exit codes: 0 ok, 2 bad input or usage, 3 weights problem, 1 internal error,\n"
+               "130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", help="video file, folder of frames, or image")
-    p.add_argument("-o", "--output", help="output video, image or folder (default: INPUT.clean.EXT)")
-    p.add_argument("--masks", help="use these person masks instead of segmenting: a folder of PNGs (one "
-                                   "per frame), a mask video, or one PNG; nonzero = person")
-    p.add_argument("--save-masks", metavar="DIR", help="write the final masks as PNGs into DIR")
-    p.add_argument("--contact-sheet", metavar="PNG", help="also write a before/after contact sheet PNG")
-    add_pipeline_flags(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar, errors only")
-    p.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
     p.add_argument("--version", action="version", version=f"bgclean {__version__}")
-    return p
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    run = sub.add_parser("run", parents=[common], help="clean one video, frame folder or image",
+                         description="Remove people from a video, a folder of frames or an image; fill the "
+                                     "background.", epilog=_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("input", help="video file, folder of frames, or image")
+    run.add_argument("-o", "--output", help="output video, image or folder (default: INPUT.clean.EXT)")
+    run.add_argument("--masks", help="use these person masks instead of segmenting: a folder of PNGs (one "
+                                     "per frame), a mask video, or one PNG; nonzero = person")
+    run.add_argument("--save-masks", metavar="DIR", help="write the final masks as PNGs into DIR")
+    run.add_argument("--contact-sheet", metavar="PNG", help="also write a before/after contact sheet PNG")
+    add_pipeline_flags(run)
+    run.set_defaults(handler=_run)
 
-def _verbosity_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quiet", action="store_true", help="errors only")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    batch = sub.add_parser(
+        "batch", parents=[common], help="clean many inputs into one folder, resumable",
+        description="Clean many inputs into one folder. Finished items are recorded and skipped on a rerun; "
+                    "failures are listed in OUTDIR/bgclean-summary.json and do not stop the batch. "
+                    "Exit code 2 when any item failed.")
+    batch.add_argument("inputs", nargs="+", help="videos, frame folders, images, globs, or @manifest.txt")
+    batch.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                       help="output folder (inputs keep their names)")
+    batch.add_argument("--jobs", type=int, default=1, metavar="N", help="items processed in parallel")
+    batch.add_argument("--engine", choices=["local", "ray"], default="local",
+                       help="local processes, or Ray tasks (pip install 'bgclean[ray]')")
+    batch.add_argument("--ray-address", help="join this Ray cluster (default: start a local Ray runtime)")
+    add_pipeline_flags(batch)
+    batch.set_defaults(handler=_batch)
 
-
-def build_weights_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bgclean weights", description="Manage model weights.")
-    sub = p.add_subparsers(dest="action", required=True)
-    sub.add_parser("list", help="known weights and whether they are present")
-    pull = sub.add_parser("pull", help="fetch and verify weights (all segmenters when no NAME)")
+    weights = sub.add_parser("weights", parents=[common], help="list or fetch model weights",
+                             description="Manage model weights.")
+    actions = weights.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("list", parents=[common], help="known weights and whether they are present")
+    pull = actions.add_parser("pull", parents=[common], help="fetch and verify weights (all segmenters when no NAME)")
     pull.add_argument("names", nargs="*", metavar="NAME")
-    _verbosity_flags(p)
-    return p
+    weights.set_defaults(handler=_weights)
 
-
-def build_train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bgclean train",
+    train = sub.add_parser(
+        "train", parents=[common], help="train the inpainting network",
         description="Train an inpainting network on photos with person-shaped holes (resumes from "
                     "OUT/last.pt), or export a checkpoint's generator as shippable weights.")
-    p.add_argument("--config", help="training YAML, or a bundled name (cpu, gpu, gpu-refine)")
-    p.add_argument("--data", metavar="DIR",
-                   help="the data folder the config's {data} paths name (bundled configs: DIR/photos, DIR/videos)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
-    p.add_argument("--export", nargs=2, metavar=("CHECKPOINT", "DEST"),
-                   help="write CHECKPOINT's generator (fp16) to DEST and print its architecture and sha256")
-    _verbosity_flags(p)
+    train.add_argument("--config", help="training YAML, or a bundled name (cpu, gpu, gpu-refine)")
+    train.add_argument("--data", metavar="DIR", help="the data folder the config's {data} paths name "
+                                                     "(bundled configs: DIR/photos, DIR/videos)")
+    train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    train.add_argument("--export", nargs=2, metavar=("CHECKPOINT", "DEST"),
+                       help="write CHECKPOINT's generator (fp16) to DEST and print its architecture and sha256")
+    train.set_defaults(handler=_train)
     return p
 
 
-def _train(argv: list[str]) -> int:
-    args = build_train_parser().parse_args(argv)
-    _setup_logging(args.quiet, args.debug)
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line's arguments; a first argument that is not a command is an input to ``run``
+    (``bgclean run train`` cleans a file named train)."""
+    if argv and argv[0] not in COMMANDS and argv[0] not in _TOP_LEVEL:
+        argv = ["run", *argv]
+    return build_parser().parse_args(argv)
+
+
+def _train(args: argparse.Namespace) -> int:
     if args.export:
         from bgclean.train.trainer import export_weights
 
@@ -162,26 +183,9 @@ def _train(argv: list[str]) -> int:
     return 0
 
 
-#: command-line flag (argparse dest) → the config field it overrides
-_FLAG_FIELDS = {
-    "device": "runtime.device",
-    "batch_size": "segment.batch_size",
-    "window": "runtime.window",
-    "memory": "runtime.memory_gb",
-    "segmenter": "segment.backend",
-    "inpainter": "inpaint.backend",
-    "inpaint_size": "inpaint.max_side",
-    "tiles": "inpaint.tiles",
-    "passes": "inpaint.passes",
-    "finetune_steps": "inpaint.finetune_steps",
-    "sr": "superres.model",
-    "sr_tile": "superres.tile",
-    "upscale": "superres.upscale",
-}
-
-
-def _overrides(args) -> dict:
-    out = {field: getattr(args, dest) for dest, field in _FLAG_FIELDS.items() if getattr(args, dest) is not None}
+def _overrides(args: argparse.Namespace) -> dict:
+    """The config fields the flags set: ``{"section.field": value}``."""
+    out = {dest: value for dest, value in vars(args).items() if "." in dest and value is not None}
     if args.dilate is not None:
         key, value = args.dilate
         out[key] = value
@@ -215,14 +219,19 @@ class _Bar:
             self.bar = None
 
 
-def _setup_logging(quiet: bool, debug: bool) -> None:
-    level = logging.DEBUG if debug else (logging.ERROR if quiet else logging.WARNING)
+def _setup_logging(args: argparse.Namespace) -> None:
+    if args.quiet:
+        level = logging.ERROR
+    elif args.debug or args.verbose >= 2:
+        level = logging.DEBUG
+    elif args.verbose == 1:
+        level = logging.INFO
+    else:
+        level = logging.WARNING
     logging.basicConfig(level=level, format="bgclean: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
-def _run(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    _setup_logging(args.quiet, args.debug)
+def _run(args: argparse.Namespace) -> int:
     from bgclean.pipeline.config import load_config
     from bgclean.pipeline.runner import Pipeline
 
@@ -246,27 +255,7 @@ def _run(argv: list[str]) -> int:
     return 0
 
 
-def build_batch_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bgclean batch",
-        description="Clean many inputs into one folder. Finished items are recorded and skipped on a rerun; "
-                    "failures are listed in OUTDIR/bgclean-summary.json and do not stop the batch. "
-                    "Exit code 2 when any item failed.",
-    )
-    p.add_argument("inputs", nargs="+", help="videos, frame folders, images, globs, or @manifest.txt")
-    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (inputs keep their names)")
-    p.add_argument("--jobs", type=int, default=1, help="items processed in parallel")
-    p.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="local processes, or Ray tasks (pip install 'bgclean[ray]')")
-    p.add_argument("--ray-address", help="join this Ray cluster (default: start a local Ray runtime)")
-    add_pipeline_flags(p)
-    _verbosity_flags(p)
-    return p
-
-
-def _batch(argv: list[str]) -> int:
-    args = build_batch_parser().parse_args(argv)
-    _setup_logging(args.quiet, args.debug)
+def _batch(args: argparse.Namespace) -> int:
     from bgclean.pipeline.batch import SUMMARY, run_batch
     from bgclean.pipeline.config import load_config
 
@@ -285,16 +274,17 @@ def _batch(argv: list[str]) -> int:
     return 2 if failed else 0
 
 
-def _weights(argv: list[str]) -> int:
-    args = build_weights_parser().parse_args(argv)
-    _setup_logging(args.quiet, args.debug)
+def _weights(args: argparse.Namespace) -> int:
     from bgclean.weights import store
     from bgclean.weights.registry import REGISTRY
 
     if args.action == "list":
         print(f"cache: {store.weights_dir()}")
-        for spec in REGISTRY:
-            print(f"{spec.name:<22} {store.status(spec):<8} {spec.licence:<32} {spec.description}")
+        rows = [(spec.name, store.status(spec), spec.licence.split(" (")[0], spec.description) for spec in REGISTRY]
+        widths = [max(len(row[k]) for row in rows) for k in range(3)]
+        print(f"{'NAME':<{widths[0]}}  {'STATUS':<{widths[1]}}  {'LICENCE':<{widths[2]}}  DESCRIPTION")
+        for row in rows:
+            print("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)) + f"  {row[3]}")
         return 0
     names = args.names or ["yolox.nano", "mediapipe.selfie", "u2net.small", "u2net.full", "realesrgan.animevideov3"]
     specs = [REGISTRY.get(n) for n in names]
@@ -318,13 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     previous = stop_on_sigterm()
     try:
-        if argv and argv[0] == "weights":
-            return _weights(argv[1:])
-        if argv and argv[0] == "batch":
-            return _batch(argv[1:])
-        if argv and argv[0] == "train":
-            return _train(argv[1:])
-        return _run(argv)
+        args = parse_args(argv)
+        _setup_logging(args)
+        if args.command in ("run", "batch"):
+            from bgclean.tuning import tune_process
+
+            tune_process()  # this process runs bgclean and nothing else
+        return args.handler(args)
     except (KeyboardInterrupt, Terminated) as stop:
         from bgclean.pipeline import io
 

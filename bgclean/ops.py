@@ -1,5 +1,4 @@
-"""Pure tensor operations shared by the stages (each tested on its own), and
-``release_freed_memory``, which the pipeline and the stages call between large temporaries.
+"""Pure tensor operations shared by the stages (each tested on its own).
 
 Frames: float ``(B,3,H,W)`` RGB in [0,1]. Masks: float ``(B,1,H,W)`` in {0,1} (or [0,1] for soft
 maps), 1 = person / hole to fill.
@@ -272,25 +271,3 @@ def transfer_detail(detail: torch.Tensor, base: torch.Tensor, sigma: float) -> t
     """``base``'s low frequencies with ``detail``'s high frequencies (split by a Gaussian of
     ``sigma`` px): keeps a super-resolved image's texture without its tone shifts."""
     return (gaussian_blur(base, sigma) + detail - gaussian_blur(detail, sigma)).clamp_(0, 1)
-
-
-def release_freed_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc only), after every stage call and every window.
-    Each stage allocates and frees large temporaries of varying sizes (crops, windows, holes);
-    glibc's heap keeps the fragments, and the next stage's temporaries land on top of them, so the
-    peak RSS crept up with the video's length although nothing is kept (vtest 768x576: 1283-1346 MB
-    after 100 frames, 1618 after 240 when trimmed only between windows; 1179 and 1197 trimmed after
-    every stage, same speed)."""
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        try:
-            import ctypes
-
-            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM = None

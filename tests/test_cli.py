@@ -37,13 +37,49 @@ def center_mask(path: Path, h: int, w: int) -> Path:
 
 def test_version_and_help_do_not_import_torch():
     code = ("import sys\nfrom bgclean.cli import main\n"
-            "for a in (['--version'], ['--help']):\n"
+            "for a in (['--version'], ['--help'], ['run', '--help'], ['batch', '--help']):\n"
             "    try: main(a)\n"
             "    except SystemExit: pass\n"
             "assert 'torch' not in sys.modules and 'cv2' not in sys.modules, 'heavy import'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    assert f"bgclean {bgclean.__version__}" in proc.stdout and "inpainters (" in proc.stdout
+    assert f"bgclean {bgclean.__version__}" in proc.stdout and "--inpainter NAME" in proc.stdout
+
+
+def test_a_file_named_like_a_command_is_cleaned_with_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train").mkdir()  # a folder of frames that happens to be called train
+    cv2.imwrite(str(tmp_path / "train" / "f1.png"), np.full((20, 30, 3), 90, np.uint8))
+    mask = center_mask(tmp_path / "m.png", 20, 30)
+    assert run_cli(["run", "train", "-o", "out", "--masks", mask], capsys)[0] == 0
+    assert (tmp_path / "out" / "f1.png").is_file()
+    code, err = run_cli(["train"], capsys)  # the command, which names what it needs
+    assert code == 2 and "bgclean train needs --config" in err
+
+
+def test_flags_with_choices_are_checked_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([str(SAMPLE), "--inpainter", "blur"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --inpainter: invalid choice: 'blur'" in err and "telea" in err
+
+
+def test_verbose_and_quiet_set_what_is_said(tmp_path):
+    img = tmp_path / "in.png"
+    cv2.imwrite(str(img), np.full((20, 30, 3), 128, np.uint8))
+    mask = center_mask(tmp_path / "m.png", 20, 30)
+
+    def said(*flags):
+        run = subprocess.run([sys.executable, "-m", "bgclean", str(img), "-o", str(tmp_path / "o.png"),
+                              "--masks", str(mask), *flags], capture_output=True, text=True, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        return run.stderr
+
+    assert "holding 16 frames at once" in said("-v")  # what the run decided, on request
+    assert "holding 16" not in said()
+    assert "holding 1 frames at once" in said("--memory", "0.5")  # a warning: shown by default
+    assert said("--memory", "0.5", "-q") == ""
 
 
 def test_video_keeps_frame_count_rate_duration_and_audio(clip_with_audio, tmp_path, capsys):

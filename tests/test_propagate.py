@@ -55,7 +55,7 @@ def test_static_camera_copies_the_true_background_exactly():
     frames = [np.where(m[:, :, None], np.uint8(20), bg) for m in masks]  # a dark person
     # the copy itself: the whole hole as given (`unchanged` would leave the frame's own pixels where
     # the person is as dark as the photo; tested on its own below)
-    stage = PropagateStage(PropagateConfig(shadows="off", unchanged=0))
+    stage = PropagateStage(PropagateConfig(shadows="off", unchanged_tolerance=0))
     out, remaining = _run(stage, frames, masks)
     assert stage.static
     seen = masks & ~remaining
@@ -277,7 +277,7 @@ def test_far_sources_are_aligned_directly_not_through_the_chained_camera_path():
         frames.append(np.where(masks[t][:, :, None], np.uint8(20), view))
     psnr = {}
     for direct in (True, False):
-        stage = PropagateStage(PropagateConfig(unchanged=0))  # the copy over the whole hole
+        stage = PropagateStage(PropagateConfig(unchanged_tolerance=0))  # the copy over the whole hole
         if not direct:
             stage._source_to_target = lambda k, t, chained: chained
         out, remaining = _run(stage, frames, masks)
@@ -408,7 +408,7 @@ def test_an_animal_seen_where_the_hole_is_later_is_not_copied_into_it():
     spot = (slice(8, n), slice(125, 195), slice(255, 295))  # inside both the dog and her later hole
 
     def fill(movers):
-        return _run(PropagateStage(PropagateConfig(shadows="off", unchanged=0)), frames, person, movers=movers)[0]
+        return _run(PropagateStage(PropagateConfig(shadows="off", unchanged_tolerance=0)), frames, person, movers=movers)[0]
 
     truth = np.broadcast_to(bg, (n, *bg.shape))
     plain, kept_out = fill(None), fill(dog)

@@ -310,7 +310,10 @@ import os, sys, numpy as np
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-if sys.argv[1] == "pipeline":
+if sys.argv[1] == "tuned":
+    import bgclean.tuning
+    bgclean.tuning.tune_process()
+if sys.argv[1] in ("tuned", "embedded"):
     from bgclean.pipeline.runner import Pipeline
     Pipeline()
 big = np.ones(20 << 20, np.uint8); del big  # glibc's default now serves blocks under 20 MB from its heap
@@ -318,22 +321,28 @@ before = rss()
 tmp = np.ones(8 << 20, np.uint8)  # a frame-sized temporary...
 keep = np.ones(1000, np.uint8)  # ... and a small array made after it that lives on
 del tmp
-print(rss() - before)
+print(os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"), rss() - before)
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
-def test_a_pipeline_gives_frame_sized_temporaries_back_when_freed():
-    """Once a pipeline is built, a block of 2 MB or more is mapped on its own and returned when
-    freed; under glibc's default (its threshold raised by an earlier 20 MB free) the same 8 MB
-    temporary stays resident behind a small array made after it."""
+def test_a_tuned_process_gives_frame_sized_temporaries_back_and_an_embedder_is_left_alone():
+    """In a process tuned for bgclean (the command does it first) a block of 2 MB or more is mapped
+    on its own and returned when freed; under glibc's default (its threshold raised by an earlier
+    20 MB free) the same 8 MB temporary stays resident behind a small array made after it. A
+    program that only builds a Pipeline keeps glibc's default and its own environment."""
     import subprocess
 
-    def held_after_free(mode):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    def probe(mode):
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("MALLOC_") and k not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")}
         out = subprocess.run([sys.executable, "-c", _HEAP_PROBE, mode], capture_output=True, text=True,
                              check=True, env=env)
-        return float(out.stdout.split()[-1])
+        onednn, held = out.stdout.split()
+        return onednn, float(held)
 
-    assert held_after_free("plain") > 7  # the probe sees the default's behaviour
-    assert held_after_free("pipeline") < 1
+    assert probe("plain") == ("None", pytest.approx(8, abs=1))  # the probe sees the default's behaviour
+    onednn, held = probe("embedded")
+    assert onednn == "None" and held > 3  # most of the 8 MB stays
+    onednn, held = probe("tuned")
+    assert onednn == "64" and held < 1

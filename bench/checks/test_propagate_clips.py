@@ -120,13 +120,13 @@ def test_bmx_trees_holes_keep_the_trunk_and_wall_the_rider_passes():
     first, n = 8, 16
     frames, truth = _bmx(first, n)
     pipe = Pipeline(load_config(None, {"segment.backend": "yolox+u2net.small", "runtime.device": "cpu"}))
-    level = pipe.config.propagate.unchanged
+    level = pipe.config.propagate.unchanged_tolerance
     assert level > 0
     windows = [_to_tensor(frames[s : s + 8], pipe.device) for s in range(0, n, 8)]
     segmented = [pipe.hole_masks(x) for x in windows]
     found = {}
     for unchanged in (0.0, level):
-        stage = PropagateStage(PropagateConfig(unchanged=unchanged))
+        stage = PropagateStage(PropagateConfig(unchanged_tolerance=unchanged))
         found[unchanged] = np.concatenate([stage(x, m, dilation=5)[2][:, 0].numpy() > 0
                                            for x, m in zip(windows, segmented)])[8:]
     t = truth[8:]

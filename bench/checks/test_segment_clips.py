@@ -109,7 +109,7 @@ def test_a_racket_the_detector_sees_joins_the_players_mask():
 
     covered = {}
     for belongings in (0.3, 0.0):
-        stage = SegmentStage(SegmentConfig(belongings=belongings))
+        stage = SegmentStage(SegmentConfig(belongings_score=belongings))
         for i in (54, 60):
             frame = np.array(Image.open(clip(f"videos/tennis/frames/{i:05d}.png")).convert("RGB"))
             racket, scores = stage.detector.detect(frame)[4:6]

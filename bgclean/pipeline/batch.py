@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bgclean.errors import InputError, stop_on_sigterm
 from bgclean.pipeline.config import PipelineConfig
+from bgclean.tuning import tune_process
 
 SUMMARY = "bgclean-summary.json"
 STATE_DIR = ".bgclean-done"
@@ -124,6 +125,7 @@ def _init_worker(cfg: PipelineConfig) -> None:
 
     if _in_pool_worker():
         stop_on_sigterm()  # a worker process of ours: a pool's terminate() discards its staged output
+        tune_process()  # and one that runs bgclean only
 
     if _worker_pipeline is None or _worker_pipeline.config != cfg:
         _worker_pipeline = Pipeline(cfg)
@@ -131,6 +133,7 @@ def _init_worker(cfg: PipelineConfig) -> None:
 
 def _ray_item(cfg: PipelineConfig, item: str, output: str) -> dict:
     """A Ray task: Ray reuses its worker processes, so each builds its pipeline once."""
+    tune_process()  # a Ray worker process runs these tasks only
     _init_worker(cfg)
     return asdict(_process((item, output)))
 

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from bgclean.errors import InputError
-from bgclean.ops import release_freed_memory, resize_bicubic, to_integers
+from bgclean.ops import resize_bicubic, to_integers
 from bgclean.pipeline import io, memory
 from bgclean.pipeline.config import PipelineConfig
+from bgclean.tuning import release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -100,45 +101,6 @@ def _to_arrays(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     return to_integers(frames, dtype, 65535.0 if dtype == np.uint16 else 255.0)
 
 
-def _bound_native_caches() -> None:
-    """Cap oneDNN's caches (torch's CPU convolutions) at 64 entries each, unless the user set them.
-    oneDNN keeps compiled primitives for every input shape it has seen, up to 1024 in each of two
-    caches, so a long video whose holes keep taking new shapes grows (bench/memory.py); 64 entries
-    cost no measurable time. Read when the process runs its first convolution, so it is set when a pipeline
-    is built (before its first window), not when bgclean is imported."""
-    import os
-
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
-    os.environ.setdefault("LRU_CACHE_CAPACITY", "64")
-
-
-_HEAP_BOUNDED = False
-
-
-def _bound_heap() -> None:
-    """Serve every allocation of 2 MB or more (a frame's float16 RGB at 768x576, a window, a
-    crop's activations) from its own mapping, returned to the OS as soon as it is freed, unless the
-    user set ``MALLOC_MMAP_THRESHOLD_``. glibc's default raises that threshold to the size of the
-    largest block freed so far (up to 32 MB), after which frame-sized temporaries come from the
-    heap, where each stage leaves holes that the next fills only in part: the peak then depended
-    on the order of earlier allocations (vtest's first 100 frames: 836-854 MB in two runs of one
-    code; at 2 MB 796-803, at 1 MB 787-789, for 3% and 12% more time; bench/RESULTS.md, session
-    15). glibc only; set when a pipeline is built, not when bgclean is imported."""
-    global _HEAP_BOUNDED
-    import os
-    import sys
-
-    if _HEAP_BOUNDED or not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return
-    _HEAP_BOUNDED = True
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").mallopt(-3, 2 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # not glibc (musl): its allocator maps large blocks anyway
-        pass
-
-
 class Pipeline:
     """The person-removal pipeline, built once from a ``PipelineConfig`` and reused across inputs.
 
@@ -149,8 +111,6 @@ class Pipeline:
         from bgclean.stages.inpaint import InpaintStage
         from bgclean.stages.masks import MaskStage
 
-        _bound_native_caches()
-        _bound_heap()
         self.config = config or PipelineConfig()
         self.device = resolve_device(self.config.runtime.device)
         self._download_progress = download_progress
@@ -193,7 +153,7 @@ class Pipeline:
 
     def _timed(self, name: str, fn: Callable, *args, **kwargs):
         """Run one stage call, add its time to ``timings[name]``, then hand the heap pages its
-        temporaries freed back to the OS (``ops.release_freed_memory``)."""
+        temporaries freed back to the OS (``tuning.release_freed_memory``, in a tuned process)."""
         t0 = time.perf_counter()
         out = fn(*args, **kwargs)
         if self.device.type == "cuda":
@@ -316,6 +276,9 @@ class Pipeline:
                         width, height, fit.window, fit.history, rt.window, self.config.propagate.history,
                         (fit.budget or 0) / 1e9)
             self.propagate_stage.limit_history(fit.history)
+        else:
+            log.info("%dx%d frames: holding %d frames at once, history %d (about %.1f GB)", width, height,
+                     fit.window, fit.history, fit.estimate / 1e9)
         self._window_size = fit.window
         return fit
 

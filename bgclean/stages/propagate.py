@@ -18,7 +18,8 @@ from collections import deque
 import numpy as np
 import torch
 
-from bgclean.ops import check_frames, check_masks, frame_unit, octagon, release_freed_memory
+from bgclean.ops import check_frames, check_masks, frame_unit, octagon
+from bgclean.tuning import release_freed_memory
 from bgclean.pipeline.config import PropagateConfig
 
 
@@ -703,7 +704,7 @@ class PropagateStage:
                  movers: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (filled frames, remaining holes, holes) where ``holes`` may have grown by shadows
         (per ``cfg.shadows``) and shrunk to what differs from the background found (per
-        ``cfg.unchanged``, ``changed_pixels``); ``grow_shadows=False`` keeps the holes as given
+        ``cfg.unchanged_tolerance``, ``changed_pixels``); ``grow_shadows=False`` keeps the holes as given
         (user masks).
         ``dilation``: px the masks were grown by; a moving camera's shadows are grown as much.
         ``movers`` (B,1,H,W) bool (or float, above 0.5): where things that move on their own
@@ -769,10 +770,10 @@ class PropagateStage:
                 ok = count >= 1
                 out[t, ys[ok], xs[ok]] = med[ok]
                 remaining[t, ys[ok], xs[ok]] = False
-            if grow_shadows and self.cfg.unchanged > 0:
+            if grow_shadows and self.cfg.unchanged_tolerance > 0:
                 # the hole shrinks to what differs from the background found (and the dilation
                 # around it): the rest keeps the frame's own pixels
-                kept = changed_pixels(img, out[t], hole, remaining[t] | (hole & ~people[t]), self.cfg.unchanged,
+                kept = changed_pixels(img, out[t], hole, remaining[t] | (hole & ~people[t]), self.cfg.unchanged_tolerance,
                                       dilation, tolerance=max(1, round(frame_unit(h, w))))
                 drop = hole & ~kept
                 out[t][drop] = img[drop]

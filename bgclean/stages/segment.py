@@ -81,7 +81,7 @@ class SegmentStage:
             # legs: dogs_jump frame 2, a 0.29 box over the small dog and her legs, her recall 0.74),
             # and only one seen surely (``_SURE_ANIMAL``) is carried when lost
             self.animal_tracker = BoxTracker(cfg.animal_threshold, cfg.animal_threshold, cfg.animal_carry, weak_carry=0)
-            self.thing_tracker = BoxTracker(cfg.belongings, min(cfg.belongings, self._THING_KEEP), self._THING_CARRY,
+            self.thing_tracker = BoxTracker(cfg.belongings_score, min(cfg.belongings_score, self._THING_KEEP), self._THING_CARRY,
                                             rigid=True)
         self._gate = None  # PersonGate, built when an animal first overlaps a person
         self._since_animal = 1 << 30
@@ -208,7 +208,7 @@ class SegmentStage:
         for i, img in enumerate(u8):
             greys = self._greys(img)
             boxes, scores, animals, animal_scores, things, thing_scores, thing_rigid, ridden = detections[i]
-            ridden = things[ridden & (thing_scores >= self.cfg.belongings)]  # a bike, a board, as detected
+            ridden = things[ridden & (thing_scores >= self.cfg.belongings_score)]  # a bike, a board, as detected
             # tracked like people: an animal the detector misses for a frame or two stays kept
             # out of her mask (dogs_jump: the small dog at her feet scored 0.70, 0.69, 0.56, 0.44,
             # 0.13, 0.38, nothing, nothing, 0.46 in frames 14-22)
@@ -220,7 +220,7 @@ class SegmentStage:
                 animals = np.float32([t["box"] for t in tracked]).reshape(-1, 4)
             else:
                 animals = animals[animal_scores >= self.cfg.animal_threshold]
-            if self.cfg.belongings > 0:
+            if self.cfg.belongings_score > 0:
                 # tracked too: the bike under the rider scored 0.74-0.86, then 0.37, 0.26 and nothing
                 # for two frames behind a tree (bmx-trees frames 14-17) while he rode on
                 thing_tracks = self.thing_tracker.update_tracks(things, thing_scores, rigid=thing_rigid)
@@ -1222,7 +1222,7 @@ def _rigid_box(track: dict, new: list[float], memory: int = 8, shrink: float = 0
     track's last ``memory`` boxes seen, grown to that width on the side that moved most from the
     track's box (``BoxTracker``, ``rigid``). Keeps the widths in ``track["widths"]``. Only the
     width: holding the height too gave bmx-trees the same recall and 0.017x the truth's area
-    more (2.519 against 2.501 at ``propagate.unchanged`` 0.04)."""
+    more (2.519 against 2.501 at ``propagate.unchanged_tolerance`` 0.04)."""
     old = track["box"]
     widths = track.setdefault("widths", [old[2] - old[0]])  # from its first box on
     widths[:] = (widths + [new[2] - new[0]])[-memory:]
