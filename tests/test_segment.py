@@ -303,14 +303,15 @@ def test_person_gate_tells_the_woman_from_the_dog_at_her_feet():
 
     from bgclean.pipeline import io
     from bgclean.pipeline.runner import _to_tensor
-    from bgclean.stages.segment import PersonGate, SegmentStage, _crop_place, _padded_crop
+    from bgclean.stages.segment import PersonGate, SegmentStage
+    from bgclean.stages.segment.crops import crop_place, padded_crop
 
     info = io.probe(data("dogs_jump/dogs_jump.mp4"))
     frame = [f.rgb.copy() for f in io.read_frames(info) if f.index == 27][0]
     ids = np.array(Image.open(data("dogs_jump/masks/00027.png")))
     x = _to_tensor([frame], torch.device("cpu"))
-    Y0, Y1, X0, X1, _ = _crop_place([182, 73, 241, 190], SegmentStage._GATE_CONTEXT, *ids.shape)
-    hers = PersonGate(grow=0.0)(_padded_crop(x, Y0, Y1, X0, X1))[0, 0].numpy() > 0.5
+    Y0, Y1, X0, X1, _ = crop_place([182, 73, 241, 190], SegmentStage._GATE_CONTEXT, *ids.shape)
+    hers = PersonGate(grow=0.0)(padded_crop(x, Y0, Y1, X0, X1))[0, 0].numpy() > 0.5
     full = np.zeros(ids.shape, bool)
     full[max(0, Y0) : Y1, max(0, X0) : X1] = hers[max(0, -Y0) : hers.shape[0] - max(0, Y1 - ids.shape[0]),
                                                    max(0, -X0) : hers.shape[1] - max(0, X1 - ids.shape[1])]
@@ -458,12 +459,12 @@ def test_segmenting_every_other_frame_halves_the_network_calls_and_keeps_the_gir
 
 
 def test_padded_crop_mirrors_the_overhang_and_replicates_when_the_mirror_is_too_short():
-    from bgclean.stages.segment import _padded_crop
+    from bgclean.stages.segment.crops import padded_crop
 
     x = torch.arange(12, dtype=torch.float32).view(1, 1, 3, 4)
-    crop = _padded_crop(x, 0, 3, 1, 6)  # two columns beyond the right edge
+    crop = padded_crop(x, 0, 3, 1, 6)  # two columns beyond the right edge
     assert crop[0, 0, 0].tolist() == [1, 2, 3, 2, 1]
-    crop = _padded_crop(x, 0, 3, -6, 2)  # six columns beyond the left edge of a 2-column inner part
+    crop = padded_crop(x, 0, 3, -6, 2)  # six columns beyond the left edge of a 2-column inner part
     assert crop.shape[-1] == 8 and crop[0, 0, 0].tolist() == [0] * 7 + [1]
 
 
@@ -489,25 +490,25 @@ def test_a_man_entering_at_the_frame_edge_is_segmented():
 
 
 def test_a_map_follows_a_box_only_while_the_box_keeps_its_size():
-    from bgclean.stages.segment import _inside, _similar
+    from bgclean.stages.segment.crops import inside, similar
 
-    assert _similar([10, 10, 50, 110], [0, 0, 42, 95])
-    assert not _similar([10, 10, 70, 110], [10, 10, 50, 110])  # a lunge: 50% wider
-    assert _inside([10, 20, 50, 120], 0.15, 240, 432) and not _inside([0, 20, 40, 120], 0.15, 240, 432)
+    assert similar([10, 10, 50, 110], [0, 0, 42, 95])
+    assert not similar([10, 10, 70, 110], [10, 10, 50, 110])  # a lunge: 50% wider
+    assert inside([10, 20, 50, 120], 0.15, 240, 432) and not inside([0, 20, 40, 120], 0.15, 240, 432)
 
 
 def test_the_oldest_maps_are_renewed_first_so_a_lone_player_gets_a_new_map_every_frame():
-    from bgclean.stages.segment import _followers
+    from bgclean.stages.segment.crops import followers
 
     def track(box, age, key_age):
         return {"box": box, "age": age, "key": {"age": key_age, "box": box}}
 
     a, b, c = track([10, 30, 50, 130], 5, 3), track([100, 30, 140, 130], 5, 4), track([200, 30, 240, 130], 5, 5)
-    assert _followers([a], 3, 2, 0.15, 240, 432) == []  # alone: a new map every frame
-    assert _followers([a, b, c], 3, 2, 0.15, 240, 432) == [c]  # the two oldest renewed
-    assert _followers([a, b, c], 3, 0, 0.15, 240, 432) == [a, b, c]
+    assert followers([a], 3, 2, 0.15, 240, 432) == []  # alone: a new map every frame
+    assert followers([a, b, c], 3, 2, 0.15, 240, 432) == [c]  # the two oldest renewed
+    assert followers([a, b, c], 3, 0, 0.15, 240, 432) == [a, b, c]
     stale = track([10, 30, 50, 130], 6, 3)  # made 3 frames ago: too old to follow with every=3
-    assert _followers([stale, b, c], 3, 2, 0.15, 240, 432) == [c]  # it and b renewed
+    assert followers([stale, b, c], 3, 2, 0.15, 240, 432) == [c]  # it and b renewed
 
 
 def test_a_map_that_fades_over_several_frames_is_lost_and_her_best_recent_map_kept():
@@ -515,14 +516,14 @@ def test_a_map_that_fades_over_several_frames_is_lost_and_her_best_recent_map_ke
     girl crouching beside a flower pot: 0.24, 0.12, 0.05 of her box) passed the loss test at each
     step against the map just before; it is judged against her best map of the last 8 frames, and
     that best map is the one kept."""
-    from bgclean.stages.segment import _kept_map
+    from bgclean.stages.segment.crops import kept_map
 
     good, kept = None, []
     for age, share in enumerate([0.5, 0.3, 0.2, 0.12, 0.0]):
         patch = torch.zeros(1, 10, 10)
         patch.view(-1)[: int(share * 100)] = 1
         key = {"age": age, "good": good}
-        out = _kept_map(patch, key, memory=24)
+        out = kept_map(patch, key, memory=24)
         good = key["good"]
         kept.append(round(float((out > 0.5).float().mean()), 2))
     assert kept == [0.5, 0.3, 0.2, 0.5, 0.5]  # each step passed (0.12 >= 0.4 * 0.2): 0.12, 0.12 before
@@ -588,7 +589,7 @@ def _panned(shift: int, person_shift: int) -> tuple[np.ndarray, np.ndarray]:
 def test_a_figure_that_moves_with_the_panning_scene_follows_it_and_a_person_does_not(person_shift, follows):
     """The camera pans 6 px; a figure painted on the wall moves with it (6 px on the screen), a
     person the camera follows stays where she is on the screen: her corners move on their own."""
-    from bgclean.stages.segment import camera_motion, corner_motion, surroundings_motion
+    from bgclean.stages.segment.motion import camera_motion, corner_motion, surroundings_motion
 
     p0, p1 = corner_motion(*_panned(6, person_shift))
     grown = (85, 155, 195 + min(person_shift, 0), 245 + max(person_shift, 0))  # gy0, gy1, gx0, gx1
@@ -606,7 +607,8 @@ def test_a_figure_that_moves_with_the_panning_scene_follows_it_and_a_person_does
 def test_a_still_camera_gives_no_evidence_that_a_still_person_is_scenery():
     """In front of a still camera a person standing still moves exactly as the scene does (not at
     all): that says nothing, and she stays a person however long she stands."""
-    from bgclean.stages.segment import SegmentStage, camera_motion, corner_motion
+    from bgclean.stages.segment import SegmentStage
+    from bgclean.stages.segment.motion import camera_motion, corner_motion
 
     stage = object.__new__(SegmentStage)
     stage.cfg = SegmentConfig()
@@ -630,7 +632,7 @@ def _figure_evidence(stage, track, offsets) -> list[bool]:
     """``_is_scenery``'s verdicts for ``track`` over frames in which the camera pans 6 px and 10
     corners inside its map move by 6 px plus the x ``offsets`` of that frame (10 values each: 0
     follows the scene, 1.4 is neither following nor moving on its own, 3 moves on its own)."""
-    from bgclean.stages.segment import camera_motion
+    from bgclean.stages.segment.motion import camera_motion
 
     rng = np.random.default_rng(0)
     scene0 = rng.uniform([0, 0], [432, 240], (200, 2)).astype(np.float32)
@@ -673,7 +675,8 @@ def test_a_smooth_figure_is_judged_by_its_own_corners():
     needs): its own best corners, found inside its map, say it moves with the scene."""
     import cv2
 
-    from bgclean.stages.segment import SegmentStage, camera_motion, corner_motion, small_grey
+    from bgclean.stages.segment import SegmentStage
+    from bgclean.stages.segment.motion import camera_motion, corner_motion, small_grey
 
     rng = np.random.default_rng(3)
     world = cv2.GaussianBlur((rng.random((240, 700)) * 255).astype(np.uint8), (0, 0), 1.5)
@@ -704,10 +707,11 @@ def test_a_still_scene_has_its_corners_tracked_only_every_few_frames(monkeypatch
     from bgclean.pipeline import io
     from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages import segment
+    from bgclean.stages.segment import stage as segment_stage
 
     frames = [f.rgb.copy() for f in io.read_frames(io.probe(data("schoolgirls/schoolgirls.mp4")))][:24]
-    calls, track = [], segment.track_corners
-    monkeypatch.setattr(segment, "track_corners", lambda *a: calls.append(1) or track(*a))
+    calls, track = [], segment_stage.track_corners
+    monkeypatch.setattr(segment_stage, "track_corners", lambda *a: calls.append(1) or track(*a))
     stage = segment.SegmentStage(SegmentConfig())
     for start in range(0, 24, 8):
         stage(_to_tensor(frames[start : start + 8], torch.device("cpu")))
@@ -719,7 +723,8 @@ def test_a_lost_person_box_follows_her_own_corners_not_her_stale_velocity():
     """The detector lost her behind a tree this frame and the tracker carried her box on at her last
     velocity (6 px to the left); her own corners, moving against the panning scene, say she stayed
     (bmx-trees frames 15-17). Corners inside an animal's box are not hers."""
-    from bgclean.stages.segment import SegmentStage, camera_motion, corner_motion
+    from bgclean.stages.segment import SegmentStage
+    from bgclean.stages.segment.motion import camera_motion, corner_motion
 
     stage = object.__new__(SegmentStage)
     stage.cfg = SegmentConfig()

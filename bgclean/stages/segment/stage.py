@@ -1,0 +1,415 @@
+"""The segmentation stage: soft person maps for a window of frames, from person boxes (tracked) and a network inside each."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from bgclean.errors import InputError
+from bgclean.ops import check_frames, frame_unit, max_filter, resize, to_integers
+from bgclean.pipeline.config import SegmentConfig
+from bgclean.stages.segment.backends import RobustVideoMatting, SelfieNet, _RembgSession
+from bgclean.stages.segment.crops import (
+    _belonging_map,
+    crop_place,
+    followers,
+    _follows,
+    _grow_box,
+    kept_map,
+    _overlap,
+    padded_crop,
+    _place_near,
+)
+from bgclean.stages.segment.detector import PersonDetector, box_iou
+from bgclean.stages.segment.motion import camera_motion, track_corners
+from bgclean.stages.segment.people import _PeopleRules
+from bgclean.stages.segment.tracking import BoxTracker
+
+log = logging.getLogger(__name__)
+
+
+_MEAN = (0.485, 0.456, 0.406)
+
+
+_STD = (0.229, 0.224, 0.225)
+
+
+def segmenter_names() -> list[str]:
+    from bgclean.weights.registry import REGISTRY
+
+    u2 = [n for n in REGISTRY.names() if REGISTRY.get(n).architecture.startswith("u2net")]
+    return [f"yolox+{n}" for n in u2] + u2 + ["yolox+rvm", "rvm", "yolox+mediapipe.selfie", "mediapipe.selfie",
+                                              "rembg:<session>"]
+
+
+class SegmentStage(_PeopleRules):
+    """``(B,3,H,W)`` float RGB in [0,1] → ``(B,1,H,W)`` float person probability in [0,1].
+
+    Detector backends keep temporal state (tracked person boxes) across calls: windows of one video
+    must come in order, and ``reset()`` starts a new video.
+    """
+
+    def __init__(self, cfg: SegmentConfig, device: torch.device | str = "cpu", download_progress=None):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.model = None
+        self.detector = None
+        if cfg.backend.startswith("rembg:"):
+            self._rembg = _RembgSession(cfg.backend.split(":", 1)[1])
+            return
+        if cfg.backend not in segmenter_names():
+            raise InputError(f"unknown segmenter {cfg.backend!r}; choose one of: {', '.join(segmenter_names())}")
+        self.rvm = None
+        # the network people's crops get where it is not U²-Net: yolox+mediapipe.selfie segments
+        # people with the selfie network, and what they carry and the animals beside them (no
+        # person in those crops) with U²-Net small, which takes the salient object
+        self.person_net = None
+        self.selfie = cfg.backend == "mediapipe.selfie"  # alone, on whole frames
+        u2 = cfg.backend.removeprefix("yolox+")
+        if cfg.backend.endswith("mediapipe.selfie"):
+            selfie = SelfieNet(hint=f"or choose another --segmenter than {cfg.backend}")
+            self.person_net, u2 = (None, None) if self.selfie else (selfie, "u2net.small")
+        if cfg.backend.endswith("rvm"):
+            self.rvm = RobustVideoMatting(self.device, download_progress)
+            self.model, self.dtype = self.rvm, torch.float32
+        elif self.selfie:
+            self.model, self.dtype = selfie, torch.float32
+        elif self.device.type == "cpu":  # onnxruntime runs U²-Net 1.3x faster than torch on a CPU
+            from bgclean.weights.store import load_onnx_model
+
+            self.model, self.dtype = load_onnx_model(u2, download_progress), torch.float32
+        else:
+            from bgclean.weights.store import load_model
+
+            self.model, self.dtype = load_model(u2, self.device, cfg.half, download_progress)
+        if cfg.backend.startswith("yolox+"):
+            self.detector = PersonDetector(self.device, runtime=None if cfg.detector_runtime == "auto"
+                                           else cfg.detector_runtime)
+            # a weak track (painted figures on the bmx-trees wall score 0.2-0.6) is carried two frames
+            # at most, a surely seen person the full ``carry``: at 2 frames bmx-trees' false area fell
+            # (10.1 -> 9.7x the truth) and both it and schoolgirls rose from 4.5 to 5.3 fps, with
+            # schoolgirls' recall 0.998 -> 0.997
+            self.tracker = BoxTracker(cfg.det_threshold, cfg.det_keep, cfg.carry, weak_carry=min(2, cfg.carry))
+            # an animal's track starts and is kept only by sure boxes (weak ones at her feet took her
+            # legs: dogs_jump frame 2, a 0.29 box over the small dog and her legs, her recall 0.74),
+            # and only one seen surely (``_SURE_ANIMAL``) is carried when lost
+            self.animal_tracker = BoxTracker(cfg.animal_threshold, cfg.animal_threshold, cfg.animal_carry, weak_carry=0)
+            self.thing_tracker = BoxTracker(cfg.belongings_score, min(cfg.belongings_score, self._THING_KEEP), self._THING_CARRY,
+                                            rigid=True)
+        self._gate = None  # PersonGate, built when an animal first overlaps a person
+        self._since_animal = 1 << 30
+        self._frame = 0  # frames segmented since the last reset
+        self._grey = None  # the previous frame's ``small_grey`` and its full size, for the corners' motion
+        self._still_at = None  # the frame the scene was last seen still, while it stays so
+        self._belongings: list[dict] = []  # belongings' keyframes: {"age", "box", "ellipse", "patch"}
+        self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
+
+    _LOOKS_PER_FRAME = 1  # zoomed looks for lost people per frame (each costs a detector run)
+    _LOOK_GROWTH = 2.0  # a zoomed look's box may have at most this times the lost box's area
+    _OWN_GROWTH = 0.03  # where her box is the smaller, she owns it grown by this fraction of its size
+    _MERGE_GROWTH = 1.3  # a person's detection this times her box's area, over an animal's, is both of them
+    _SURE_ANIMAL = 0.5  # an animal's track scored this once is carried ``animal_carry`` frames when lost
+    _ANIMAL_MEMORY = 30  # frames after an animal was last seen during which the scene "has animals"
+    _GATE_CONTEXT = 0.7  # the person gate's crop: her box grown by this fraction of its size on each side
+    _THING_KEEP = 0.15  # a belonging's track is kept by boxes scoring this (it starts at ``belongings``)
+    _THING_CARRY = 2  # frames a lost belonging stays, moving at its last velocity
+    _SCENERY_PAIRS = 2  # frames in a row a track's pixels moved with its surroundings before it is scenery
+    _SCENERY_FOLLOW = 0.9  # share of its corners within 1 px (at 240 px) of where its surroundings moved them
+    _SCENERY_OWN = 0.25  # share of its corners 2 px or more off that: it moves on its own, a person
+    _SCENERY_CAMERA = 1.5  # median px (at 240 px) its surroundings moved: the camera moved
+    _RIDE_MEMORY = 8  # frames after a ridden thing was last seen at a person's box that her crop still gets U²-Net
+    _STILL_RECHECK = 4  # a still scene's corners are tracked only every this many frames (no evidence there)
+
+    def reset(self) -> None:
+        self._since_animal = 1 << 30
+        self._frame, self._belongings, self._grey, self._still_at = 0, [], None, None
+        if self.detector is not None:
+            self.tracker.reset()
+            self.animal_tracker.reset()
+            self.thing_tracker.reset()
+        if getattr(self, "rvm", None) is not None:
+            self.rvm.reset()
+
+    def preprocess(self, frames: torch.Tensor, side: int | None = None) -> torch.Tensor:
+        """rembg's normalisation: resize to the network side, divide by the image max, ImageNet stats."""
+        side = side or self.cfg.resolution
+        x = resize(frames, (side, side))
+        peak = x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+        return (x / peak - self._mean) / self._std
+
+    @property
+    def batch_size(self) -> int:
+        """Frames or crops per network call. On a CPU, two: the whole segmentation stage runs as
+        fast as with four (schoolgirls / dogs_jump 7.13-7.38 / 6.79-7.21 fps against 7.18-7.25 /
+        6.95-7.37; one crop per call 6.57-6.92 / 6.60-6.82), and onnxruntime's activations take
+        half the memory (U²-Net small on 160 px crops: 62-66 MB above the resident size against
+        141-167 MB): the batch of 4 set the peak of vtest's segmentation calls."""
+        return self.cfg.batch_size or (16 if self.device.type == "cuda" else 2)
+
+    def _u2net(self, x: torch.Tensor, side: int) -> torch.Tensor:
+        """The segmentation network on frames or crops ``x`` (B,3,S,S) in [0,1], at ``side``
+        (U²-Net; the selfie network has its own side) → (B,1,side,side) probabilities."""
+        if self.selfie:
+            return resize(self.model(x), (side, side), antialias=False).clamp_(0, 1)
+        outs = []
+        for chunk in x.split(self.batch_size):
+            inp = self.preprocess(chunk.float(), side).to(self.dtype).contiguous(memory_format=torch.channels_last)
+            outs.append(self.model(inp).float())
+        return torch.cat(outs)
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.segment(frames)[0]
+
+    @torch.inference_mode()
+    def segment(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``(B,3,H,W)`` float RGB in [0,1] → the person probability ``(B,1,H,W)`` in [0,1]; for
+        the detector backends a ``(B,1,H,W)`` bool map of what only an animal beside a person is
+        (None for the other backends and where the window has no animal): pixels her mask's
+        dilation must leave alone (a dog at her feet);
+        and ``(B,1,H,W)`` bool, the pixels of those animals (None where the window has none):
+        things that move on their own, which propagation must not copy into a hole."""
+        check_frames(frames)
+        if self.model is None:
+            return self._rembg(frames), None, None
+        try:
+            return self._segment(frames)
+        finally:
+            if hasattr(self.model, "release_memory"):  # onnxruntime's arena, kept only for one window
+                self.model.release_memory()
+
+    def _segment(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        frames = frames.to(self.device)
+        h, w = frames.shape[2:]
+        if self.rvm is not None:
+            alpha = self.rvm(frames)
+            return (alpha, None, None) if self.detector is None else (alpha * self._person_boxes(frames), None, None)
+        if self.detector is None:
+            return resize(self._u2net(frames, self.cfg.resolution), (h, w), antialias=False).clamp_(0, 1), None, None
+        return self._person_crops(frames)
+
+    def _person_boxes(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B,1,H,W) 1 inside the grown boxes of confirmed person tracks (yolox+rvm: the matte is
+        kept only where a person was detected)."""
+        h, w = frames.shape[2:]
+        out = torch.zeros(frames.shape[0], 1, h, w, device=frames.device)
+        u8 = to_integers(frames)
+        for i, (img, found) in enumerate(zip(u8, self.detector.detect_many(u8))):
+            boxes, scores, animals, animal_scores = found[:4]
+            self._since_animal = 0 if (animal_scores >= self.cfg.det_threshold).any() else self._since_animal + 1
+            tracks = self.tracker.update_tracks(boxes, scores)
+            for t in tracks:
+                place = crop_place(t["box"], self.cfg.box_margin, h, w) if self._is_person(img, t, tracks) else None
+                if place:
+                    gy0, gy1, gx0, gx1 = place[4]
+                    out[i, :, gy0:gy1, gx0:gx1] = 1
+        return out
+
+    def _person_crops(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Person boxes (tracked over time), each grown by ``box_margin``, segmented by U²-Net at
+        ``crop_resolution``; the soft map is the max over crops and 0 outside every box. Animals the
+        detector finds next to a person are segmented too and taken out of her mask (a dog at her feet
+        stays in the video); what she carries or rides (``belongings``: a bag, a racket, a bike
+        touching her box) is segmented in its own crop and joins her mask. With ``every`` > 1 a
+        person is segmented on every ``every``-th frame of her track; in between, while her box
+        keeps its size, her last map follows her box (a belonging's map follows its box likewise)."""
+        h, w = frames.shape[2:]
+        every = self.cfg.every or (1 if self.device.type == "cuda" else 3)
+        u8 = to_integers(frames)
+        places, reused, tight, motion = [], [], [], []
+        detections = self.detector.detect_many(u8)  # the window's frames in one call on a GPU
+        for i, img in enumerate(u8):
+            greys = self._greys(img)
+            boxes, scores, animals, animal_scores, things, thing_scores, thing_rigid, ridden = detections[i]
+            ridden = things[ridden & (thing_scores >= self.cfg.belongings_score)]  # a bike, a board, as detected
+            # tracked like people: an animal the detector misses for a frame or two stays kept
+            # out of her mask (dogs_jump: the small dog at her feet scored 0.70, 0.69, 0.56, 0.44,
+            # 0.13, 0.38, nothing, nothing, 0.46 in frames 14-22)
+            if self.cfg.animal_carry:
+                tracked = self.animal_tracker.update_tracks(animals, animal_scores)
+                for t in tracked:
+                    if t["score"] >= self._SURE_ANIMAL:
+                        self.animal_tracker.trust(t)
+                animals = np.float32([t["box"] for t in tracked]).reshape(-1, 4)
+            else:
+                animals = animals[animal_scores >= self.cfg.animal_threshold]
+            if self.cfg.belongings_score > 0:
+                # tracked too: the bike under the rider scored 0.74-0.86, then 0.37, 0.26 and nothing
+                # for two frames behind a tree (bmx-trees frames 14-17) while he rode on
+                thing_tracks = self.thing_tracker.update_tracks(things, thing_scores, rigid=thing_rigid)
+                things = np.float32([t["box"] for t in thing_tracks]).reshape(-1, 4)
+            else:
+                things, thing_tracks = things[:0], []
+            self._since_animal = 0 if len(animals) else self._since_animal + 1
+            scores = self._confirm_entering(img, boxes, scores)
+            boxes = self._hold_merged(boxes, animals)
+            tracks = self.tracker.update_tracks(boxes, scores)
+            self._look_for_lost(img, tracks, animals)
+            people = [t for t in tracks if self._is_person(img, t, tracks)]
+            camera = None
+            # corners are tracked only where they can say something: a person not yet seen to move
+            # (is she scenery? while the scene stays still, nothing can tell: looked at again every
+            # few frames) or a track the detector lost this frame (where did she go?)
+            unsure = any(not t.get("moved") for t in people) and (
+                self._still_at is None or self._frame - self._still_at >= self._STILL_RECHECK)
+            if greys is not None and (unsure or any(t["missed"] for t in tracks)):
+                flow = track_corners(greys[0][0], greys[1][0], greys[0][1])
+                # the scene's motion: people known to move and what they carry or ride (the bike
+                # under the rider) are not the scene
+                carried = [(_grow_box(b, 0.1, h, w), t) for b, t in zip(things, thing_tracks)]
+                moving = [crop_place(t["box"], self.cfg.box_margin, h, w) for t in people if t.get("moved")]
+                camera = camera_motion(*flow, [p[4] for p in moving if p] + [g for g, _ in carried],
+                                       frame_unit(h, w))
+                if camera is not None:
+                    self._carry_by_corners(tracks, flow, camera, animals, frame_unit(h, w))
+                    self._still_at = self._frame if camera[1] < self._SCENERY_CAMERA else None
+            # the small greys too: a smooth figure's own corners are looked for once its map is made
+            motion.append(None if camera is None else (*flow, camera, carried, greys))
+            grown_boxes = []
+            follow = followers([t for t in people if not self._scenery_now(t)], every, self.cfg.fresh,
+                                self.cfg.box_margin, h, w)
+            for t in people:
+                place = crop_place(t["box"], self.cfg.box_margin, h, w)
+                if not place:
+                    continue
+                if not self._scenery_now(t):  # what touches a painted figure is not carried
+                    grown_boxes.append(place[4])
+                if self.person_net is not None and any(_overlap(place[4], b) for b in ridden):
+                    t["rides"] = self._frame
+                key = t.get("key")
+                # scenery's map only tells whether its pixels start to move on their own: its last
+                # one follows its box (bmx-trees: a third of the crops were painted figures')
+                if any(t is f for f in follow) or (key is not None and self._scenery_now(t)):
+                    reused.append((i, place[4], key, t))
+                else:  # filled with her map once the batch has run
+                    # her good map is taken from the key before once that one's map is made: keys
+                    # of one window are all made before its batch runs
+                    t["key"] = key = {"age": t["age"], "box": list(t["box"]), "prev": key, "strong": t.get("strong"),
+                                      "track": t}
+                    # a person network leaves out what she rides: her crop gets U²-Net while she
+                    # was seen on it lately (the detector misses the bike behind a trunk); and it
+                    # loses much of a person half hidden behind another or behind a sign (vtest
+                    # frames 56-57: a man's legs left as a ghost), so a crop another person's box
+                    # reaches gets U²-Net too
+                    key["u2net"] = self.person_net is not None and (
+                        self._frame - t.get("rides", -(1 << 30)) <= self._RIDE_MEMORY
+                        or self._among_others(t, place[4], people))
+                    places.append((i, False, *place, key))
+            for box in animals:
+                place = _place_near(box, grown_boxes, 0.05, h, w)
+                if place:
+                    places.append((i, True, *place, None))
+            # a bag, a racket, a bike touching a person joins her mask
+            for box, thing in zip(things, thing_tracks):
+                place = _place_near(box, grown_boxes, 0.1, h, w)
+                if not place:
+                    continue
+                # like a person's map, a belonging's map follows its box between keyframes
+                keys = [k for k in self._belongings if _follows(box, k, self._frame, every, 0.1, h, w)
+                        and box_iou(np.array([box]), np.array([k["box"]]))[0, 0] > 0.5]
+                if keys:
+                    reused.append((i, place[4], keys[0], thing))
+                else:
+                    key = {"age": self._frame, "box": list(box), "ellipse": True, "track": thing}
+                    self._belongings.append(key)
+                    places.append((i, False, *place, key))
+            self._belongings = [k for k in self._belongings if self._frame - k["age"] < every]
+            self._frame += 1
+            # a weak track that looked like an animal up close is one too (the small dog pressed
+            # against her, called a person 0.40-0.62 in dogs_jump frames 18-22, an animal 0.00-0.38)
+            like_animals = [t["box"] for t in tracks if t.get("animal") and not any(t is p for p in people)]
+            animals_all = np.concatenate([animals, np.float32(like_animals).reshape(-1, 4)])
+            tight.append(([t["box"] for t in people], animals_all))
+        soft = torch.zeros(frames.shape[0], 1, h, w, device=frames.device)
+        if not places and not reused:
+            return soft, None, None
+        animal: dict[int, torch.Tensor] = {}  # frame -> (1,H,W) map of its animals' crops, where it has any
+        # every crop at the cap, small people scaled up: U²-Net small loses much of a girl at her
+        # native 64-96 px (schoolgirls, measured with narrower windows: pixels above 0.5 covered 0.85
+        # of the girls at native size, 0.92 scaled to 160)
+        side = self.cfg.crop_resolution
+        # the crops are cut a batch at a time (a window of a crowd holds a hundred); people's by
+        # the person network where there is one, animals', belongings', riders' and people's among
+        # others by U²-Net (it takes the bike with him, a salient object; the person network does not)
+        by_person_net = [self.person_net is not None and not is_animal and not (key or {}).get("ellipse")
+                         and not (key or {}).get("u2net") for _, is_animal, *_, key in places]
+        probs = [None] * len(places)
+        for person in (False, True):
+            group = [n for n, b in enumerate(by_person_net) if b == person]
+            for k in range(0, len(group), self.batch_size):
+                part = group[k : k + self.batch_size]
+                crops = [resize(padded_crop(frames[i : i + 1], Y0, Y1, X0, X1), (side, side))
+                         for i, _, Y0, Y1, X0, X1, _, _ in (places[n] for n in part)]
+                x = torch.cat(crops)
+                out = self.person_net(x) if person else self._u2net(x, side)  # crops are side x side
+                for n, p in zip(part, out):
+                    probs[n] = p
+        pastes = []  # (frame, grown box, map, person's track or None), pasted in frame order below
+        for p, (i, is_animal, Y0, Y1, X0, X1, (gy0, gy1, gx0, gx1), key) in zip(probs, places):
+            if key is not None and "prev" in key:  # in frame order: the key before is done
+                prev = key.pop("prev")
+                key["good"] = None if prev is None else prev.get("good")
+            patch = resize(p[None], (Y1 - Y0, X1 - X0), antialias=False)[0]
+            # keep only the grown box: the square also holds neighbours (a dog beside her)
+            patch = patch[:, gy0 - Y0 : gy1 - Y0, gx0 - X0 : gx1 - X0]
+            if key is not None and key.get("ellipse"):
+                patch = _belonging_map(patch, key["box"], gy0, gx0)
+            elif key is not None and key["strong"] and not is_animal:  # not for a weak track: a painted figure
+                patch = kept_map(patch, key, 3 * self.cfg.carry)
+            if is_animal:
+                target = animal.setdefault(i, soft.new_zeros(1, h, w))
+                target[:, gy0:gy1, gx0:gx1] = torch.maximum(target[:, gy0:gy1, gx0:gx1], patch)
+            else:
+                pastes.append((i, (gy0, gy1, gx0, gx1), patch, None if key is None else key.get("track")))
+            if key is not None:
+                key["patch"] = patch
+        for i, (gy0, gy1, gx0, gx1), key, t in reused:
+            patch = resize(key["patch"][None], (gy1 - gy0, gx1 - gx0), antialias=False)[0]
+            pastes.append((i, (gy0, gy1, gx0, gx1), patch, t))
+        pastes.sort(key=lambda e: e[0])
+        scenery = []  # per paste: its track was scenery by the evidence up to its frame
+        for i, grown, patch, t in pastes:
+            if t is None or motion[i] is None:
+                scenery.append(False)
+                continue
+            # people known to move (by now: the evidence of this window's earlier frames
+            # counts) and their belongings are not the scene
+            moving = [g for g, o in motion[i][3] if o is not t] + [
+                g for j, g, _, o in pastes if j == i and o is not None and o is not t and o.get("moved")]
+            scenery.append(self._is_scenery(t, (*motion[i][:3], moving), patch, grown, self._frame - len(u8) + i,
+                                            h, w, greys=motion[i][4]))
+        for (i, (gy0, gy1, gx0, gx1), patch, t), was in zip(pastes, scenery):
+            # the window's later frames count too: a figure found to be scenery by its end is
+            # left out of the frames before (its first frames in view, before two frames of
+            # evidence: bmx-trees frames 1-3 and 10-12 erased a tree and half a painted wall)
+            if was or (t is not None and self._scenery_now(t)):
+                continue
+            soft[i, :, gy0:gy1, gx0:gx1] = torch.maximum(soft[i, :, gy0:gy1, gx0:gx1], patch)
+        if not any(len(animals) for _, animals in tight):  # no animal: nothing to keep out (no frame-sized maps)
+            return soft.clamp_(0, 1), None, None
+        # a frame at a time, and only the frames with an animal: five window-sized float maps here
+        # set the peak of vtest's segmentation calls (its detector sees an animal in every window)
+        keep_out = torch.zeros(soft.shape, dtype=torch.bool, device=soft.device)
+        dogs = {}  # frame -> (1,H,W) bool: the animals' own pixels, before her box claims any of them
+        for i, (people, animals) in enumerate(tight):
+            if len(animals):
+                # no crop map where none of its animals is beside a person (their boxes still count)
+                crops = animal[i] if i in animal else soft.new_zeros(1, h, w)
+                dogs[i] = self._keep_animals_out(crops, people, animals, soft[i], keep_out[i])
+        soft.clamp_(0, 1)
+        if self.cfg.person_gate:
+            self._gate_animals(frames, tight, soft, keep_out)
+        # the animals as propagation must not copy them: their crops' pixels that are not hers,
+        # grown by 3 px (U²-Net's outline of fur is loose); a frame at a time, kept as bool (float
+        # window-sized maps raised vtest's peak by ~90 MB, where the detector sees an animal or two)
+        movers = None
+        for i, own in dogs.items():
+            own &= soft[i] < 0.5
+            if own.any():  # animal boxes, none beside a person (vtest: every window) leave it None
+                if movers is None:
+                    movers = torch.zeros(soft.shape, dtype=torch.bool, device=soft.device)
+                movers[i] = max_filter(own[None].float(), 7, 7)[0] > 0
+        return soft, keep_out, movers
+
