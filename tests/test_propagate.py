@@ -236,12 +236,12 @@ def test_exposure_of_a_warped_frame_is_matched_around_the_hole():
 
 
 def test_window_holds_the_pixels_and_their_surroundings_inside_the_frame():
-    from bgclean.stages.propagate import _window
+    from bgclean.stages.propagate import padded_box
 
-    assert _window(np.array([50, 90]), np.array([100, 120]), 240, 432, margin=30) == (20, 121, 70, 151)
+    assert padded_box(np.array([50, 90]), np.array([100, 120]), 240, 432, margin=30) == (20, 121, 70, 151)
     # a tall box grows by half its own height, more than the margin
-    assert _window(np.array([60, 159]), np.array([100, 120]), 240, 432, margin=30) == (10, 210, 70, 151)
-    assert _window(np.array([0, 239]), np.array([0, 431]), 240, 432, 30) == (0, 240, 0, 432)
+    assert padded_box(np.array([60, 159]), np.array([100, 120]), 240, 432, margin=30) == (10, 210, 70, 151)
+    assert padded_box(np.array([0, 239]), np.array([0, 431]), 240, 432, 30) == (0, 240, 0, 432)
 
 
 def test_moving_camera_without_a_shadow_keeps_the_hole():
@@ -329,7 +329,7 @@ def test_ring_error_prefers_the_homography_that_aligns_the_ring():
     undoes the shift (error near 0 levels), not by the identity."""
     import cv2
 
-    from bgclean.stages.propagate import _ring_error, exposure_ring
+    from bgclean.stages.propagate import ring_error, exposure_ring
 
     target = _photo().astype(np.float32) / 255
     h, w = target.shape[:2]
@@ -339,9 +339,9 @@ def test_ring_error_prefers_the_homography_that_aligns_the_ring():
     hole[80:160, 180:240] = True
     ys, xs = np.nonzero(exposure_ring(~hole))
     gray = cv2.cvtColor((target * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)[ys, xs].astype(np.float32)
-    right = _ring_error(source, np.linalg.inv(shift), (ys, xs), gray)  # source -> target
+    right = ring_error(source, np.linalg.inv(shift), (ys, xs), gray)  # source -> target
     assert right < 1.0, right
-    assert _ring_error(source, np.eye(3), (ys, xs), gray) > 3 * max(right, 0.5)
+    assert ring_error(source, np.eye(3), (ys, xs), gray) > 3 * max(right, 0.5)
 
 
 def test_trimmed_mean_of_the_sightings_drops_the_outliers_and_averages_the_middle():

@@ -1,15 +1,4 @@
-"""Temporal propagation: fill holes with real background seen in other frames.
-
-Camera motion between consecutive frames is a homography fitted to background corners (person
-masks excluded) tracked to a fraction of a pixel by pyramidal Lucas-Kanade, starting from the last
-step's motion, or from an ORB + MAGSAC match where that fits poorly. Motions that move no corner by
-more than ``static_px`` are snapped to the identity, so a static camera copies pixels exactly,
-without resampling. For each frame of a window, the frames of the window and of a history ring
-buffer are warped into it (each pair's homography refit directly by tracked corners); inside the
-hole, each pixel takes the trimmed mean of the candidates that saw it (a robust temporal statistic:
-with a static camera it is a clean plate that follows slow lighting changes). What no frame saw
-stays a hole for the inpainter.
-"""
+"""The propagation stage: real background seen in other frames copied into each frame's holes."""
 
 from __future__ import annotations
 
@@ -18,362 +7,25 @@ from collections import deque
 import numpy as np
 import torch
 
-from bgclean.ops import check_frames, check_masks, frame_unit, octagon
-from bgclean.tuning import release_freed_memory
+from bgclean.ops import check_frames, check_masks, frame_unit
 from bgclean.pipeline.config import PropagateConfig
-
-
-def corner_shift(h: np.ndarray, width: int, height: int) -> float:
-    """Largest displacement (px) of the image corners under homography ``h``."""
-    import cv2
-
-    corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], np.float32).reshape(-1, 1, 2)
-    return float(np.abs(cv2.perspectiveTransform(corners, h) - corners).max())
-
-
-def orb_features(gray: np.ndarray, valid: np.ndarray, max_features: int = 1500):
-    """ORB keypoints and descriptors of a grey frame, found only where ``valid`` (background)."""
-    import cv2
-
-    return cv2.ORB_create(max_features).detectAndCompute(gray, valid.astype(np.uint8) * 255)
-
-
-def homography_from_features(src, dst) -> np.ndarray | None:
-    """Homography mapping pixel coordinates of the frame of ``src`` features to those of ``dst``
-    (both from ``orb_features``); None when too few consistent matches. MAGSAC++ (OpenCV USAC):
-    0.5 ms where RANSAC took 14 ms on frame pairs with few inliers (bmx-trees), and on the synthetic
-    zoom a fill 3 dB closer to the truth."""
-    import cv2
-
-    (kp1, d1), (kp2, d2) = src, dst
-    if d1 is None or d2 is None or len(kp1) < 12 or len(kp2) < 12:
-        return None
-    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(d1, d2)
-    if len(matches) < 12:
-        return None
-    p1 = np.float32([kp1[m.queryIdx].pt for m in matches])
-    p2 = np.float32([kp2[m.trainIdx].pt for m in matches])
-    h, inliers = cv2.findHomography(p1, p2, cv2.USAC_MAGSAC, 2.0)
-    if h is None or inliers is None or inliers.sum() < 10:
-        return None
-    return h
-
-
-def estimate_homography(src_gray: np.ndarray, dst_gray: np.ndarray, src_valid: np.ndarray, dst_valid: np.ndarray,
-                        max_features: int = 1500) -> np.ndarray | None:
-    """Homography mapping ``src`` pixel coordinates to ``dst``, from ORB features found only where
-    ``*_valid`` (background) is true; None when too few consistent matches."""
-    return homography_from_features(orb_features(src_gray, src_valid, max_features),
-                                    orb_features(dst_gray, dst_valid, max_features))
-
-
-def good_corners(gray: np.ndarray, valid: np.ndarray, count: int = 400) -> np.ndarray | None:
-    """Up to ``count`` Shi-Tomasi corners (N,1,2) float32 of a grey frame's background ``valid``."""
-    import cv2
-
-    return cv2.goodFeaturesToTrack(gray, count, 0.01, 5, mask=valid.astype(np.uint8) * 255)
-
-
-def track_refined(src_gray: np.ndarray, dst_gray: np.ndarray, dst_valid: np.ndarray, homography: np.ndarray,
-                  corners: np.ndarray | None) -> np.ndarray:
-    """``homography`` (source -> destination frame) refit to the source's background ``corners``
-    (``good_corners``) tracked into the destination with pyramidal Lucas-Kanade, starting where the
-    homography puts them. ORB keypoints sit on whole pixels of their pyramid level: on the
-    synthetic clips at 432x240 their homographies were off by a median 0.2-0.6 px and by over 1 px
-    in 13-35% of the pairs; refit to tracked corners, the median fell to 0.03-0.17 px and the pairs
-    off by over 1 px to 0-8%. The homography as given when too few corners track."""
-    refined, _ = track_fit(src_gray, dst_gray, dst_valid, homography, corners)
-    return homography if refined is None else refined
-
-
-def track_fit(src_gray: np.ndarray, dst_gray: np.ndarray, dst_valid: np.ndarray, homography: np.ndarray,
-              corners: np.ndarray | None) -> tuple[np.ndarray | None, float]:
-    """``track_refined``'s fit: (the refit homography or None when too few corners track, the
-    share of the corners that it fits within 1 px)."""
-    import cv2
-
-    if corners is None or len(corners) < 12:
-        return None, 0.0
-    guess = cv2.perspectiveTransform(corners, homography)
-    found, status, _ = cv2.calcOpticalFlowPyrLK(
-        src_gray, dst_gray, corners, guess.copy(), winSize=(15, 15), maxLevel=3,
-        flags=cv2.OPTFLOW_USE_INITIAL_FLOW, criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01))
-    h, w = dst_gray.shape
-    ok = status[:, 0] == 1
-    fx = np.clip(found[:, 0, 0].round().astype(int), 0, w - 1)
-    fy = np.clip(found[:, 0, 1].round().astype(int), 0, h - 1)
-    ok &= dst_valid[fy, fx]  # a corner that lands on a person tracked the person
-    if ok.sum() < 12:
-        return None, 0.0
-    refined, inliers = cv2.findHomography(corners[ok], found[ok], cv2.USAC_MAGSAC, 1.0)
-    if refined is None or inliers is None or inliers.sum() < 10:
-        return None, 0.0
-    return refined, float(inliers.sum()) / len(corners)
-
-
-def _gray(img: np.ndarray) -> np.ndarray:
-    """(H,W,3) float RGB in [0,1] → (H,W) uint8 grey."""
-    import cv2
-
-    return cv2.cvtColor((img * 255).clip(0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-
-
-def flow_sigma(height: int, width: int) -> float:
-    """Width (px) of the normalised convolution that carries flow into the holes, for a frame of
-    this size (a sixteenth of the shorter side, at least 4 px)."""
-    return max(4.0, min(height, width) / 16)
-
-
-def residual_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
-                  max_shift: float = 6.0, sigma: float | None = None,
-                  target_gray: np.ndarray | None = None, warped_gray: np.ndarray | None = None) -> np.ndarray | None:
-    """Dense flow (H,W,2) from the target frame to a homography-warped source (both H,W,3 float in
-    [0,1]): target pixel p shows what the warped source shows at p + flow(p). Measured with OpenCV
-    DIS where both see background, carried into the holes by normalised convolution of width
-    ``sigma`` px (default ``flow_sigma`` of this image; pass the whole frame's for a crop of it):
-    the background behind a person moves like the background around them. Shifts beyond
-    ``max_shift`` px are distrusted. ``target_gray``: the target as 8-bit grey, when the caller has
-    it (one target, many sources); ``warped_gray``: the warped source's, likewise (``warped`` may
-    then be None). None when too little is seen by both."""
-    import cv2
-
-    h, w = target.shape[:2]
-    g_t = _gray(target) if target_gray is None else target_gray
-    g_s = _gray(warped) if warped_gray is None else warped_gray
-    both = target_visible & warped_visible
-    if both.mean() < 0.2:
-        return None
-    g_s = np.where(both, g_s, g_t)  # no flow is invented from a person's pixels
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-    flow = dis.calc(g_t, g_s, None)
-    ok = both & (np.abs(flow[..., 0]) < max_shift) & (np.abs(flow[..., 1]) < max_shift)
-    wgt = cv2.erode(ok.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
-    sigma = flow_sigma(h, w) if sigma is None else sigma
-    # normalised convolution at a quarter of the size: the blur is wide, so nothing is lost, and
-    # it costs a sixteenth
-    q = 4 if min(h, w) >= 64 else 1
-    small = (max(1, w // q), max(1, h // q))
-    stack = np.dstack([flow * wgt[..., None], wgt[..., None]])
-    stack = cv2.resize(stack, small, interpolation=cv2.INTER_AREA) if q > 1 else stack
-    stack = cv2.GaussianBlur(stack, (0, 0), sigma / q)
-    stack = cv2.resize(stack, (w, h), interpolation=cv2.INTER_LINEAR) if q > 1 else stack
-    den = stack[..., 2]
-    smooth = stack[..., :2] / np.maximum(den, 1e-3)[..., None]
-    smooth[den < 1e-3] = 0
-    return np.ascontiguousarray(smooth)
-
-
-def refine_by_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
-                   max_shift: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
-    """Align a homography-warped source (H,W,3 float in [0,1]) to the target frame with
-    ``residual_flow``, where one homography does not fit (parallax, lens distortion, chained
-    drift). Returns (aligned, visible)."""
-    import cv2
-
-    flow = residual_flow(warped, warped_visible, target, target_visible, max_shift)
-    if flow is None:
-        return warped, warped_visible.astype(np.uint8)
-    h, w = target.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    mx, my = gx + flow[..., 0], gy + flow[..., 1]
-    aligned = cv2.remap(warped.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    vis = cv2.remap(warped_visible.astype(np.uint8), mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
-    return aligned, vis
-
-
-def shadow_candidates(img: np.ndarray, hole: np.ndarray, width: int = 12, darker: float = 0.85,
-                      chroma: float = 0.1) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Pixels that may lie in a cast shadow of a person in ``hole``: on her ground (below 80% of
-    her height, within twice her height sideways), darker than their surroundings (a grey closing
-    of radius ``width``) by a factor < ``darker`` at the same chromaticity (within ``chroma``).
-    Thin lines are kept (a low sun casts shadows one or two pixels wide). Each component of the
-    hole at least half as tall as the tallest is a person with her own ground; smaller ones (a
-    racket or a ball apart from her) cast nothing worth a test, and their "ground" would be
-    whatever lies below them in the air. Returns (candidates (H,W) bool, one (H,W) bool ground per
-    person)."""
-    import cv2
-
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
-    tallest = stats[1:, 3].max() if n > 1 else 0
-    grounds = []
-    for k in range(1, n):
-        x, y, w, h, _ = stats[k]
-        if h < 0.5 * tallest:
-            continue
-        ground = np.zeros(hole.shape, bool)
-        ground[int(y + 0.8 * h) :, max(0, x - 2 * h) : x + w + 2 * h] = True
-        ground &= ~hole
-        if ground.any():
-            grounds.append(ground)
-    cand = np.zeros(hole.shape, bool)
-    if not grounds:
-        return cand, grounds
-    # the test only on the grounds' bounding box, with the closing's reach around it
-    ys, xs = np.nonzero(np.logical_or.reduce(grounds))
-    y0, y1 = max(0, ys.min() - width), min(hole.shape[0], ys.max() + width + 1)
-    x0, x1 = max(0, xs.min() - width), min(hole.shape[1], xs.max() + width + 1)
-    f = img[y0:y1, x0:x1].astype(np.float32)
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1,) * 2)
-    # the closing on 8-bit values: 4x faster than on floats, and exact to the level
-    around = cv2.morphologyEx((f * 255).round().astype(np.uint8), cv2.MORPH_CLOSE, disk).astype(np.float32) / 255
-    lum, lum_bg = f.sum(axis=2), around.sum(axis=2)
-    ratio = lum / np.maximum(lum_bg, 1e-3)
-    rgb = f / np.maximum(lum, 1e-3)[..., None]
-    rgb_bg = around / np.maximum(lum_bg, 1e-3)[..., None]
-    cand[y0:y1, x0:x1] = ((ratio < darker) & (ratio > 0.2) & (np.abs(rgb - rgb_bg).max(axis=2) < chroma)
-                          & (lum_bg > 0.15))
-    return cand, grounds
-
-
-def changed_pixels(img: np.ndarray, fill: np.ndarray, hole: np.ndarray, sure: np.ndarray, low: float,
-                   grow: int, tolerance: int = 1) -> np.ndarray:
-    """The part of ``hole`` (H,W bool) that the fill must replace: where the frame ``img`` differs
-    from its filled background ``fill`` ((H,W,3) float in [0,1], ``img`` outside the hole) or
-    ``sure`` says so (what no frame saw, a shadow), grown by ``grow`` px (the masks' own dilation,
-    an octagon), and what that encloses. Differs: a channel outside the fill's range over
-    ``tolerance`` px by more than ``low``, in a region of such pixels that holds one above 2.5 x
-    ``low`` (hysteresis: specks of noise and of misaligned texture go). The rest of the hole is
-    background that other frames saw as it is in this one: replacing it changes nothing, so the
-    video keeps its own pixels there (bmx-trees: the tree trunks and painted wall inside the
-    rider's mask, 0.8 of the truth's area)."""
-    import cv2
-
-    from bgclean.stages.masks import hysteresis
-
-    ys, xs = np.nonzero(hole)
-    if len(ys) == 0:
-        return hole.copy()
-    h, w = hole.shape
-    pad = tolerance + grow + 1
-    y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, h)
-    x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, w)
-    a, b, m = img[y0:y1, x0:x1], fill[y0:y1, x0:x1], hole[y0:y1, x0:x1]
-    if tolerance > 0:
-        k = np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8)
-        diff = np.maximum(np.maximum(a - cv2.dilate(b, k), cv2.erode(b, k) - a), 0).max(axis=2)
-    else:
-        diff = np.abs(a - b).max(axis=2)
-    diff[~m] = 0
-    changed = hysteresis(diff, low, 2.5 * low) | sure[y0:y1, x0:x1]
-    if grow > 0:
-        changed = cv2.dilate(changed.astype(np.uint8), octagon(grow)) > 0
-    kept = changed & m
-    # what the kept part encloses stays too: a person's middle as dark as the wall behind her is
-    # still her; only background that reaches the hole's edge (or the frame's) is given back
-    n, labels = cv2.connectedComponents((~kept).astype(np.uint8), connectivity=4)
-    if n > 2:
-        open_ = np.zeros(n, bool)
-        open_[np.unique(labels[~m])] = True
-        for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
-            open_[edge] = True
-        open_[0] = True  # label 0: the kept pixels themselves
-        kept |= ~open_[labels]
-    out = np.zeros_like(hole)
-    out[y0:y1, x0:x1] = kept
-    return out
-
-
-def _window(ys: np.ndarray, xs: np.ndarray, h: int, w: int, margin: float) -> tuple[int, int, int, int]:
-    """(y0, y1, x0, x1): the bounding box of pixels (ys, xs) grown by ``margin`` px and by half its
-    own size on each side, inside an h x w frame."""
-    by0, by1, bx0, bx1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-    my, mx = int(max(margin, (by1 - by0) / 2)), int(max(margin, (bx1 - bx0) / 2))
-    return max(0, by0 - my), min(h, by1 + my), max(0, bx0 - mx), min(w, bx1 + mx)
-
-
-def exposure_ring(target_visible: np.ndarray, ring: int = 12) -> np.ndarray:
-    """(H,W) bool: background pixels of the target within ``ring`` px of its holes."""
-    import cv2
-
-    hole = (~target_visible).astype(np.uint8)
-    band = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2)) > 0
-    return band & target_visible
-
-
-def exposure_gains(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray,
-                   ring: tuple[np.ndarray, np.ndarray]) -> np.ndarray | None:
-    """Per-channel gain (3,) that matches a warped source's exposure to the target's around the
-    holes (auto-exposure and white balance drift while the camera moves): the median ratio over the
-    target's background pixels ``ring`` (ys, xs: a band outside its holes, ``exposure_ring``, or a
-    sample of it) that the source sees too. None when the gains are within 1% of 1 or too few pixels
-    tell; clipped to [0.5, 2]."""
-    ys, xs = ring
-    both = warped_visible[ys, xs]
-    if both.sum() < 50:
-        return None
-    t, s = target[ys[both], xs[both]].astype(np.float32), warped[ys[both], xs[both]].astype(np.float32)
-    ok = (s > 0.04) & (t > 0.04) & (s < 0.96) & (t < 0.96)  # ratios of dark or clipped pixels lie
-    gains = np.array([np.median(t[ok[:, c], c] / s[ok[:, c], c]) if ok[:, c].sum() > 30 else 1.0
-                      for c in range(3)], np.float32)
-    gains = np.clip(gains, 0.5, 2.0)
-    return None if np.abs(gains - 1).max() < 0.01 else gains
-
-
-def nan_statistic(stack: np.ndarray, count: np.ndarray, quantile: float = 0.5, trim: float = 0.0) -> np.ndarray:
-    """Per pixel, the ``quantile`` of its sightings: ``stack`` (S,P,C) with NaN where a frame did
-    not see the pixel, ``count`` (P,) the sightings each has. The median (0.5) is the lower middle
-    value (an observed pixel, never an average of two), other quantiles interpolate linearly; 0
-    where nothing saw the pixel. One sort along the sources: 0.7 ms for 12 sightings of 3,000 px
-    where torch's nanquantile took 10 ms, and torch's threads slowed it far more whenever another
-    process held a core (batch jobs running side by side).
-
-    ``trim`` > 0 (with ``quantile`` 0.5): the trimmed mean instead, the mean of what is left when
-    ceil(``trim`` x n) sightings are dropped at each end (never the middle one or two): 3 sightings
-    give their median, 4 the mean of the middle 2, 5 of the middle 3. Robust to an outlier as the
-    median is, and less noisy: on the synthetic camera clips it raised the fill by 0.2-0.7 dB and cut
-    zoom and shake flicker by 8-9%."""
-    ordered = np.sort(stack, axis=0)  # NaN sorts last
-    last = np.maximum(count - 1, 0)
-    if quantile == 0.5 and trim > 0:
-        cut = np.minimum(last // 2, np.ceil(count * trim).astype(int))
-        rank = np.arange(stack.shape[0])[:, None]
-        kept = (rank >= cut) & (rank < count - cut)  # (S,P): NaNs lie beyond count, never kept
-        np.copyto(ordered, 0, where=~kept[..., None])  # in place: no second (S,P,C) buffer
-        total = ordered.sum(axis=0)
-        out = total / np.maximum(count - 2 * cut, 1)[:, None].astype(stack.dtype)
-    elif quantile == 0.5:
-        out = np.take_along_axis(ordered, (last // 2)[None, :, None], axis=0)[0]
-    else:
-        pos = quantile * last
-        lo = np.floor(pos).astype(int)
-        frac = (pos - lo).astype(stack.dtype)[:, None]
-        below = np.take_along_axis(ordered, lo[None, :, None], axis=0)[0]
-        above = np.take_along_axis(ordered, np.minimum(lo + 1, last)[None, :, None], axis=0)[0]
-        out = below + (above - below) * frac
-    out[count == 0] = 0
-    return out
-
-
-def _joined(region: np.ndarray, seed: np.ndarray) -> np.ndarray:
-    """(H,W) bool: the pixels of the 8-connected components of ``region | seed`` that hold a
-    ``seed`` pixel (what of ``region`` connects to the hole, with the hole)."""
-    import cv2
-
-    _, labels = cv2.connectedComponents((region | seed).astype(np.uint8), connectivity=8)
-    touching = np.unique(labels[seed])
-    return np.isin(labels, touching[touching > 0])
-
-
-def _ring_error(source: np.ndarray, m: np.ndarray, ring: tuple[np.ndarray, np.ndarray],
-                target_values: np.ndarray) -> float:
-    """Mean |luminance difference| (8-bit levels) between the target's pixels ``ring`` (ys, xs in
-    the target frame; their grey ``target_values``) and the source (H,W,3 float) sampled where
-    homography ``m`` (source -> target) puts them; inf when the source sees too few of them."""
-    import cv2
-
-    step = max(1, -(-len(ring[0]) // 30000))  # a remap map is at most 32767 wide
-    ring, target_values = (ring[0][::step], ring[1][::step]), target_values[::step]
-    pts = np.stack([ring[1], ring[0]], -1).astype(np.float32).reshape(-1, 1, 2)
-    src = cv2.perspectiveTransform(pts, np.linalg.inv(m)).reshape(-1, 2)
-    h, w = source.shape[:2]
-    inside = (src[:, 0] >= 0) & (src[:, 0] <= w - 1) & (src[:, 1] >= 0) & (src[:, 1] <= h - 1)
-    if inside.sum() < 50:
-        return float("inf")
-    # bilinear samples at the points, by one remap over a 1 x N map
-    rgb = cv2.remap(source, np.ascontiguousarray(src[inside, 0])[None], np.ascontiguousarray(src[inside, 1])[None],
-                    cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
-    lum = 255 * (0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2])
-    return float(np.abs(lum - target_values[inside]).mean())
+from bgclean.stages.propagate.alignment import (
+    _gray,
+    padded_box,
+    corner_shift,
+    exposure_gains,
+    exposure_ring,
+    flow_sigma,
+    good_corners,
+    homography_from_features,
+    orb_features,
+    residual_flow,
+    track_fit,
+    track_refined,
+)
+from bgclean.stages.propagate.shadows import changed_pixels, shadow_candidates
+from bgclean.stages.propagate.sightings import _joined, ring_error, nan_statistic
+from bgclean.tuning import release_freed_memory
 
 
 class PropagateStage:
@@ -511,7 +163,7 @@ class PropagateStage:
         # warp, align and match only a window around the pixels asked for, with enough background
         # around them for the flow and exposure estimates (a person is a fifth of the frame)
         sigma = flow_sigma(h, w)
-        y0, y1, x0, x1 = _window(ys, xs, h, w, margin=2 * sigma)
+        y0, y1, x0, x1 = padded_box(ys, xs, h, w, margin=2 * sigma)
         to_window = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
         if target is not None:
             target = (target[0][y0:y1, x0:x1], target[1][y0:y1, x0:x1])
@@ -554,7 +206,7 @@ class PropagateStage:
                     if other is not m:
                         # keep whichever aligns the background around the holes better: a direct
                         # match fits the plane with most features, the chained path drifts
-                        if _ring_error(source, other, ring, ring_values) < _ring_error(source, m, ring, ring_values):
+                        if ring_error(source, other, ring, ring_values) < ring_error(source, m, ring, ring_values):
                             m, vis_img = other, seen_by(other)
                 m = to_window @ m  # source frame -> the window of this frame
                 residual = None
