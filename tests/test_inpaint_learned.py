@@ -10,7 +10,8 @@ import torch
 
 from bgclean.models.inpaint import build_inpainter
 from bgclean.pipeline.config import InpaintConfig
-from bgclean.stages.inpaint import LearnedFill, _context_box
+from bgclean.stages.inpaint import LearnedFill
+from bgclean.stages.inpaint.classical import context_box
 from conftest import data, person_hole, photo
 
 
@@ -43,7 +44,7 @@ def test_untrained_residual_net_gives_its_classical_fill_inside_and_the_input_ou
     got = (out[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     assert np.array_equal(got[hole == 0], img[hole == 0])
     for box in ((40, 110, 60, 100), (20, 40, 170, 200)):  # each hole's crop, as LearnedFill cuts it
-        Y0, Y1, X0, X1 = _context_box(box, 0.5, 8, *img.shape[:2])
+        Y0, Y1, X0, X1 = context_box(box, 0.5, 8, *img.shape[:2])
         crop, m = img[Y0:Y1, X0:X1], hole[Y0:Y1, X0:X1] > 0
         want = classical.fill(np.ascontiguousarray(crop), m, residual_fill)
         assert np.abs(got[Y0:Y1, X0:X1].astype(int) - want.astype(int))[m].max() <= 1
@@ -216,7 +217,7 @@ def test_the_network_sees_a_few_input_sizes_however_the_holes_vary():
     oneDNN keep native memory for every new input shape, so crops of every size made a long
     video's memory creep up. Holes of any size reach 13 sizes per side at most (169 shapes in all,
     however long the video)."""
-    from bgclean.stages.inpaint import _bucket
+    from bgclean.stages.inpaint.learned import bucket
 
     net = _ShapeRecorder()
     fill = LearnedFill(InpaintConfig(), torch.device("cpu"), net=net)
@@ -230,7 +231,7 @@ def test_the_network_sees_a_few_input_sizes_however_the_holes_vary():
         fill(frame, m)
     sides = {s for shape in net.seen for s in shape}
     assert sides <= {64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512}
-    assert all(_bucket(n, 8) <= max(64, 1.25 * n) and _bucket(n, 8) >= n for n in range(1, 513))
+    assert all(bucket(n, 8) <= max(64, 1.25 * n) and bucket(n, 8) >= n for n in range(1, 513))
 
 
 def test_stills_run_the_shared_network_at_the_hybrid_side_and_video_at_net_side(monkeypatch):

@@ -9,7 +9,8 @@ import torch
 
 from bgclean.ops import gaussian_blur
 from bgclean.pipeline.config import InpaintConfig
-from bgclean.stages.inpaint import InpaintStage, _spread, guided_detail
+from bgclean.stages.inpaint import InpaintStage, guided_detail
+from bgclean.stages.inpaint.texture import spread
 from conftest import person_hole, photo
 
 
@@ -73,7 +74,7 @@ def test_spread_fills_unknown_values_from_the_known_ones():
     v[:, :, :16] = 1.0
     known = torch.ones(1, 32, 32)
     known[:, 8:24, 8:24] = 0
-    out = _spread(v, known)
+    out = spread(v, known)
     assert torch.equal(out[known > 0], v[known > 0])
     inside = out[0, 8:24, 8:24]
     assert inside[:, :4].mean() > 0.7 and inside[:, -4:].mean() < 0.3  # each side from its own neighbours

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bgclean.train.config import load_train_config
-from bgclean.train.holes import HoleSampler, place_silhouette, silhouettes_from_masks, tall_rectangles
+from bgclean.holes import HoleSampler, place_silhouette, silhouettes_from_masks, tall_rectangles
 from conftest import data, photo
 
 

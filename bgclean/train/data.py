@@ -14,7 +14,7 @@ import torch
 
 from bgclean.classical import fill as classical_fill
 from bgclean.errors import InputError
-from bgclean.train.holes import HoleSampler
+from bgclean.holes import HoleSampler
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 

@@ -23,7 +23,7 @@ import torch
 from bgclean.models.inpaint import architecture_name, build_inpainter, network_input
 from bgclean.train.config import TrainConfig
 from bgclean.train.data import PhotoHoles, as_float, list_photos, video_backgrounds
-from bgclean.train.holes import HoleSampler, silhouettes_from_masks
+from bgclean.holes import HoleSampler, silhouettes_from_masks
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,24 @@
+"""Filling the holes, and pasting the fill back inside the mask only.
+
+Backends are registered by name in ``BACKENDS``; each maps frames and hole masks to a full-frame fill
+(values outside the holes are ignored). The stage composites with a feathered edge that lies inside
+the mask, so outside the mask the output is the input exactly.
+
+``stage``      the stage (``InpaintStage``): picks a backend per video, pastes inside the mask
+``registry``   ``BACKENDS`` and ``register_backend``
+``classical``  telea, navier-stokes, structure, patchmatch
+``learned``    our network on a crop around each hole (``LearnedFill``)
+``hybrid``     a base fill's structure with guided texture; lines kept
+``texture``    guided texture: blocks from around the hole chosen by a base fill's colours
+``finetune``   fine-tuning the learned fill on the video's own background
+"""
+
+# importing the backend modules registers them
+from bgclean.stages.inpaint import classical, hybrid, learned  # noqa: F401
+from bgclean.stages.inpaint.hybrid import line_detail
+from bgclean.stages.inpaint.learned import LearnedFill
+from bgclean.stages.inpaint.registry import BACKENDS, register_backend
+from bgclean.stages.inpaint.stage import InpaintStage
+from bgclean.stages.inpaint.texture import guided_detail
+
+__all__ = ["BACKENDS", "InpaintStage", "LearnedFill", "guided_detail", "line_detail", "register_backend"]
