@@ -72,7 +72,6 @@ def inpaint_stage(method: str):
     stage = InpaintStage(cfg)
     if checkpoint:
         from bgclean.models import build_model
-
         from bgclean.train.trainer import load_checkpoint
 
         ck = load_checkpoint(checkpoint)

@@ -26,17 +26,18 @@ from segmentation import load_clip  # noqa: E402
 def run(frames, masks, propagate: bool, window: int = 8, inpainter: str = "auto"):
     import torch
 
+    from bgclean.ops import to_arrays, to_tensor
     from bgclean.pipeline.config import load_config
-    from bgclean.pipeline.runner import Pipeline, _to_arrays, _to_tensor
+    from bgclean.pipeline.runner import Pipeline
 
     pipe = Pipeline(load_config(None, {"propagate.enabled": propagate, "runtime.device": "cpu",
                                       "inpaint.backend": inpainter}))
     pipe.reset()
     out, holes = [], []
     for s in range(0, len(frames), window):
-        cleaned, h = pipe.process(_to_tensor(frames[s : s + window], pipe.device),
+        cleaned, h = pipe.process(to_tensor(frames[s : s + window], pipe.device),
                                   torch.from_numpy(masks[s : s + window, None]).float())
-        out.extend(_to_arrays(cleaned, np.uint8))
+        out.extend(to_arrays(cleaned, np.uint8))
         holes.append(h[:, 0].numpy() > 0)
     return out, np.concatenate(holes)
 

@@ -64,19 +64,20 @@ def evaluate(segmenter: str, clip: str, window: int = 8, overrides: dict | None 
              size: tuple[int, int] | None = None):
     import torch
 
+    from bgclean.ops import to_tensor
     from bgclean.pipeline.config import load_config
-    from bgclean.pipeline.runner import Pipeline, _to_tensor
+    from bgclean.pipeline.runner import Pipeline
     from bgclean.pipeline.sheet import contact_sheet, overlay_mask
 
     frames, truth, dogs = load_clip(clip, size)
     pipe = Pipeline(load_config(None, {"segment.backend": segmenter, "runtime.device": "cpu", **(overrides or {})}))
     _ = pipe.segment_stage
-    pipe.hole_masks(_to_tensor(frames[:1], pipe.device))  # warm-up, then forget its state
+    pipe.hole_masks(to_tensor(frames[:1], pipe.device))  # warm-up, then forget its state
     pipe.reset()
     finals = []
     seconds = 0.0  # segmentation + mask refinement only (propagation is timed by bench/video_fill.py)
     for start in range(0, len(frames), window):
-        x = _to_tensor(frames[start : start + window], pipe.device)
+        x = to_tensor(frames[start : start + window], pipe.device)
         t0 = time.perf_counter()
         holes, movers = pipe.holes_and_movers(x)
         if pipe.device.type == "cuda":

@@ -24,16 +24,17 @@ OVERRIDES: dict = {}  # config overrides (--set)
 
 def clip_cost(clip: str, window: int = 8) -> tuple[float, float, bool]:
     """(segmentation + masks s/frame, propagation s/frame, still camera) for one run over ``clip``."""
+    from bgclean.ops import to_tensor
     from bgclean.pipeline.config import load_config
-    from bgclean.pipeline.runner import Pipeline, _to_tensor
+    from bgclean.pipeline.runner import Pipeline
 
     frames, _, _ = load_clip(clip)
     pipe = Pipeline(load_config(None, {"runtime.device": "cpu", **OVERRIDES}))
-    pipe.hole_masks(_to_tensor(frames[:1], pipe.device))  # warm-up, then forget its state
+    pipe.hole_masks(to_tensor(frames[:1], pipe.device))  # warm-up, then forget its state
     pipe.reset()
     seg = prop = 0.0
     for start in range(0, len(frames), window):
-        x = _to_tensor(frames[start : start + window], pipe.device)
+        x = to_tensor(frames[start : start + window], pipe.device)
         t0 = time.perf_counter()
         holes, movers = pipe.holes_and_movers(x)
         t1 = time.perf_counter()

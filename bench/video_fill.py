@@ -73,8 +73,9 @@ def make_clip(photo: Path, kind: str, n: int, w: int, h: int):
 def run(method: str, frames, masks, window: int = 8, overrides: dict | None = None):
     import torch
 
+    from bgclean.ops import to_arrays, to_tensor
     from bgclean.pipeline.config import load_config
-    from bgclean.pipeline.runner import Pipeline, _to_arrays, _to_tensor
+    from bgclean.pipeline.runner import Pipeline
 
     # "propagate": the pipeline's default (propagation, then its inpainter for what no frame saw);
     # any other name: that inpainter alone, frame by frame (per-frame baselines)
@@ -84,17 +85,18 @@ def run(method: str, frames, masks, window: int = 8, overrides: dict | None = No
     pipe.reset()
     out, t0 = [], time.perf_counter()
     for s in range(0, len(frames), window):
-        x = _to_tensor(frames[s : s + window], pipe.device)
+        x = to_tensor(frames[s : s + window], pipe.device)
         m = torch.from_numpy(masks[s : s + window, None]).float()
         cleaned, _ = pipe.process(x, m)
-        out.extend(_to_arrays(cleaned, np.uint8))
+        out.extend(to_arrays(cleaned, np.uint8))
     return out, time.perf_counter() - t0
 
 
 def seen_mask(frames, masks):
+    import torch
+
     from bgclean.pipeline.config import PropagateConfig
     from bgclean.stages.propagate import PropagateStage
-    import torch
 
     st = PropagateStage(PropagateConfig())
     rem = []

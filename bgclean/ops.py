@@ -35,6 +35,18 @@ def check_masks(m: torch.Tensor, like: torch.Tensor | None = None, name: str = "
         )
 
 
+def to_tensor(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """(H,W,3) uint8/uint16 arrays → (B,3,H,W) float in [0,1]."""
+    scale = 65535.0 if arrays[0].dtype == np.uint16 else 255.0
+    batch = torch.from_numpy(np.stack(arrays)).to(device)
+    return batch.permute(0, 3, 1, 2).float().div_(scale)
+
+
+def to_arrays(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+    """(B,3,H,W) float in [0,1] → (B,H,W,3) arrays of ``dtype`` (uint8 or uint16)."""
+    return to_integers(frames, dtype, 65535.0 if dtype == np.uint16 else 255.0)
+
+
 def to_integers(frames: torch.Tensor, dtype=None, scale: float = 255.0):
     """``(B,3,H,W)`` float RGB in [0,1] → ``(B,H,W,3)`` numpy array of ``dtype`` (default uint8)
     holding ``round(clamp(x) * scale)``. One frame at a time, into one output array: the float

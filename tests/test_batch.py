@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT, data, ffmpeg
 
 from bgclean.pipeline import io
-from conftest import ROOT, ffmpeg, data
 
 ARGS = ["--segmenter", "u2net.small", "--quiet"]
 

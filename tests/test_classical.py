@@ -5,9 +5,9 @@ the hole runs along the lines. Quality over 48 cases is in bench/inpaint.py; her
 import cv2
 import numpy as np
 import pytest
+from conftest import photo
 
 from bgclean import classical
-from conftest import photo
 
 
 def _photo(name: str, side: int = 256, top: float = 0.0) -> np.ndarray:

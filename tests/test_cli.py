@@ -10,11 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT, SAMPLE, ffmpeg
 
 import bgclean
 from bgclean.cli import main
 from bgclean.pipeline import io
-from conftest import ROOT, SAMPLE, ffmpeg
 
 
 def tree_digest(path: Path) -> dict:

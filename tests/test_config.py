@@ -4,7 +4,13 @@ import pytest
 import yaml
 
 from bgclean.errors import ConfigError
-from bgclean.pipeline.config import CONFIG_DIR, INPAINT_BACKENDS, PipelineConfig, default_yaml, load_config
+from bgclean.pipeline.config import (
+    CONFIG_DIR,
+    INPAINT_BACKENDS,
+    PipelineConfig,
+    default_yaml,
+    load_config,
+)
 from bgclean.settings import settings_of
 
 

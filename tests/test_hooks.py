@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import data, gt_person_mask
 
 from bgclean.hooks.impersonator import BGNet
-from conftest import gt_person_mask, data
 
 
 def _batch(indices):

@@ -7,12 +7,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import data, person_hole, photo
 
 from bgclean.models.inpaint import build_inpainter
 from bgclean.pipeline.config import InpaintConfig
 from bgclean.stages.inpaint import LearnedFill
 from bgclean.stages.inpaint.classical import context_box
-from conftest import data, person_hole, photo
 
 
 def _photo(h=160, w=224):
@@ -138,15 +138,16 @@ def test_passes_redraw_only_the_eroded_inside():
 
 
 def test_finetune_lowers_the_loss_on_the_videos_own_background():
-    from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
     from conftest import gt_person_mask
+
+    from bgclean.ops import to_tensor
+    from bgclean.pipeline import io
 
     info = io.probe(data("schoolgirls/schoolgirls.mp4"))
     frames = [f.rgb.copy() for f, _ in zip(io.read_frames(info), range(2))]
     masks = torch.from_numpy(np.stack([gt_person_mask("schoolgirls", i) for i in range(2)]))[:, None].float()
     fill = LearnedFill(InpaintConfig(), torch.device("cpu"), net=_untrained())
-    x = _to_tensor(frames, torch.device("cpu"))
+    x = to_tensor(frames, torch.device("cpu"))
     # the same seed and pool: the same four crops and holes; with lr 0 this measures only
     probe = lambda: fill.finetune(x, masks, steps=1, size=64, lr=0.0, seed=1, pool=4)[0]  # noqa: E731
     before = probe()

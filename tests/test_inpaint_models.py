@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from bgclean.models.inpaint import (ARCHITECTURES, PartialConv2d, build_inpainter, contextual_attention)
+from bgclean.models.inpaint import (
+    ARCHITECTURES,
+    PartialConv2d,
+    build_inpainter,
+    contextual_attention,
+)
 
 
 def _input(b=2, size=64, ch=4):

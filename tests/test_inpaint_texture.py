@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import person_hole, photo
 
 from bgclean.ops import gaussian_blur
 from bgclean.pipeline.config import InpaintConfig
 from bgclean.stages.inpaint import InpaintStage, guided_detail
 from bgclean.stages.inpaint.texture import spread
-from conftest import person_hole, photo
 
 
 def _held_out(name: str, side: int = 256) -> np.ndarray:

@@ -4,10 +4,10 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from conftest import DATA, SAMPLE, ffmpeg
 
 from bgclean.errors import InputError
 from bgclean.pipeline import io
-from conftest import DATA, SAMPLE, ffmpeg
 
 
 def test_probe_vtest_native_and_sample():

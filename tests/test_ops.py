@@ -4,7 +4,14 @@ import torch
 import torch.nn.functional as F
 
 from bgclean.errors import ShapeError
-from bgclean.ops import check_frames, composite, dilate_masks, erode_masks, feather_alpha, resize
+from bgclean.ops import (
+    check_frames,
+    composite,
+    dilate_masks,
+    erode_masks,
+    feather_alpha,
+    resize,
+)
 
 
 def point_mask(h=21, w=21):

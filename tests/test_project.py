@@ -11,7 +11,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 # Words about the development set-up that a user cannot act on. Split so that this file does not

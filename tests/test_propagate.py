@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from conftest import gt_person_mask, photo
 
 from bgclean.pipeline.config import PropagateConfig
 from bgclean.stages.propagate import PropagateStage, corner_shift, estimate_homography
-from conftest import gt_person_mask, photo
 
 
 def _photo(h=240, w=432, extra=0):
@@ -329,7 +329,7 @@ def test_ring_error_prefers_the_homography_that_aligns_the_ring():
     undoes the shift (error near 0 levels), not by the identity."""
     import cv2
 
-    from bgclean.stages.propagate import ring_error, exposure_ring
+    from bgclean.stages.propagate import exposure_ring, ring_error
 
     target = _photo().astype(np.float32) / 255
     h, w = target.shape[:2]

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from conftest import SAMPLE, data, gt_person_mask
 
 from bgclean.pipeline.config import MaskConfig, SegmentConfig
 from bgclean.stages.segment import BoxTracker, box_iou, decode_yolox, letterbox
-from conftest import SAMPLE, gt_person_mask, data
 
 
 def test_letterbox_scales_into_the_corner_and_pads_with_114():
@@ -171,15 +171,15 @@ def test_detect_then_segment_finds_every_girl_on_a_real_frame():
     """schoolgirls frame 0: person boxes then U²-Net inside each box cover nearly all ground-truth
     person pixels, and mask far less that is not a person than whole-frame U²-Net (which covers the
     group with one blob, bags on the crate and flower pot included)."""
+    from bgclean.ops import to_tensor
     from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.masks import MaskStage
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(data("schoolgirls/schoolgirls.mp4"))
     frame = next(io.read_frames(info)).rgb
     truth = gt_person_mask("schoolgirls", 0)
-    x = _to_tensor([frame], torch.device("cpu"))
+    x = to_tensor([frame], torch.device("cpu"))
     recall, false_area = {}, {}
     for backend in ("u2net.small", "yolox+u2net.small"):
         soft = SegmentStage(SegmentConfig(backend=backend))(x)
@@ -195,8 +195,8 @@ def test_detect_then_segment_removes_the_woman_and_keeps_the_dogs():
     objects; with person boxes the woman is covered and most dog pixels stay."""
     from PIL import Image
 
+    from bgclean.ops import to_tensor
     from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.masks import MaskStage
     from bgclean.stages.segment import SegmentStage
 
@@ -204,7 +204,7 @@ def test_detect_then_segment_removes_the_woman_and_keeps_the_dogs():
     frame = [f.rgb.copy() for f in io.read_frames(info) if f.index == 40][0]
     ids = np.array(Image.open(data("dogs_jump/masks/00040.png")))
     woman, dogs = ids == 3, (ids == 1) | (ids == 2)
-    x = _to_tensor([frame], torch.device("cpu"))
+    x = to_tensor([frame], torch.device("cpu"))
     dog_share = {}
     for backend in ("u2net.small", "yolox+u2net.small"):
         final = MaskStage(MaskConfig())(SegmentStage(SegmentConfig(backend=backend))(x))[0, 0].numpy() > 0
@@ -231,14 +231,14 @@ def _dogs_jump(first: int, last: int):
 
 def _final_masks(cfg: SegmentConfig, frames: list, window: int) -> np.ndarray:
     """(T,H,W) bool: the segment and mask stages over ``frames`` in windows of ``window``."""
-    from bgclean.pipeline.runner import _to_tensor
+    from bgclean.ops import to_tensor
     from bgclean.stages.masks import MaskStage
     from bgclean.stages.segment import SegmentStage
 
     stage, masks = SegmentStage(cfg), MaskStage(MaskConfig())
     final = []
     for s in range(0, len(frames), window):
-        soft, keep_out, _ = stage.segment(_to_tensor(frames[s : s + window], torch.device("cpu")))
+        soft, keep_out, _ = stage.segment(to_tensor(frames[s : s + window], torch.device("cpu")))
         final.append(masks(soft, keep_out=keep_out)[:, 0].numpy() > 0)
     return np.concatenate(final)
 
@@ -301,15 +301,15 @@ def test_person_gate_tells_the_woman_from_the_dog_at_her_feet():
     takes as part of the salient object."""
     from PIL import Image
 
+    from bgclean.ops import to_tensor
     from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.segment import PersonGate, SegmentStage
     from bgclean.stages.segment.crops import crop_place, padded_crop
 
     info = io.probe(data("dogs_jump/dogs_jump.mp4"))
     frame = [f.rgb.copy() for f in io.read_frames(info) if f.index == 27][0]
     ids = np.array(Image.open(data("dogs_jump/masks/00027.png")))
-    x = _to_tensor([frame], torch.device("cpu"))
+    x = to_tensor([frame], torch.device("cpu"))
     Y0, Y1, X0, X1, _ = crop_place([182, 73, 241, 190], SegmentStage._GATE_CONTEXT, *ids.shape)
     hers = PersonGate(grow=0.0)(padded_crop(x, Y0, Y1, X0, X1))[0, 0].numpy() > 0.5
     full = np.zeros(ids.shape, bool)
@@ -345,8 +345,8 @@ def test_dogs_taken_for_people_are_dropped_over_a_clip():
     stays covered and the dogs stay in the video. With the second look off, the big dog is masked."""
     from PIL import Image
 
+    from bgclean.ops import to_tensor
     from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(data("dogs_jump/dogs_jump.mp4"))
@@ -356,7 +356,7 @@ def test_dogs_taken_for_people_are_dropped_over_a_clip():
     shares = {}
     for verify in (0.0, 0.75):
         stage = SegmentStage(SegmentConfig(verify_below=verify, every=1))  # the second look alone
-        masks = np.concatenate([stage(_to_tensor(frames[s : s + 8], torch.device("cpu")))[:, 0].numpy() > 0.5
+        masks = np.concatenate([stage(to_tensor(frames[s : s + 8], torch.device("cpu")))[:, 0].numpy() > 0.5
                                 for s in range(0, len(frames), 8)])
         shares[verify] = (masks & dogs)[-6:].sum() / dogs[-6:].sum(), (masks & woman).sum() / woman.sum()
     assert shares[0.75][0] < 0.1 < 0.5 < shares[0.0][0]
@@ -371,9 +371,9 @@ def test_robust_video_matting_is_an_opt_in_backend_that_keeps_the_dogs():
     dogs, and its state restarts with reset()."""
     from PIL import Image
 
+    from bgclean.ops import to_tensor
     from bgclean.pipeline import io
     from bgclean.pipeline.config import PipelineConfig
-    from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.segment import SegmentStage, segmenter_names
 
     assert "rvm" in segmenter_names() and PipelineConfig().segment.backend != "rvm"
@@ -381,7 +381,7 @@ def test_robust_video_matting_is_an_opt_in_backend_that_keeps_the_dogs():
     frames = [f.rgb.copy() for f in io.read_frames(info) if 40 <= f.index < 48]
     ids = np.stack([np.array(Image.open(data(f"dogs_jump/masks/{i:05d}.png"))) for i in range(40, 48)])
     stage = SegmentStage(SegmentConfig(backend="rvm"))
-    x = _to_tensor(frames, torch.device("cpu"))
+    x = to_tensor(frames, torch.device("cpu"))
     alpha = stage(x)[:, 0].numpy() > 0.5
     assert (alpha & (ids == 3)).sum() / (ids == 3).sum() > 0.9
     dogs = (ids == 1) | (ids == 2)
@@ -397,8 +397,8 @@ def test_mediapipe_selfie_is_an_opt_in_backend_that_keeps_the_dogs_in_person_box
     (0.97) and leave the dogs (0.03 masked), as U²-Net's do; alone on the whole frame
     (``mediapipe.selfie``) it covers her too, and its map reaches into the dogs (0.12 of their
     pixels above 0.5; 0.44 after the dilation), which the boxes prevent."""
+    from bgclean.ops import to_tensor
     from bgclean.pipeline.config import PipelineConfig
-    from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.segment import SegmentStage, segmenter_names
 
     assert {"mediapipe.selfie", "yolox+mediapipe.selfie"} <= set(segmenter_names())
@@ -408,7 +408,7 @@ def test_mediapipe_selfie_is_an_opt_in_backend_that_keeps_the_dogs_in_person_box
     final = _final_masks(SegmentConfig(backend="yolox+mediapipe.selfie"), frames, 8)
     assert (final & woman).sum() / woman.sum() > 0.95
     assert (final & dogs).sum() / dogs.sum() < 0.1
-    whole = SegmentStage(SegmentConfig(backend="mediapipe.selfie"))(_to_tensor(frames, torch.device("cpu")))
+    whole = SegmentStage(SegmentConfig(backend="mediapipe.selfie"))(to_tensor(frames, torch.device("cpu")))
     assert whole.shape == (8, 1, *woman.shape[1:])
     whole = whole[:, 0].numpy() > 0.5
     assert (whole & woman).sum() / woman.sum() > 0.85
@@ -438,8 +438,8 @@ def test_segmenting_every_other_frame_halves_the_network_calls_and_keeps_the_gir
     """segment.every=2 on schoolgirls frames 0-15: half the crops go through U²-Net; between, each
     girl's last map follows her box, and the ground-truth person pixels covered stay within 0.03
     of segmenting every frame."""
+    from bgclean.ops import to_tensor
     from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(data("schoolgirls/schoolgirls.mp4"))
@@ -451,7 +451,7 @@ def test_segmenting_every_other_frame_halves_the_network_calls_and_keeps_the_gir
         count = [0]
         model = stage.model
         stage.model = lambda x, model=model, count=count: (count.__setitem__(0, count[0] + len(x)), model(x))[1]
-        masks = np.concatenate([stage(_to_tensor(frames[s : s + 8], torch.device("cpu")))[:, 0].numpy() > 0.5
+        masks = np.concatenate([stage(to_tensor(frames[s : s + 8], torch.device("cpu")))[:, 0].numpy() > 0.5
                                 for s in (0, 8)])
         recall[every], crops[every] = (masks & truth).sum() / truth.sum(), count[0]
     assert crops[2] <= 0.6 * crops[1]
@@ -476,14 +476,14 @@ def test_a_man_entering_at_the_frame_edge_is_segmented():
     frames 39-40)."""
     from pathlib import Path
 
+    from bgclean.ops import to_tensor
     from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(Path(__file__).resolve().parents[1] / "samples" / "vtest_6s.mp4")
     frames = [f.rgb.copy() for f in io.read_frames(info) if 32 <= f.index <= 47]
     stage = SegmentStage(SegmentConfig())
-    soft = torch.cat([stage(_to_tensor(frames[s : s + 8], torch.device("cpu"))) for s in (0, 8)])
+    soft = torch.cat([stage(to_tensor(frames[s : s + 8], torch.device("cpu"))) for s in (0, 8)])
     boxes = {39: (748, 281, 768, 403), 40: (739, 278, 768, 395), 41: (738, 278, 768, 388)}
     for index, (x0, y0, x1, y1) in boxes.items():
         assert (soft[index - 32, 0, y0:y1, x0:x1] > 0.5).float().mean() > 0.25, index
@@ -543,13 +543,13 @@ def test_person_crops_cut_a_batch_at_a_time_give_the_same_maps():
     """The crops of a window are cut and segmented ``batch_size`` at a time (a window of a crowd
     holds a hundred; all of them at once set vtest's memory peak): batches of 1, of 2 (the CPU
     default) and of 3 (partial last batches) give the same maps on schoolgirls frames 0-5."""
+    from bgclean.ops import to_tensor
     from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(data("schoolgirls/schoolgirls.mp4"))
     frames = [f.rgb for f, _ in zip(io.read_frames(info), range(6))]
-    x = _to_tensor(frames, torch.device("cpu"))
+    x = to_tensor(frames, torch.device("cpu"))
 
     def run(cfg):
         stage = SegmentStage(cfg)
@@ -589,7 +589,11 @@ def _panned(shift: int, person_shift: int) -> tuple[np.ndarray, np.ndarray]:
 def test_a_figure_that_moves_with_the_panning_scene_follows_it_and_a_person_does_not(person_shift, follows):
     """The camera pans 6 px; a figure painted on the wall moves with it (6 px on the screen), a
     person the camera follows stays where she is on the screen: her corners move on their own."""
-    from bgclean.stages.segment.motion import camera_motion, corner_motion, surroundings_motion
+    from bgclean.stages.segment.motion import (
+        camera_motion,
+        corner_motion,
+        surroundings_motion,
+    )
 
     p0, p1 = corner_motion(*_panned(6, person_shift))
     grown = (85, 155, 195 + min(person_shift, 0), 245 + max(person_shift, 0))  # gy0, gy1, gx0, gx1
@@ -704,8 +708,8 @@ def test_a_still_scene_has_its_corners_tracked_only_every_few_frames(monkeypatch
     """schoolgirls frames 0-23, a still camera: corners can make nobody scenery there, so once the
     scene is seen still they are tracked again only every ``_STILL_RECHECK`` frames (or where a
     track is lost): 36 of 79 frames on the whole clip, the masks the same."""
+    from bgclean.ops import to_tensor
     from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages import segment
     from bgclean.stages.segment import stage as segment_stage
 
@@ -714,7 +718,7 @@ def test_a_still_scene_has_its_corners_tracked_only_every_few_frames(monkeypatch
     monkeypatch.setattr(segment_stage, "track_corners", lambda *a: calls.append(1) or track(*a))
     stage = segment.SegmentStage(SegmentConfig())
     for start in range(0, 24, 8):
-        stage(_to_tensor(frames[start : start + 8], torch.device("cpu")))
+        stage(to_tensor(frames[start : start + 8], torch.device("cpu")))
     assert stage._still_at is not None
     assert len(calls) <= 12, len(calls)  # 23 before
 

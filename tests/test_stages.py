@@ -7,13 +7,19 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import data, gt_person_mask
 
 from bgclean.errors import InputError, ShapeError
-from bgclean.pipeline.config import InpaintConfig, MaskConfig, PipelineConfig, SegmentConfig, load_config
-from bgclean.stages.inpaint import BACKENDS, InpaintStage
 from bgclean.ops import dilate_masks
+from bgclean.pipeline.config import (
+    InpaintConfig,
+    MaskConfig,
+    PipelineConfig,
+    SegmentConfig,
+    load_config,
+)
+from bgclean.stages.inpaint import BACKENDS, InpaintStage
 from bgclean.stages.masks import MaskStage, dilation_radius
-from conftest import gt_person_mask, data
 
 
 def test_person_mask_fills_holes_and_drops_specks():
@@ -179,14 +185,14 @@ def test_u2net_small_covers_most_of_a_real_person():
     """schoolgirls frame 0 (real footage): the final mask covers most ground-truth person pixels and
     stays far from covering the whole frame. (U²-Net small is a salient-object model; the recall
     target of the segmentation issue needs the detector-based backend.)"""
+    from bgclean.ops import to_tensor
     from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(data("schoolgirls/schoolgirls.mp4"))
     frame = next(io.read_frames(info)).rgb
     truth = gt_person_mask("schoolgirls", 0)
-    soft = SegmentStage(SegmentConfig(backend="u2net.small"))(_to_tensor([frame], torch.device("cpu")))
+    soft = SegmentStage(SegmentConfig(backend="u2net.small"))(to_tensor([frame], torch.device("cpu")))
     assert soft.shape == (1, 1, 240, 432) and 0 <= float(soft.min()) and float(soft.max()) <= 1
     final = MaskStage(MaskConfig())(soft)[0, 0].numpy() > 0
     recall = (final & truth).sum() / truth.sum()

@@ -193,9 +193,9 @@ def test_fill_mode_on_vtest_frames_leaves_everything_outside_the_mask_untouched(
     """Real vtest frames, real segmentation, fill made at 256 px and restored with Real-ESRGAN:
     outside the saved masks every output pixel equals the decoded input."""
     import cv2
+    from conftest import data, ffmpeg
 
     from bgclean.cli import main
-    from conftest import data, ffmpeg
 
     frames = tmp_path / "vtest"
     frames.mkdir()

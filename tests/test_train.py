@@ -5,10 +5,15 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from bgclean.train.config import load_train_config
-from bgclean.holes import HoleSampler, place_silhouette, silhouettes_from_masks, tall_rectangles
 from conftest import data, photo
+
+from bgclean.holes import (
+    HoleSampler,
+    place_silhouette,
+    silhouettes_from_masks,
+    tall_rectangles,
+)
+from bgclean.train.config import load_train_config
 
 
 @pytest.fixture(scope="module")

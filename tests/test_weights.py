@@ -13,7 +13,13 @@ import torch
 
 from bgclean.errors import WeightsError
 from bgclean.weights import store
-from bgclean.weights.registry import REGISTRY, PackageSource, Registry, UrlSource, WeightSpec
+from bgclean.weights.registry import (
+    REGISTRY,
+    PackageSource,
+    Registry,
+    UrlSource,
+    WeightSpec,
+)
 
 PAYLOAD = b"bgclean test weights " * 1000
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

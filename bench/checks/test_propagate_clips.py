@@ -3,10 +3,10 @@ trunks and a wall the rider passes. Run: python -m pytest bench/checks --data PA
 
 import numpy as np
 import torch
+from conftest import clip, gt_person_mask
 
 from bgclean.pipeline.config import PropagateConfig
 from bgclean.stages.propagate import PropagateStage
-from conftest import clip, gt_person_mask
 
 
 def test_moving_camera_shadow_on_the_tennis_court_joins_the_mask():
@@ -15,8 +15,9 @@ def test_moving_camera_shadow_on_the_tennis_court_joins_the_mask():
     camera shadow test (default) finds it, without masking the court around it."""
     from PIL import Image
 
+    from bgclean.ops import to_tensor
     from bgclean.pipeline.config import load_config
-    from bgclean.pipeline.runner import Pipeline, _to_tensor
+    from bgclean.pipeline.runner import Pipeline
 
     root = clip("videos/tennis")
     n = 24
@@ -24,7 +25,7 @@ def test_moving_camera_shadow_on_the_tennis_court_joins_the_mask():
     truth = np.stack([gt_person_mask("tennis", i) for i in range(n)])
     pipe = Pipeline(load_config(None, {"segment.backend": "yolox+u2net.small", "runtime.device": "cpu"}))
     assert pipe.config.propagate.shadows == "always"
-    windows = [_to_tensor(frames[s : s + 8], pipe.device) for s in range(0, n, 8)]
+    windows = [to_tensor(frames[s : s + 8], pipe.device) for s in range(0, n, 8)]
     segmented = [pipe.hole_masks(x) for x in windows]
     found = {}
     for mode in ("static", "always"):
@@ -43,17 +44,18 @@ def _propagated_upscaled(small: list[np.ndarray], size: tuple[int, int]) -> np.n
     ``size`` (a clip at 720p) and propagated: the final holes (T,H,W) bool at ``size``."""
     import cv2
 
+    from bgclean.ops import to_tensor
     from bgclean.pipeline.config import load_config
-    from bgclean.pipeline.runner import Pipeline, _to_tensor
+    from bgclean.pipeline.runner import Pipeline
 
     n = len(small)
     pipe = Pipeline(load_config(None, {"segment.backend": "yolox+u2net.small", "runtime.device": "cpu"}))
-    segmented = np.concatenate([pipe.hole_masks(_to_tensor(small[s : s + 8], pipe.device))[:, 0].numpy()
+    segmented = np.concatenate([pipe.hole_masks(to_tensor(small[s : s + 8], pipe.device))[:, 0].numpy()
                                 for s in range(0, n, 8)])
     frames = [cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in small]
     masks = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in segmented])
     stage = PropagateStage(PropagateConfig())
-    return np.concatenate([stage(_to_tensor(frames[s : s + 8], torch.device("cpu")),
+    return np.concatenate([stage(to_tensor(frames[s : s + 8], torch.device("cpu")),
                                  torch.from_numpy(masks[s : s + 8, None]), dilation=15)[2][:, 0].numpy() > 0
                            for s in range(0, n, 8)])
 
@@ -114,15 +116,16 @@ def test_bmx_trees_holes_keep_the_trunk_and_wall_the_rider_passes():
     propagation the hole keeps only what differs from the background other frames saw there, and
     the dilation around it: under half the area, the rider's pixels still inside but for a few
     thin rims as dark as the trunk behind them (frames 16-23, once a window has seen the wall)."""
+    from bgclean.ops import to_tensor
     from bgclean.pipeline.config import load_config
-    from bgclean.pipeline.runner import Pipeline, _to_tensor
+    from bgclean.pipeline.runner import Pipeline
 
     first, n = 8, 16
     frames, truth = _bmx(first, n)
     pipe = Pipeline(load_config(None, {"segment.backend": "yolox+u2net.small", "runtime.device": "cpu"}))
     level = pipe.config.propagate.unchanged_tolerance
     assert level > 0
-    windows = [_to_tensor(frames[s : s + 8], pipe.device) for s in range(0, n, 8)]
+    windows = [to_tensor(frames[s : s + 8], pipe.device) for s in range(0, n, 8)]
     segmented = [pipe.hole_masks(x) for x in windows]
     found = {}
     for unchanged in (0.0, level):

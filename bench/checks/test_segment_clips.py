@@ -3,9 +3,9 @@ on a panning wall, a player lunging. Run: python -m pytest bench/checks --data P
 
 import numpy as np
 import torch
+from conftest import clip, gt_person_mask
 
 from bgclean.pipeline.config import MaskConfig, SegmentConfig
-from conftest import clip, gt_person_mask
 
 
 def test_a_bike_is_rigid_and_a_racket_is_not():
@@ -52,9 +52,10 @@ def test_the_fast_segmenter_gives_a_rider_u2net_so_his_bike_stays_in_his_mask(mo
     0.77 and 0.81 with the selfie network on his crop."""
     from PIL import Image
 
+    from bgclean.ops import to_tensor
     from bgclean.pipeline import io
     from bgclean.pipeline.config import load_config
-    from bgclean.pipeline.runner import Pipeline, _to_tensor
+    from bgclean.pipeline.runner import Pipeline
     from bgclean.stages.segment import SegmentStage
 
     frames = [f.rgb.copy() for f in io.read_frames(io.probe(clip("videos/bmx-trees/frames"))) if f.index <= 40]
@@ -64,7 +65,7 @@ def test_the_fast_segmenter_gives_a_rider_u2net_so_his_bike_stays_in_his_mask(mo
         pipe = Pipeline(load_config("fast", {"runtime.device": "cpu"}))
         final = []
         for s in range(0, len(frames), 8):
-            x = _to_tensor(frames[s : s + 8], pipe.device)
+            x = to_tensor(frames[s : s + 8], pipe.device)
             holes, movers = pipe.holes_and_movers(x)
             final.append(pipe.propagate(x, holes, movers=movers)[2][:, 0].numpy() > 0)
         final = np.concatenate(final)[37:39]
@@ -84,14 +85,14 @@ def test_a_lunging_player_alone_is_segmented_every_frame():
     against 0.36-0.44 elsewhere); with one person in the frame there is time to segment her anew."""
     from PIL import Image
 
-    from bgclean.pipeline.runner import _to_tensor
+    from bgclean.ops import to_tensor
     from bgclean.stages.segment import SegmentStage
 
     n = 24
     frames = [np.array(Image.open(clip(f"videos/tennis/frames/{i:05d}.png")).convert("RGB")) for i in range(n)]
     truth = np.stack([gt_person_mask("tennis", i) for i in range(n)])  # dilated, with her shadow
     stage = SegmentStage(SegmentConfig())
-    soft = torch.cat([stage(_to_tensor(frames[s : s + 8], torch.device("cpu"))) for s in range(0, n, 8)])
+    soft = torch.cat([stage(to_tensor(frames[s : s + 8], torch.device("cpu"))) for s in range(0, n, 8)])
     raw = soft[:, 0].numpy() > 0.5
     recall = (raw & truth).sum(axis=(1, 2)) / truth.sum(axis=(1, 2))
     assert recall[[5, 18, 23]].min() > 0.34, recall
@@ -103,7 +104,7 @@ def test_a_racket_the_detector_sees_joins_the_players_mask():
     (the ellipse in its box where U²-Net finds nothing of it against the banner)."""
     from PIL import Image
 
-    from bgclean.pipeline.runner import _to_tensor
+    from bgclean.ops import to_tensor
     from bgclean.stages.masks import MaskStage
     from bgclean.stages.segment import SegmentStage
 
@@ -119,7 +120,7 @@ def test_a_racket_the_detector_sees_joins_the_players_mask():
             target = np.zeros_like(truth)
             target[y0:y1, x0:x1] = truth[y0:y1, x0:x1]  # the racket, as the clip's truth draws it
             stage.reset()
-            final = MaskStage(MaskConfig())(stage(_to_tensor([frame], torch.device("cpu"))))[0, 0].numpy() > 0
+            final = MaskStage(MaskConfig())(stage(to_tensor([frame], torch.device("cpu"))))[0, 0].numpy() > 0
             covered[belongings, i] = (final & target).sum() / target.sum()
             if belongings:
                 assert (final & ~truth).sum() < 0.2 * truth.sum()  # no blob beyond the player and racket
@@ -132,8 +133,8 @@ def _bmx_raw(first: int, last: int, cfg: SegmentConfig | None = None, stage=None
     of 8: the raw maps (T,H,W) in [0,1] (before the mask stage) and the rider's ground truth (T,H,W) bool."""
     from PIL import Image
 
+    from bgclean.ops import to_tensor
     from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(clip("videos/bmx-trees/frames"))
@@ -141,7 +142,7 @@ def _bmx_raw(first: int, last: int, cfg: SegmentConfig | None = None, stage=None
     truth = np.stack([np.array(Image.open(clip(f"videos/bmx-trees/masks/{i:05d}.png"))) > 0
                       for i in range(first, last + 1)])
     stage = stage or SegmentStage(cfg or SegmentConfig())
-    soft = np.concatenate([stage(_to_tensor(frames[s : s + 8], torch.device("cpu")))[:, 0].numpy()
+    soft = np.concatenate([stage(to_tensor(frames[s : s + 8], torch.device("cpu")))[:, 0].numpy()
                            for s in range(0, len(frames), 8)])
     return soft, truth
 
@@ -194,8 +195,8 @@ def test_scenery_is_not_segmented_again():
     """Once a painted figure is scenery its last map follows its box (it only has to tell whether
     its pixels start to move on their own): bmx-trees frames 0-39 ran 129 U²-Net crops, a quarter of
     them the wall's figures', and now 97."""
+    from bgclean.ops import to_tensor
     from bgclean.pipeline import io
-    from bgclean.pipeline.runner import _to_tensor
     from bgclean.stages.segment import SegmentStage
 
     frames = [f.rgb.copy() for f in io.read_frames(io.probe(clip("videos/bmx-trees/frames"))) if f.index < 40]
@@ -203,7 +204,7 @@ def test_scenery_is_not_segmented_again():
     crops, u2net = [], stage._u2net
     stage._u2net = lambda x, side: crops.append(len(x)) or u2net(x, side)
     for start in range(0, 40, 8):
-        stage(_to_tensor(frames[start : start + 8], torch.device("cpu")))
+        stage(to_tensor(frames[start : start + 8], torch.device("cpu")))
     assert sum(crops) < 110, sum(crops)
 
 

@@ -7,7 +7,6 @@ background thread so it overlaps the stages; encoding runs in ffmpeg's own proce
 from __future__ import annotations
 
 import contextlib
-
 import logging
 import queue
 import threading
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 from bgclean.errors import InputError
-from bgclean.ops import resize_bicubic, to_integers
+from bgclean.ops import resize_bicubic, to_arrays, to_tensor
 from bgclean.pipeline import io, memory
 from bgclean.pipeline.config import PipelineConfig
 from bgclean.tuning import release_freed_memory
@@ -87,18 +86,6 @@ def _prefetch(items: Iterator, depth: int) -> Iterator:
                 q.get(timeout=0.05)
             except queue.Empty:
                 pass
-
-
-def _to_tensor(arrays: list[np.ndarray], device: torch.device) -> torch.Tensor:
-    """(H,W,3) uint8/uint16 arrays → (B,3,H,W) float in [0,1]."""
-    scale = 65535.0 if arrays[0].dtype == np.uint16 else 255.0
-    batch = torch.from_numpy(np.stack(arrays)).to(device)
-    return batch.permute(0, 3, 1, 2).float().div_(scale)
-
-
-def _to_arrays(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
-    """(B,3,H,W) float in [0,1] → (B,H,W,3) arrays of ``dtype`` (uint8 or uint16)."""
-    return to_integers(frames, dtype, 65535.0 if dtype == np.uint16 else 255.0)
 
 
 class Pipeline:
@@ -305,12 +292,12 @@ class Pipeline:
 
     def _clean_window(self, batch: list[io.Frame], batch_masks: list[np.ndarray]) -> tuple[list[io.Frame], np.ndarray]:
         dtype = batch[0].rgb.dtype
-        x = _to_tensor([f.rgb for f in batch], self.device)
+        x = to_tensor([f.rgb for f in batch], self.device)
         ext = None
         if batch_masks:
             ext = torch.from_numpy(np.stack(batch_masks)[:, None]).float()
         cleaned, holes = self.process(x, ext)
-        out = _to_arrays(cleaned, dtype)
+        out = to_arrays(cleaned, dtype)
         hole_np = holes[:, 0].cpu().numpy() > 0
         results = []
         for f, o, h in zip(batch, out, hole_np):
@@ -327,10 +314,10 @@ class Pipeline:
         import cv2
 
         h, w = self.output_size(*frame.rgb.shape[:2])
-        x = _to_tensor([frame.rgb], self.device)
+        x = to_tensor([frame.rgb], self.device)
         y = self._timed("superres", self.superres_stage.resize, x, (h, w))
         alpha = None if frame.alpha is None else cv2.resize(frame.alpha, (w, h), interpolation=cv2.INTER_CUBIC)
-        return io.Frame(frame.index, frame.name, _to_arrays(y, frame.rgb.dtype)[0], alpha, frame.gray)
+        return io.Frame(frame.index, frame.name, to_arrays(y, frame.rgb.dtype)[0], alpha, frame.gray)
 
     def run(self, frames: Iterable, masks: Iterable | None = None) -> Iterator[np.ndarray]:
         """Clean a stream of frames: (H,W,3) uint8 RGB numpy arrays (or (3,H,W) float tensors in

@@ -16,7 +16,6 @@ from typing import Callable
 
 import numpy as np
 import pytest
-
 from conftest import SAMPLE
 
 
