@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def _frames(path: Path, count: int) -> list[np.ndarray]:
-    from bgclean.pipeline import io
+    from bgclean import io
 
     out = []
     for f in io.read_frames(io.probe(path)):

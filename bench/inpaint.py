@@ -61,7 +61,7 @@ def hole_for(sil: np.ndarray, frac: float, side: int, rng) -> np.ndarray:
 def crops(path: Path, n: int, side: int, rng):
     import cv2
 
-    from bgclean.pipeline import io
+    from bgclean import io
 
     img = io.read_image(path).rgb
     scale = 1024 / max(img.shape[:2])

@@ -29,7 +29,7 @@ def main() -> None:
 
     import torch
 
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.pipeline.sheet import contact_sheet, overlay_mask
 
     root = data_dir() / "images" / "places2_512_object"

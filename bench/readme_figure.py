@@ -25,7 +25,7 @@ def main() -> None:
     import cv2
     from PIL import Image
 
-    from bgclean.pipeline import io
+    from bgclean import io
 
     def frames(path: Path) -> dict[int, np.ndarray]:
         return {f.index: f.rgb for f in io.read_frames(io.probe(path)) if f.index in args.frames}

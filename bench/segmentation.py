@@ -39,7 +39,7 @@ def load_clip(name: str, size: tuple[int, int] | None = None):
     import cv2
     from PIL import Image
 
-    from bgclean.pipeline import io
+    from bgclean import io
 
     root = data_dir() / "videos" / name
     src = root / f"{name}.mp4" if (root / f"{name}.mp4").exists() else root / "frames"

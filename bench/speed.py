@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = parse_args(ap)
 
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.pipeline.config import load_config
     from bgclean.pipeline.runner import Pipeline
 

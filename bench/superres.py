@@ -70,7 +70,7 @@ def bench_vs_ncnn(repeats: int = 3) -> None:
 
 
 def bench_fill_mode(frames: int, size: int) -> None:
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.pipeline.config import load_config
     from bgclean.pipeline.runner import Pipeline
     from bgclean.pipeline.sheet import contact_sheet
@@ -119,7 +119,7 @@ def bench_oracle_fill(size: int) -> None:
     import cv2
     import torch
 
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.pipeline.config import SuperResConfig
     from bgclean.pipeline.sheet import contact_sheet
     from bgclean.stages.superres import SuperResStage

@@ -43,7 +43,7 @@ def camera(kind: str, t: int, n: int, w: int, h: int) -> np.ndarray:
 def make_clip(photo: Path, kind: str, n: int, w: int, h: int):
     import cv2
 
-    from bgclean.pipeline import io
+    from bgclean import io
 
     img = io.read_image(photo).rgb
     big = cv2.resize(img, (w + 120, int(round(img.shape[0] * (w + 120) / img.shape[1]))), interpolation=cv2.INTER_AREA)

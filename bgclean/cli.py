@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             tune_process()  # this process runs bgclean and nothing else
         return args.handler(args)
     except (KeyboardInterrupt, Terminated) as stop:
-        from bgclean.pipeline import io
+        from bgclean import io
 
         io.discard_staged()  # a signal can land before a writer's own clean-up is in place
         if isinstance(stop, Terminated):

@@ -91,7 +91,7 @@ def schoolgirls_frames(tmp_path_factory):
     """The first 6 frames of schoolgirls as a PNG folder, and their ground-truth person masks."""
     import cv2
 
-    from bgclean.pipeline import io
+    from bgclean import io
 
     src = data("schoolgirls/schoolgirls.mp4")
     base = tmp_path_factory.mktemp("schoolgirls")

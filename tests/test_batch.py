@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, data, ffmpeg
 
-from bgclean.pipeline import io
+from bgclean import io
 
 ARGS = ["--segmenter", "u2net.small", "--quiet"]
 

@@ -14,7 +14,7 @@ from conftest import ROOT, SAMPLE, ffmpeg
 
 import bgclean
 from bgclean.cli import main
-from bgclean.pipeline import io
+from bgclean import io
 
 
 def tree_digest(path: Path) -> dict:

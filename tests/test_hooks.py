@@ -9,7 +9,7 @@ from bgclean.hooks.impersonator import BGNet
 
 
 def _batch(indices):
-    from bgclean.pipeline import io
+    from bgclean import io
 
     frames = {f.index: f.rgb.copy() for f in io.read_frames(io.probe(data("schoolgirls/schoolgirls.mp4")))
               if f.index in indices}

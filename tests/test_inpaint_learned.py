@@ -141,7 +141,7 @@ def test_finetune_lowers_the_loss_on_the_videos_own_background():
     from conftest import gt_person_mask
 
     from bgclean.ops import to_tensor
-    from bgclean.pipeline import io
+    from bgclean import io
 
     info = io.probe(data("schoolgirls/schoolgirls.mp4"))
     frames = [f.rgb.copy() for f, _ in zip(io.read_frames(info), range(2))]

@@ -7,7 +7,7 @@ import pytest
 from conftest import DATA, SAMPLE, ffmpeg
 
 from bgclean.errors import InputError
-from bgclean.pipeline import io
+from bgclean import io
 
 
 def test_probe_vtest_native_and_sample():
@@ -65,13 +65,13 @@ def test_image_modes_are_preserved(tmp_path):
     f = io.read_image(tmp_path / "a.png")
     assert f.alpha is not None and np.array_equal(f.alpha, rgba[:, :, 3])
     assert np.array_equal(f.rgb, rgba[:, :, 2::-1])
-    data = io._encode_image(f, ".png")
+    data = io.encode_image(f, ".png")
     assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), rgba)
     gray16 = (np.arange(80, dtype=np.uint16).reshape(8, 10) * 800)
     cv2.imwrite(str(tmp_path / "g.png"), gray16)
     g = io.read_image(tmp_path / "g.png")
     assert g.gray and g.rgb.dtype == np.uint16 and g.rgb.shape == (8, 10, 3)
-    back = cv2.imdecode(np.frombuffer(io._encode_image(g, ".png"), np.uint8), cv2.IMREAD_UNCHANGED)
+    back = cv2.imdecode(np.frombuffer(io.encode_image(g, ".png"), np.uint8), cv2.IMREAD_UNCHANGED)
     assert back.dtype == np.uint16 and np.array_equal(back, gray16)
 
 

@@ -28,7 +28,7 @@ def test_the_detector_run_by_torch_finds_what_onnxruntime_finds(tmp_path):
 
     from bgclean.errors import WeightsError
     from bgclean.models.onnx_graph import OnnxGraph
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages.segment import PersonDetector
 
     frames = [f.rgb for f in io.read_frames(io.probe(data("dogs_jump/dogs_jump.mp4")))][:40:13]
@@ -54,7 +54,7 @@ def test_the_detector_run_by_torch_finds_what_onnxruntime_finds(tmp_path):
 
 @pytest.mark.gpu
 def test_on_cuda_the_detector_runs_on_the_gpu():
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages.segment import PersonDetector
 
     frame = next(iter(io.read_frames(io.probe(data("dogs_jump/dogs_jump.mp4"))))).rgb
@@ -172,7 +172,7 @@ def test_detect_then_segment_finds_every_girl_on_a_real_frame():
     person pixels, and mask far less that is not a person than whole-frame U²-Net (which covers the
     group with one blob, bags on the crate and flower pot included)."""
     from bgclean.ops import to_tensor
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages.masks import MaskStage
     from bgclean.stages.segment import SegmentStage
 
@@ -196,7 +196,7 @@ def test_detect_then_segment_removes_the_woman_and_keeps_the_dogs():
     from PIL import Image
 
     from bgclean.ops import to_tensor
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages.masks import MaskStage
     from bgclean.stages.segment import SegmentStage
 
@@ -220,7 +220,7 @@ def _dogs_jump(first: int, last: int):
     small dog, 2 = the big dog)."""
     from PIL import Image
 
-    from bgclean.pipeline import io
+    from bgclean import io
 
     info = io.probe(data("dogs_jump/dogs_jump.mp4"))
     frames = [f.rgb.copy() for f in io.read_frames(info) if first <= f.index <= last]
@@ -302,7 +302,7 @@ def test_person_gate_tells_the_woman_from_the_dog_at_her_feet():
     from PIL import Image
 
     from bgclean.ops import to_tensor
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages.segment import PersonGate, SegmentStage
     from bgclean.stages.segment.crops import crop_place, padded_crop
 
@@ -346,7 +346,7 @@ def test_dogs_taken_for_people_are_dropped_over_a_clip():
     from PIL import Image
 
     from bgclean.ops import to_tensor
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(data("dogs_jump/dogs_jump.mp4"))
@@ -372,7 +372,7 @@ def test_robust_video_matting_is_an_opt_in_backend_that_keeps_the_dogs():
     from PIL import Image
 
     from bgclean.ops import to_tensor
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.pipeline.config import PipelineConfig
     from bgclean.stages.segment import SegmentStage, segmenter_names
 
@@ -421,7 +421,7 @@ def test_the_fast_segmenter_gives_people_among_others_u2net(monkeypatch):
     (vtest) frames 40-59, the ground right of the pole under the sign (50x45 px), where a man
     stands behind it: masked 2,032-2,158 px in frames 44-45 and 56-57 with the rule, 1,043-1,301
     without (his legs left in the video)."""
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages.segment import SegmentStage
 
     frames = [f.rgb.copy() for f in io.read_frames(io.probe(SAMPLE)) if 40 <= f.index <= 59]
@@ -439,7 +439,7 @@ def test_segmenting_every_other_frame_halves_the_network_calls_and_keeps_the_gir
     girl's last map follows her box, and the ground-truth person pixels covered stay within 0.03
     of segmenting every frame."""
     from bgclean.ops import to_tensor
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(data("schoolgirls/schoolgirls.mp4"))
@@ -477,7 +477,7 @@ def test_a_man_entering_at_the_frame_edge_is_segmented():
     from pathlib import Path
 
     from bgclean.ops import to_tensor
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(Path(__file__).resolve().parents[1] / "samples" / "vtest_6s.mp4")
@@ -544,7 +544,7 @@ def test_person_crops_cut_a_batch_at_a_time_give_the_same_maps():
     holds a hundred; all of them at once set vtest's memory peak): batches of 1, of 2 (the CPU
     default) and of 3 (partial last batches) give the same maps on schoolgirls frames 0-5."""
     from bgclean.ops import to_tensor
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(data("schoolgirls/schoolgirls.mp4"))
@@ -709,7 +709,7 @@ def test_a_still_scene_has_its_corners_tracked_only_every_few_frames(monkeypatch
     scene is seen still they are tracked again only every ``_STILL_RECHECK`` frames (or where a
     track is lost): 36 of 79 frames on the whole clip, the masks the same."""
     from bgclean.ops import to_tensor
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages import segment
     from bgclean.stages.segment import stage as segment_stage
 

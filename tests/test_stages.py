@@ -186,7 +186,7 @@ def test_u2net_small_covers_most_of_a_real_person():
     stays far from covering the whole frame. (U²-Net small is a salient-object model; the recall
     target of the segmentation issue needs the detector-based backend.)"""
     from bgclean.ops import to_tensor
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(data("schoolgirls/schoolgirls.mp4"))
@@ -284,7 +284,7 @@ def test_remove_people_api_and_tensor_frames(tmp_path):
     cv2.imwrite(str(src), frame[:, :, ::-1])
     mask = np.zeros((48, 64), bool)
     mask[10:30, 20:34] = True
-    from bgclean.pipeline import io
+    from bgclean import io
 
     io.write_mask_png(tmp_path / "m.png", mask)
     out = bgclean.remove_people(src, tmp_path / "o.png", config=bgclean.load_config(None, {"masks.dilate_px": 2}),

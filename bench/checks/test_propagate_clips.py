@@ -84,7 +84,7 @@ def _bmx(first: int, n: int) -> tuple[list[np.ndarray], np.ndarray]:
     """bmx-trees frames ``first``..``first + n - 1`` (RGB) and the rider's ground truth (n,H,W) bool."""
     from PIL import Image
 
-    from bgclean.pipeline import io
+    from bgclean import io
 
     frames = [f.rgb.copy() for f in io.read_frames(io.probe(clip("videos/bmx-trees/frames")))
               if first <= f.index < first + n]

@@ -13,7 +13,7 @@ def test_a_bike_is_rigid_and_a_racket_is_not():
     the rider (bmx-trees frame 12) does; a swung racket (tennis frame 54) turns, and its box with it."""
     from PIL import Image
 
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages.segment import SegmentStage
 
     stage = SegmentStage(SegmentConfig())
@@ -53,7 +53,7 @@ def test_the_fast_segmenter_gives_a_rider_u2net_so_his_bike_stays_in_his_mask(mo
     from PIL import Image
 
     from bgclean.ops import to_tensor
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.pipeline.config import load_config
     from bgclean.pipeline.runner import Pipeline
     from bgclean.stages.segment import SegmentStage
@@ -134,7 +134,7 @@ def _bmx_raw(first: int, last: int, cfg: SegmentConfig | None = None, stage=None
     from PIL import Image
 
     from bgclean.ops import to_tensor
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(clip("videos/bmx-trees/frames"))
@@ -196,7 +196,7 @@ def test_scenery_is_not_segmented_again():
     its pixels start to move on their own): bmx-trees frames 0-39 ran 129 U²-Net crops, a quarter of
     them the wall's figures', and now 97."""
     from bgclean.ops import to_tensor
-    from bgclean.pipeline import io
+    from bgclean import io
     from bgclean.stages.segment import SegmentStage
 
     frames = [f.rgb.copy() for f in io.read_frames(io.probe(clip("videos/bmx-trees/frames"))) if f.index < 40]

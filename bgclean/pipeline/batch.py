@@ -102,7 +102,7 @@ def _record_path(outdir: Path, key: str) -> Path:
 
 
 def _write_json_atomic(path: Path, data) -> None:
-    from bgclean.pipeline.io import write_bytes_atomic
+    from bgclean.io import write_bytes_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(path, json.dumps(data, indent=2).encode())

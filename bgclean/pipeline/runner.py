@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bgclean import io
 from bgclean.errors import InputError
 from bgclean.ops import resize_bicubic, to_arrays, to_tensor
-from bgclean.pipeline import io, memory
+from bgclean.pipeline import memory
 from bgclean.pipeline.config import PipelineConfig
 from bgclean.tuning import release_freed_memory
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bgclean.pipeline import io
+from bgclean import io
 
 
 def _pick(info: io.MediaInfo, count: int) -> list[int]:

@@ -48,7 +48,7 @@ def video_backgrounds(path: str | Path, masks: str | Path, ids=(), every: int = 
     import cv2
     from PIL import Image
 
-    from bgclean.pipeline import io
+    from bgclean import io
 
     mask_files = sorted(Path(masks).glob("*.png"))
     out = []

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bgclean.holes import HoleSampler, silhouettes_from_masks
 from bgclean.models.inpaint import architecture_name, build_inpainter, network_input
 from bgclean.train.config import TrainConfig
 from bgclean.train.data import PhotoHoles, as_float, list_photos, video_backgrounds
-from bgclean.holes import HoleSampler, silhouettes_from_masks
 
 log = logging.getLogger(__name__)
 

@@ -234,7 +234,7 @@ def _manifest(t: Path) -> Path:
 
 
 def _masks_one_wrong(t: Path) -> Path:
-    from bgclean.pipeline import io
+    from bgclean import io
 
     folder = t / "masks_in"
     folder.mkdir()
@@ -309,7 +309,7 @@ def test_sigterm_discards_the_staged_output_with_a_message(tmp_path):
 def test_a_killed_runs_staged_file_is_swept_by_the_next_run_of_that_output_only(tmp_path):
     """SIGKILL cannot be caught: the staged file stays until the next run of the same output, which
     removes it only when its owner no longer runs; another output's files and live runs' stay."""
-    from bgclean.pipeline import io
+    from bgclean import io
 
     out = tmp_path / "clip.mp4"
     host_pid = io.staging_prefix(out)[len(".clip.mp4."):-1]

@@ -21,7 +21,7 @@ def _digest(root: Path) -> dict[str, str]:
 
 
 def _mask(path: Path, h: int, w: int) -> Path:
-    from bgclean.pipeline import io
+    from bgclean import io
 
     m = np.zeros((h, w), bool)
     m[h // 4 : 3 * h // 4, w // 3 : 2 * w // 3] = True
@@ -120,7 +120,7 @@ def _with_clutter(folder: Path) -> Path:
 
 
 def _count(path: Path) -> int:
-    from bgclean.pipeline import io
+    from bgclean import io
 
     if path.is_dir():
         return len([p for p in path.iterdir() if not p.name.startswith(".")])
@@ -131,7 +131,7 @@ def _count(path: Path) -> int:
 @pytest.mark.parametrize("media", MEDIA, ids=[m.name for m in MEDIA])
 def test_odd_media_come_out_whole(media: Media, tmp_path, capsys):
     from bgclean.cli import main
-    from bgclean.pipeline import io
+    from bgclean import io
 
     src = media.make(tmp_path)
     mask = _mask(tmp_path / "mask.png", *media.size)

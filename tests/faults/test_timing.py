@@ -25,7 +25,7 @@ def _vfr_clip(folder: Path) -> Path:
 
 def test_variable_frame_rate_keeps_every_frames_time_and_the_audio(tmp_path, capsys):
     from bgclean.cli import main
-    from bgclean.pipeline import io
+    from bgclean import io
 
     src = _vfr_clip(tmp_path)
     before = io.frame_timestamps(src)
@@ -45,7 +45,7 @@ def test_variable_frame_rate_keeps_every_frames_time_and_the_audio(tmp_path, cap
 
 
 def test_a_constant_rate_is_not_taken_for_a_variable_one(clip_with_audio):
-    from bgclean.pipeline import io
+    from bgclean import io
 
     info = io.probe(clip_with_audio)
     times = io.frame_timestamps(clip_with_audio)
