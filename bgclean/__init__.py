@@ -4,18 +4,21 @@ Public API: ``remove_people``, ``Pipeline``, ``PipelineConfig``, ``load_config``
 (torch, cv2) load on first use, so importing bgclean is instant.
 """
 
+from typing import TYPE_CHECKING
+
+from bgclean.lazy import lazy_exports
+
 __version__ = "0.5.0"
 
-__all__ = ["remove_people", "Pipeline", "PipelineConfig", "load_config", "__version__"]
+if TYPE_CHECKING:
+    from bgclean.pipeline.config import PipelineConfig, load_config
+    from bgclean.pipeline.runner import Pipeline, remove_people
 
+__getattr__ = lazy_exports(__name__, {
+    "remove_people": "pipeline.runner",
+    "Pipeline": "pipeline.runner",
+    "PipelineConfig": "pipeline.config",
+    "load_config": "pipeline.config",
+})
 
-def __getattr__(name: str):
-    if name in ("remove_people", "Pipeline"):
-        from bgclean.pipeline import runner
-
-        return getattr(runner, name)
-    if name in ("PipelineConfig", "load_config"):
-        from bgclean.pipeline import config
-
-        return getattr(config, name)
-    raise AttributeError(f"module 'bgclean' has no attribute {name!r}")
+__all__ = ["Pipeline", "PipelineConfig", "__version__", "load_config", "remove_people"]

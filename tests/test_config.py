@@ -6,12 +6,12 @@ import yaml
 from bgclean.errors import ConfigError
 from bgclean.pipeline.config import (
     CONFIG_DIR,
-    INPAINT_BACKENDS,
     PipelineConfig,
     default_yaml,
     load_config,
 )
 from bgclean.settings import settings_of
+from bgclean.stages.inpaint import INPAINT_BACKENDS
 
 
 def test_default_yaml_mirrors_the_dataclasses_exactly():

@@ -22,7 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bgclean.errors import WeightsError
-from bgclean.weights.registry import BundledSource, PackageSource, Source, UrlSource, WeightSpec
+from bgclean.weights.registry import (
+    BundledSource,
+    PackageSource,
+    Source,
+    UrlSource,
+    WeightSpec,
+)
 
 log = logging.getLogger(__name__)
 

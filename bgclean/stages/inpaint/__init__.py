@@ -11,14 +11,28 @@ the mask, so outside the mask the output is the input exactly.
 ``hybrid``     a base fill's structure with guided texture; lines kept
 ``texture``    guided texture: blocks from around the hole chosen by a base fill's colours
 ``finetune``   fine-tuning the learned fill on the video's own background
+``config``     its settings (``InpaintConfig``)
 """
 
-# importing the backend modules registers them
-from bgclean.stages.inpaint import classical, hybrid, learned  # noqa: F401
-from bgclean.stages.inpaint.hybrid import line_detail
-from bgclean.stages.inpaint.learned import LearnedFill
-from bgclean.stages.inpaint.registry import BACKENDS, register_backend
-from bgclean.stages.inpaint.stage import InpaintStage
-from bgclean.stages.inpaint.texture import guided_detail
+from typing import TYPE_CHECKING
 
-__all__ = ["BACKENDS", "InpaintStage", "LearnedFill", "guided_detail", "line_detail", "register_backend"]
+from bgclean.lazy import lazy_exports
+from bgclean.stages.inpaint.config import INPAINT_BACKENDS, InpaintConfig
+
+if TYPE_CHECKING:
+    from bgclean.stages.inpaint.hybrid import line_detail
+    from bgclean.stages.inpaint.learned import LearnedFill
+    from bgclean.stages.inpaint.registry import BACKENDS, register_backend
+    from bgclean.stages.inpaint.stage import InpaintStage
+    from bgclean.stages.inpaint.texture import guided_detail
+
+__getattr__ = lazy_exports(__name__, {
+    "InpaintStage": "stage",
+    "LearnedFill": "learned",
+    "guided_detail": "texture",
+    "line_detail": "hybrid",
+    "BACKENDS": "stage",  # the stage imports every backend module, which registers them
+    "register_backend": "registry",
+})
+
+__all__ = ["BACKENDS", "INPAINT_BACKENDS", "InpaintConfig", "InpaintStage", "LearnedFill", "guided_detail", "line_detail", "register_backend"]

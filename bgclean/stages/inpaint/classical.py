@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from bgclean.errors import InputError
-from bgclean.pipeline.config import InpaintConfig
+from bgclean.stages.inpaint.config import InpaintConfig
 from bgclean.stages.inpaint.registry import register_backend
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bgclean.pipeline.config import InpaintConfig
 from bgclean.stages.inpaint.classical import (
     _image_and_hole,
     _patchmatch,
     _telea,
     _tensor_of,
 )
+from bgclean.stages.inpaint.config import InpaintConfig
 from bgclean.stages.inpaint.learned import LearnedFill
 from bgclean.stages.inpaint.registry import register_backend
 from bgclean.stages.inpaint.texture import guided_detail

@@ -11,8 +11,8 @@ from bgclean.ops import (
     resize,
     resize_bicubic,
 )
-from bgclean.pipeline.config import InpaintConfig
 from bgclean.stages.inpaint.classical import classical_backend, context_box
+from bgclean.stages.inpaint.config import InpaintConfig
 from bgclean.stages.inpaint.registry import register_backend
 
 

@@ -17,7 +17,8 @@ from bgclean.ops import (
     resize,
     resize_bicubic,
 )
-from bgclean.pipeline.config import InpaintConfig
+from bgclean.stages.inpaint import classical  # noqa: F401  (registers the classical backends)
+from bgclean.stages.inpaint.config import InpaintConfig
 from bgclean.stages.inpaint.hybrid import hybrid_backend
 from bgclean.stages.inpaint.learned import LearnedFill
 from bgclean.stages.inpaint.registry import BACKENDS

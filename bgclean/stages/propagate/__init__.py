@@ -14,22 +14,43 @@ stays a hole for the inpainter.
 ``alignment``  homographies, dense-flow refinement, exposure matching
 ``sightings``  robust statistics over the frames that saw a pixel
 ``shadows``    holes grown by shadows; unchanged pixels given back to the frame
+``config``     its settings (``PropagateConfig``)
 """
 
-from bgclean.stages.propagate.alignment import (
-    corner_shift,
-    estimate_homography,
-    exposure_gains,
-    exposure_ring,
-    good_corners,
-    padded_box,
-    refine_by_flow,
-    track_refined,
-)
-from bgclean.stages.propagate.shadows import changed_pixels, shadow_candidates
-from bgclean.stages.propagate.sightings import nan_statistic, ring_error
-from bgclean.stages.propagate.stage import PropagateStage
+from typing import TYPE_CHECKING
 
-__all__ = ["PropagateStage", "changed_pixels", "corner_shift", "estimate_homography", "exposure_gains",
-           "exposure_ring", "good_corners", "nan_statistic", "padded_box", "refine_by_flow", "ring_error",
-           "shadow_candidates", "track_refined"]
+from bgclean.lazy import lazy_exports
+from bgclean.stages.propagate.config import PropagateConfig
+
+if TYPE_CHECKING:
+    from bgclean.stages.propagate.alignment import (
+        corner_shift,
+        estimate_homography,
+        exposure_gains,
+        exposure_ring,
+        good_corners,
+        padded_box,
+        refine_by_flow,
+        track_refined,
+    )
+    from bgclean.stages.propagate.shadows import changed_pixels, shadow_candidates
+    from bgclean.stages.propagate.sightings import nan_statistic, ring_error
+    from bgclean.stages.propagate.stage import PropagateStage
+
+__getattr__ = lazy_exports(__name__, {
+    "PropagateStage": "stage",
+    "changed_pixels": "shadows",
+    "shadow_candidates": "shadows",
+    "corner_shift": "alignment",
+    "estimate_homography": "alignment",
+    "exposure_gains": "alignment",
+    "exposure_ring": "alignment",
+    "good_corners": "alignment",
+    "padded_box": "alignment",
+    "refine_by_flow": "alignment",
+    "track_refined": "alignment",
+    "nan_statistic": "sightings",
+    "ring_error": "sightings",
+})
+
+__all__ = ["PropagateConfig", "PropagateStage", "changed_pixels", "corner_shift", "estimate_homography", "exposure_gains", "exposure_ring", "good_corners", "nan_statistic", "padded_box", "refine_by_flow", "ring_error", "shadow_candidates", "track_refined"]

@@ -8,10 +8,8 @@ import numpy as np
 import torch
 
 from bgclean.ops import check_frames, check_masks, frame_unit
-from bgclean.pipeline.config import PropagateConfig
 from bgclean.stages.propagate.alignment import (
     _gray,
-    padded_box,
     corner_shift,
     exposure_gains,
     exposure_ring,
@@ -19,12 +17,14 @@ from bgclean.stages.propagate.alignment import (
     good_corners,
     homography_from_features,
     orb_features,
+    padded_box,
     residual_flow,
     track_fit,
     track_refined,
 )
+from bgclean.stages.propagate.config import PropagateConfig
 from bgclean.stages.propagate.shadows import changed_pixels, shadow_candidates
-from bgclean.stages.propagate.sightings import _joined, ring_error, nan_statistic
+from bgclean.stages.propagate.sightings import _joined, nan_statistic, ring_error
 from bgclean.tuning import release_freed_memory
 
 

@@ -11,8 +11,8 @@ from bgclean.ops import frame_unit
 from bgclean.stages.segment.backends import PersonGate
 from bgclean.stages.segment.crops import (
     _box_window,
-    crop_place,
     _overlap,
+    crop_place,
     padded_crop,
 )
 from bgclean.stages.segment.detector import _area, _inside_share, best_match, box_iou

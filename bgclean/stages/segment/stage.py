@@ -9,18 +9,18 @@ import torch
 
 from bgclean.errors import InputError
 from bgclean.ops import check_frames, frame_unit, max_filter, resize, to_integers
-from bgclean.pipeline.config import SegmentConfig
 from bgclean.stages.segment.backends import RobustVideoMatting, SelfieNet, _RembgSession
+from bgclean.stages.segment.config import SegmentConfig
 from bgclean.stages.segment.crops import (
     _belonging_map,
-    crop_place,
-    followers,
     _follows,
     _grow_box,
-    kept_map,
     _overlap,
-    padded_crop,
     _place_near,
+    crop_place,
+    followers,
+    kept_map,
+    padded_crop,
 )
 from bgclean.stages.segment.detector import PersonDetector, box_iou
 from bgclean.stages.segment.motion import camera_motion, track_corners

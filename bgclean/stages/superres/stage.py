@@ -7,8 +7,16 @@ import torch
 import torch.nn.functional as F
 
 from bgclean.errors import InputError
-from bgclean.ops import check_frames, check_masks, mask_boxes, resize, resize_bicubic, tiled_upscale, transfer_detail
-from bgclean.pipeline.config import SuperResConfig
+from bgclean.ops import (
+    check_frames,
+    check_masks,
+    mask_boxes,
+    resize,
+    resize_bicubic,
+    tiled_upscale,
+    transfer_detail,
+)
+from bgclean.stages.superres.config import SuperResConfig
 
 
 def sr_model_names() -> list[str]:

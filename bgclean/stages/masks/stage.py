@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from bgclean.ops import check_masks, dilate_masks, frame_unit
-from bgclean.pipeline.config import MaskConfig
+from bgclean.stages.masks.config import MaskConfig
 
 
 def dilation_radius(cfg: MaskConfig, height: int, width: int) -> int:
