@@ -24,6 +24,7 @@ demo: $(STAMP)
 	@echo "demo: cleaned video $(OUT)/vtest_6s.clean.mp4, before/after sheet $(OUT)/vtest_6s.sheet.png"
 
 test: $(STAMP)
+	$(PY) -m ruff check bgclean tests bench
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

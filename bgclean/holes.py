@@ -1,5 +1,6 @@
 """Person-shaped holes, shared by training and by fine-tuning on a video: real silhouettes, scaled,
-placed and dilated, several per image; plus the user's recipe (tall rectangles centred by normal sampling, with a few scribbles).
+placed and dilated, several per image; plus the user's recipe (tall rectangles centred by normal
+sampling, with a few scribbles).
 
 Masks are (H,W) bool numpy arrays, True = hole.
 """

@@ -53,7 +53,8 @@ class Setting:
         if self.choices is not None and not all(str(c) in doc for c in self.choices):
             parts.append("one of " + " | ".join(str(c) for c in self.choices))
         if self.min is not None and self.max is not None:
-            parts.append(f"in {'(' if self.above else '['}{_num(self.min)}, {_num(self.max)}{')' if self.below else ']'}")
+            low, high = "(" if self.above else "[", ")" if self.below else "]"
+            parts.append(f"in {low}{_num(self.min)}, {_num(self.max)}{high}")
         elif self.min is not None:
             parts.append(f"{'>' if self.above else '>='} {_num(self.min)}")
         elif self.max is not None:

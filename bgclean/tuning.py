@@ -55,7 +55,7 @@ def _glibc():
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt, libc.malloc_trim  # musl has neither: its allocator maps large blocks anyway
+        _ = (libc.mallopt, libc.malloc_trim)  # musl has neither: its allocator maps large blocks anyway
         return libc
     except (OSError, AttributeError):
         return None

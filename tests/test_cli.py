@@ -13,8 +13,8 @@ import pytest
 from conftest import ROOT, SAMPLE, ffmpeg
 
 import bgclean
-from bgclean.cli import main
 from bgclean import io
+from bgclean.cli import main
 
 
 def tree_digest(path: Path) -> dict:

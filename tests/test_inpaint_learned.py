@@ -140,8 +140,8 @@ def test_passes_redraw_only_the_eroded_inside():
 def test_finetune_lowers_the_loss_on_the_videos_own_background():
     from conftest import gt_person_mask
 
-    from bgclean.ops import to_tensor
     from bgclean import io
+    from bgclean.ops import to_tensor
 
     info = io.probe(data("schoolgirls/schoolgirls.mp4"))
     frames = [f.rgb.copy() for f, _ in zip(io.read_frames(info), range(2))]

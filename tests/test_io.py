@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import DATA, SAMPLE, ffmpeg
 
-from bgclean.errors import InputError
 from bgclean import io
+from bgclean.errors import InputError
 
 
 def test_probe_vtest_native_and_sample():

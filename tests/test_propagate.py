@@ -185,7 +185,7 @@ def test_still_camera_invents_the_unseen_part_once_zero_flicker(inpainter):
     mask = np.zeros((240, 432), bool)
     mask[80:170, 200:250] = True
     frames = []
-    for t in range(10):  # sensor noise, so frames differ a little, as real ones do
+    for _t in range(10):  # sensor noise, so frames differ a little, as real ones do
         noisy = np.clip(bg.astype(int) + rng.integers(-2, 3, bg.shape), 0, 255).astype(np.uint8)
         frames.append(np.where(mask[:, :, None], np.uint8(30), noisy))
     pipe = Pipeline(load_config(None, {"inpaint.backend": inpainter, "masks.dilate_px": 0,

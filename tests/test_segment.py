@@ -26,9 +26,9 @@ def test_the_detector_run_by_torch_finds_what_onnxruntime_finds(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
+    from bgclean import io
     from bgclean.errors import WeightsError
     from bgclean.models.onnx_graph import OnnxGraph
-    from bgclean import io
     from bgclean.stages.segment import PersonDetector
 
     frames = [f.rgb for f in io.read_frames(io.probe(data("dogs_jump/dogs_jump.mp4")))][:40:13]
@@ -171,8 +171,8 @@ def test_detect_then_segment_finds_every_girl_on_a_real_frame():
     """schoolgirls frame 0: person boxes then U²-Net inside each box cover nearly all ground-truth
     person pixels, and mask far less that is not a person than whole-frame U²-Net (which covers the
     group with one blob, bags on the crate and flower pot included)."""
-    from bgclean.ops import to_tensor
     from bgclean import io
+    from bgclean.ops import to_tensor
     from bgclean.stages.masks import MaskStage
     from bgclean.stages.segment import SegmentStage
 
@@ -195,8 +195,8 @@ def test_detect_then_segment_removes_the_woman_and_keeps_the_dogs():
     objects; with person boxes the woman is covered and most dog pixels stay."""
     from PIL import Image
 
-    from bgclean.ops import to_tensor
     from bgclean import io
+    from bgclean.ops import to_tensor
     from bgclean.stages.masks import MaskStage
     from bgclean.stages.segment import SegmentStage
 
@@ -301,8 +301,8 @@ def test_person_gate_tells_the_woman_from_the_dog_at_her_feet():
     takes as part of the salient object."""
     from PIL import Image
 
-    from bgclean.ops import to_tensor
     from bgclean import io
+    from bgclean.ops import to_tensor
     from bgclean.stages.segment import PersonGate, SegmentStage
     from bgclean.stages.segment.crops import crop_place, padded_crop
 
@@ -345,8 +345,8 @@ def test_dogs_taken_for_people_are_dropped_over_a_clip():
     stays covered and the dogs stay in the video. With the second look off, the big dog is masked."""
     from PIL import Image
 
-    from bgclean.ops import to_tensor
     from bgclean import io
+    from bgclean.ops import to_tensor
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(data("dogs_jump/dogs_jump.mp4"))
@@ -371,8 +371,8 @@ def test_robust_video_matting_is_an_opt_in_backend_that_keeps_the_dogs():
     dogs, and its state restarts with reset()."""
     from PIL import Image
 
-    from bgclean.ops import to_tensor
     from bgclean import io
+    from bgclean.ops import to_tensor
     from bgclean.pipeline.config import PipelineConfig
     from bgclean.stages.segment import SegmentStage, segmenter_names
 
@@ -438,8 +438,8 @@ def test_segmenting_every_other_frame_halves_the_network_calls_and_keeps_the_gir
     """segment.every=2 on schoolgirls frames 0-15: half the crops go through U²-Net; between, each
     girl's last map follows her box, and the ground-truth person pixels covered stay within 0.03
     of segmenting every frame."""
-    from bgclean.ops import to_tensor
     from bgclean import io
+    from bgclean.ops import to_tensor
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(data("schoolgirls/schoolgirls.mp4"))
@@ -476,8 +476,8 @@ def test_a_man_entering_at_the_frame_edge_is_segmented():
     frames 39-40)."""
     from pathlib import Path
 
-    from bgclean.ops import to_tensor
     from bgclean import io
+    from bgclean.ops import to_tensor
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(Path(__file__).resolve().parents[1] / "samples" / "vtest_6s.mp4")
@@ -543,8 +543,8 @@ def test_person_crops_cut_a_batch_at_a_time_give_the_same_maps():
     """The crops of a window are cut and segmented ``batch_size`` at a time (a window of a crowd
     holds a hundred; all of them at once set vtest's memory peak): batches of 1, of 2 (the CPU
     default) and of 3 (partial last batches) give the same maps on schoolgirls frames 0-5."""
-    from bgclean.ops import to_tensor
     from bgclean import io
+    from bgclean.ops import to_tensor
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(data("schoolgirls/schoolgirls.mp4"))
@@ -578,7 +578,7 @@ def _panned(shift: int, person_shift: int) -> tuple[np.ndarray, np.ndarray]:
     world = cv2.GaussianBlur((rng.random((240, 600)) * 255).astype(np.uint8), (0, 0), 1.5)
     figure = cv2.GaussianBlur((rng.random((60, 40)) * 255).astype(np.uint8), (0, 0), 1.0)
     frames = []
-    for k, (cam, fig) in enumerate(((0, 0), (shift, person_shift))):
+    for _k, (cam, fig) in enumerate(((0, 0), (shift, person_shift))):
         f = world[:, 50 + cam : 50 + cam + 432].copy()
         f[90:150, 200 + fig : 240 + fig] = figure
         frames.append(f)
@@ -708,8 +708,8 @@ def test_a_still_scene_has_its_corners_tracked_only_every_few_frames(monkeypatch
     """schoolgirls frames 0-23, a still camera: corners can make nobody scenery there, so once the
     scene is seen still they are tracked again only every ``_STILL_RECHECK`` frames (or where a
     track is lost): 36 of 79 frames on the whole clip, the masks the same."""
-    from bgclean.ops import to_tensor
     from bgclean import io
+    from bgclean.ops import to_tensor
     from bgclean.stages import segment
     from bgclean.stages.segment import stage as segment_stage
 

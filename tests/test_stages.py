@@ -185,8 +185,8 @@ def test_u2net_small_covers_most_of_a_real_person():
     """schoolgirls frame 0 (real footage): the final mask covers most ground-truth person pixels and
     stays far from covering the whole frame. (U²-Net small is a salient-object model; the recall
     target of the segmentation issue needs the detector-based backend.)"""
-    from bgclean.ops import to_tensor
     from bgclean import io
+    from bgclean.ops import to_tensor
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(data("schoolgirls/schoolgirls.mp4"))

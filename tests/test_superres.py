@@ -146,8 +146,8 @@ def test_upscale_4_with_x4plus_writes_an_image_four_times_the_size(tmp_path, cap
     import cv2
     import skimage.data
 
-    from bgclean.cli import main
     from bgclean import io
+    from bgclean.cli import main
 
     src = tmp_path / "small.png"
     cv2.imwrite(str(src), skimage.data.astronaut()[150:198, 180:244, ::-1])  # 64x48
@@ -167,8 +167,8 @@ def test_fill_mode_super_resolves_only_inside_the_mask(tmp_path, capsys):
     import cv2
     import skimage.data
 
-    from bgclean.cli import main
     from bgclean import io
+    from bgclean.cli import main
 
     img = skimage.data.astronaut()
     src = tmp_path / "a.png"

@@ -52,8 +52,8 @@ def test_the_fast_segmenter_gives_a_rider_u2net_so_his_bike_stays_in_his_mask(mo
     0.77 and 0.81 with the selfie network on his crop."""
     from PIL import Image
 
-    from bgclean.ops import to_tensor
     from bgclean import io
+    from bgclean.ops import to_tensor
     from bgclean.pipeline.config import load_config
     from bgclean.pipeline.runner import Pipeline
     from bgclean.stages.segment import SegmentStage
@@ -133,8 +133,8 @@ def _bmx_raw(first: int, last: int, cfg: SegmentConfig | None = None, stage=None
     of 8: the raw maps (T,H,W) in [0,1] (before the mask stage) and the rider's ground truth (T,H,W) bool."""
     from PIL import Image
 
-    from bgclean.ops import to_tensor
     from bgclean import io
+    from bgclean.ops import to_tensor
     from bgclean.stages.segment import SegmentStage
 
     info = io.probe(clip("videos/bmx-trees/frames"))
@@ -195,8 +195,8 @@ def test_scenery_is_not_segmented_again():
     """Once a painted figure is scenery its last map follows its box (it only has to tell whether
     its pixels start to move on their own): bmx-trees frames 0-39 ran 129 U²-Net crops, a quarter of
     them the wall's figures', and now 97."""
-    from bgclean.ops import to_tensor
     from bgclean import io
+    from bgclean.ops import to_tensor
     from bgclean.stages.segment import SegmentStage
 
     frames = [f.rgb.copy() for f in io.read_frames(io.probe(clip("videos/bmx-trees/frames"))) if f.index < 40]

@@ -1,4 +1,5 @@
-"""What a video, frame folder or image is: probing it (size, rate, rotation, audio, timestamps) with ffmpeg, and the records frames travel in."""
+"""What a video, frame folder or image is: probing it (size, rate, rotation, audio, timestamps) with
+ffmpeg, and the records frames travel in."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Where output goes: its kind from its path, its default beside the input, and the checks made before anything is written."""
+"""Where output goes: its kind from its path, its default beside the input, and the checks made before
+anything is written."""
 
 from __future__ import annotations
 

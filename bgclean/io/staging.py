@@ -1,4 +1,6 @@
-"""Atomic outputs: every output is written under a staging name owned by this process and renamed into place when complete; a signal or an error discards it, and a later run sweeps what a killed one left."""
+"""Atomic outputs: every output is written under a staging name owned by this process and renamed into
+place when complete; a signal or an error discards it, and a later run sweeps what a killed one
+left."""
 
 from __future__ import annotations
 

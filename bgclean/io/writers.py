@@ -1,4 +1,5 @@
-"""Writing images, frame folders and videos (ffmpeg, with the source's rate, timestamps and audio), each staged until committed."""
+"""Writing images, frame folders and videos (ffmpeg, with the source's rate, timestamps and audio),
+each staged until committed."""
 
 from __future__ import annotations
 
@@ -193,7 +194,8 @@ class VideoWriter(_Writer):
             self.cmds = stage(Path(cmds))
             with os.fdopen(fd, "w") as f:
                 for i, t in enumerate(timestamps):
-                    f.write(f"{float((i - Fraction(1, 4)) / fps) if i else 0:.6f} setpts expr {round(t * 1_000_000)};\n")
+                    at = float((i - Fraction(1, 4)) / fps) if i else 0
+                    f.write(f"{at:.6f} setpts expr {round(t * 1_000_000)};\n")
             streams[0] = (video.video.filter("sendcmd", f=str(self.cmds)).filter("settb", "1/1000000")
                           .filter("setpts", "PTS"))
             del opts["r"]

@@ -2,7 +2,8 @@
 
 - reconstruction: L1 inside the hole and outside it, weighted separately;
 - total variation on the composite, over the hole and its border;
-- perceptual and style terms on a frozen pretrained CNN. The one natural-image CNN among the registered weights is U²-Net
+- perceptual and style terms on a frozen pretrained CNN. The one natural-image CNN among the
+  registered weights is U²-Net
   (the small one, 1.1 MB): its encoder was trained on natural photos (DUTS) to separate objects
   from background, so its features respond to edges, object boundaries and textures at 1, 1/2 and
   1/4 resolution; the terms compare the first three encoder stages. It is cheap enough for a CPU
@@ -116,8 +117,8 @@ class GlobalLocalDiscriminator(nn.Module):
         x = torch.cat([img, hole], 1)
         side = max(16, (img.shape[-1] // 2) // 8 * 8)
         g, gf = self.global_d(x)
-        l, lf = self.local_d(local_crops(x, hole, side))
-        return (g, l), gf + lf
+        loc, lf = self.local_d(local_crops(x, hole, side))
+        return (g, loc), gf + lf
 
 
 def d_hinge(real: tuple[torch.Tensor, ...], fake: tuple[torch.Tensor, ...]) -> torch.Tensor:

@@ -79,7 +79,8 @@ class Trainer:
                                videos=videos, video_share=cfg.video_share)
         val = PhotoHoles(val_photos, holes, cfg.size, cfg.scale_range, cfg.classical, jitter=False)
         self.eval_batch = [t.to(self.device) for t in val.batch(cfg.eval_images, np.random.default_rng(1234))]
-        log.info("training on %d photos (%d silhouettes), validating on %d", len(train_photos), len(sils), len(val_photos))
+        log.info("training on %d photos (%d silhouettes), validating on %d", len(train_photos), len(sils),
+                 len(val_photos))
 
         self.net = build_inpainter(cfg.arch, cfg.width, cfg.residual, cfg.scale).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.5, 0.999) if cfg.w_adv else (0.9, 0.999))
@@ -251,7 +252,8 @@ class Trainer:
                 last = self.train_step(img, hole, fill)
                 self.step += 1
                 if self.step % 20 == 0 or self.step == c.steps:
-                    logf.write(json.dumps({"step": self.step, "seconds": round(time.monotonic() - t0, 1), **last}) + "\n")
+                    record = {"step": self.step, "seconds": round(time.monotonic() - t0, 1), **last}
+                    logf.write(json.dumps(record) + "\n")
                     logf.flush()
                 if self.step % c.eval_every == 0 or self.step == c.steps:
                     ev = self.evaluate()

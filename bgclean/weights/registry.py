@@ -246,7 +246,8 @@ REGISTRY.register(
         filename="inpaint_dmfn.pth",
         size=2_334_835,
         sources=(BundledSource("inpaint_dmfn.pth"),),
-        description="bgclean's inpainter: DMFN correcting a classical fill (structure by default), trained on CPU (model card: "
+        description="bgclean's inpainter: DMFN correcting a classical fill (structure by default), trained on CPU "
+                    "(model card: "
                     "bgclean/weights/files/inpaint_dmfn.md), 2.3 MB fp16, bundled",
     )
 )

@@ -5,10 +5,10 @@ frame rate and size are kept, nothing staged is left and the input is unchanged.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -130,8 +130,8 @@ def _count(path: Path) -> int:
 
 @pytest.mark.parametrize("media", MEDIA, ids=[m.name for m in MEDIA])
 def test_odd_media_come_out_whole(media: Media, tmp_path, capsys):
-    from bgclean.cli import main
     from bgclean import io
+    from bgclean.cli import main
 
     src = media.make(tmp_path)
     mask = _mask(tmp_path / "mask.png", *media.size)

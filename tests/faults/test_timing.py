@@ -24,8 +24,8 @@ def _vfr_clip(folder: Path) -> Path:
 
 
 def test_variable_frame_rate_keeps_every_frames_time_and_the_audio(tmp_path, capsys):
-    from bgclean.cli import main
     from bgclean import io
+    from bgclean.cli import main
 
     src = _vfr_clip(tmp_path)
     before = io.frame_timestamps(src)

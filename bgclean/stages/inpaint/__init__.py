@@ -35,4 +35,5 @@ __getattr__ = lazy_exports(__name__, {
     "register_backend": "registry",
 })
 
-__all__ = ["BACKENDS", "INPAINT_BACKENDS", "InpaintConfig", "InpaintStage", "LearnedFill", "guided_detail", "line_detail", "register_backend"]
+__all__ = ["BACKENDS", "INPAINT_BACKENDS", "InpaintConfig", "InpaintStage", "LearnedFill", "guided_detail",
+           "line_detail", "register_backend"]

@@ -1,4 +1,5 @@
-"""The hybrid fill: a base fill's structure with texture copied from around the hole, and lines kept where the structure fill continues them."""
+"""The hybrid fill: a base fill's structure with texture copied from around the hole, and lines kept
+where the structure fill continues them."""
 
 from __future__ import annotations
 

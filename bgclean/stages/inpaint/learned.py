@@ -1,4 +1,5 @@
-"""The learned fill: our network on a crop around each hole, at its working size, optionally tiled and in several passes."""
+"""The learned fill: our network on a crop around each hole, at its working size, optionally tiled and
+in several passes."""
 
 from __future__ import annotations
 
@@ -50,13 +51,14 @@ class LearnedFill:
         self.side = cfg.net_side
         self.classical_fill = classical_backend(cfg.residual_fill, cfg.radius)  # what residual networks correct
 
-    def at_side(self, side: int) -> "LearnedFill":
+    def at_side(self, side: int) -> LearnedFill:
         """The same network (shared, so fine-tuning one fine-tunes both) filling at ``side``."""
         view = copy.copy(self)
         view.side = side
         return view
 
-    def __call__(self, frames: torch.Tensor, masks: torch.Tensor, classical: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, frames: torch.Tensor, masks: torch.Tensor,
+                 classical: torch.Tensor | None = None) -> torch.Tensor:
         """``classical``: the classical fill a residual network corrects, when the caller made it
         over the whole frame (B,3,H,W); else each crop's own at the network's size."""
         from bgclean.ops import mask_boxes
@@ -79,7 +81,7 @@ class LearnedFill:
         fill = self._tiled(crop, hole, base) if self.cfg.tiles == 2 else self._at_net_size(crop, hole, base)
         ch, cw = crop.shape[2:]
         current = hole
-        for k in range(1, self.cfg.passes):
+        for _ in range(1, self.cfg.passes):
             step = max(2, round(max(ch, cw) / 64))
             current = -F.max_pool2d(-current, 2 * step + 1, 1, step)  # erode
             if not (current > 0).any():

@@ -1,4 +1,5 @@
-"""Fill backends by name: each maps frames and hole masks to a full-frame fill (values outside the holes are ignored)."""
+"""Fill backends by name: each maps frames and hole masks to a full-frame fill (values outside the
+holes are ignored)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Guided texture: blocks copied from around the hole, each chosen by a base fill's colours there and kept coherent with its neighbours."""
+"""Guided texture: blocks copied from around the hole, each chosen by a base fill's colours there and
+kept coherent with its neighbours."""
 
 from __future__ import annotations
 

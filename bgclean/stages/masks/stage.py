@@ -96,7 +96,8 @@ class MaskStage:
         self._history: list[torch.Tensor] = []  # each frame's (H,W) bool person mask, on the maps' device
 
     @torch.inference_mode()
-    def __call__(self, soft: torch.Tensor, external: bool = False, keep_out: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, soft: torch.Tensor, external: bool = False,
+                 keep_out: torch.Tensor | None = None) -> torch.Tensor:
         check_masks(soft)
         h, w = soft.shape[2:]
         if keep_out is not None:

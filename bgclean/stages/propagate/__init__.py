@@ -53,4 +53,6 @@ __getattr__ = lazy_exports(__name__, {
     "ring_error": "sightings",
 })
 
-__all__ = ["PropagateConfig", "PropagateStage", "changed_pixels", "corner_shift", "estimate_homography", "exposure_gains", "exposure_ring", "good_corners", "nan_statistic", "padded_box", "refine_by_flow", "ring_error", "shadow_candidates", "track_refined"]
+__all__ = ["PropagateConfig", "PropagateStage", "changed_pixels", "corner_shift", "estimate_homography",
+           "exposure_gains", "exposure_ring", "good_corners", "nan_statistic", "padded_box", "refine_by_flow",
+           "ring_error", "shadow_candidates", "track_refined"]

@@ -1,4 +1,5 @@
-"""Aligning one frame onto another: camera motion (tracked corners, ORB features, homographies), dense flow after it, and exposure."""
+"""Aligning one frame onto another: camera motion (tracked corners, ORB features, homographies), dense
+flow after it, and exposure."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Where a hole grows beyond the person: her shadow, and (the other way) the hole's pixels that did not change and keep the frame's own."""
+"""Where a hole grows beyond the person: her shadow, and (the other way) the hole's pixels that did not
+change and keep the frame's own."""
 
 from __future__ import annotations
 

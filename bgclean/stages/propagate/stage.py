@@ -157,7 +157,10 @@ class PropagateStage:
             # (frames where the person stood elsewhere)
             near = min(max(nearest, 1), max_sources)
             rest = order[near:]
-            order = order[:near] + rest[:: -(-len(rest) // (max_sources - near))] if max_sources > near else order[:near]
+            if max_sources > near:
+                order = order[:near] + rest[:: -(-len(rest) // (max_sources - near))]
+            else:
+                order = order[:near]
         if not order or len(ys) == 0:
             return np.zeros((len(ys), 3), np.float32), np.zeros(len(ys), int)
         # warp, align and match only a window around the pixels asked for, with enough background
@@ -192,7 +195,7 @@ class PropagateStage:
 
                 vis8 = s_vis.view(np.uint8) if s_vis.dtype == bool else s_vis.astype(np.uint8)
 
-                def seen_by(m):
+                def seen_by(m, vis8=vis8, size=size):  # this source's, bound now
                     vis = cv2.warpPerspective(vis8, to_window @ m, size, flags=cv2.INTER_NEAREST,
                                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
                     return cv2.erode(vis, np.ones((3, 3), np.uint8))  # no blends at the edges
@@ -425,7 +428,8 @@ class PropagateStage:
             if grow_shadows and self.cfg.unchanged_tolerance > 0:
                 # the hole shrinks to what differs from the background found (and the dilation
                 # around it): the rest keeps the frame's own pixels
-                kept = changed_pixels(img, out[t], hole, remaining[t] | (hole & ~people[t]), self.cfg.unchanged_tolerance,
+                kept = changed_pixels(img, out[t], hole, remaining[t] | (hole & ~people[t]),
+                                      self.cfg.unchanged_tolerance,
                                       dilation, tolerance=max(1, round(frame_unit(h, w))))
                 drop = hole & ~kept
                 out[t][drop] = img[drop]

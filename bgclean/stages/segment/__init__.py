@@ -37,4 +37,5 @@ __getattr__ = lazy_exports(__name__, {
     "BoxTracker": "tracking",
 })
 
-__all__ = ["BoxTracker", "PersonDetector", "PersonGate", "SegmentConfig", "SegmentStage", "box_iou", "decode_yolox", "letterbox", "segmenter_names"]
+__all__ = ["BoxTracker", "PersonDetector", "PersonGate", "SegmentConfig", "SegmentStage", "box_iou",
+           "decode_yolox", "letterbox", "segmenter_names"]

@@ -1,4 +1,5 @@
-"""Segmentation networks other than U²-Net: MediaPipe selfie (and the person gate built on it), Robust Video Matting, rembg sessions."""
+"""Segmentation networks other than U²-Net: MediaPipe selfie (and the person gate built on it), Robust
+Video Matting, rembg sessions."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ class SelfieNet:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:  # a dependency: only a broken install lacks it
-            raise InputError(f"MediaPipe selfie needs the ai-edge-litert package (pip install ai-edge-litert), {hint}") from exc
+            raise InputError("MediaPipe selfie needs the ai-edge-litert package (pip install ai-edge-litert), "
+                             f"{hint}") from exc
 
         from bgclean.weights.registry import REGISTRY
         from bgclean.weights.store import resolve

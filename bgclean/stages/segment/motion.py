@@ -1,4 +1,5 @@
-"""Corner motion between frames: the camera's motion, and whether a box moves with its surroundings (scenery) or on its own."""
+"""Corner motion between frames: the camera's motion, and whether a box moves with its surroundings
+(scenery) or on its own."""
 
 from __future__ import annotations
 

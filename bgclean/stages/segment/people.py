@@ -1,4 +1,5 @@
-"""Which tracks are people, where a lost one went, and which pixels beside a person are an animal's: the rules the segmentation stage applies to its tracks."""
+"""Which tracks are people, where a lost one went, and which pixels beside a person are an animal's:
+the rules the segmentation stage applies to its tracks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The segmentation stage: soft person maps for a window of frames, from person boxes (tracked) and a network inside each."""
+"""The segmentation stage: soft person maps for a window of frames, from person boxes (tracked) and a
+network inside each."""
 
 from __future__ import annotations
 
@@ -96,7 +97,8 @@ class SegmentStage(_PeopleRules):
             # legs: dogs_jump frame 2, a 0.29 box over the small dog and her legs, her recall 0.74),
             # and only one seen surely (``_SURE_ANIMAL``) is carried when lost
             self.animal_tracker = BoxTracker(cfg.animal_threshold, cfg.animal_threshold, cfg.animal_carry, weak_carry=0)
-            self.thing_tracker = BoxTracker(cfg.belongings_score, min(cfg.belongings_score, self._THING_KEEP), self._THING_CARRY,
+            self.thing_tracker = BoxTracker(cfg.belongings_score, min(cfg.belongings_score, self._THING_KEEP),
+                                            self._THING_CARRY,
                                             rigid=True)
         self._gate = None  # PersonGate, built when an animal first overlaps a person
         self._since_animal = 1 << 30

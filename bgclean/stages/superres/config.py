@@ -13,7 +13,8 @@ class SuperResConfig:
 
     model: str = setting("realesrgan.animevideov3", "super-resolution weights (realesrgan.NAME or none), for "
                          "fills made below native size and for upscale: realesrgan.animevideov3 (fast), "
-                         "realesrgan.x4plus (sharper, slow on a CPU), none (bicubic)", rule=lambda v: v == "none" or v.startswith("realesrgan."),
+                         "realesrgan.x4plus (sharper, slow on a CPU), none (bicubic)",
+                         rule=lambda v: v == "none" or v.startswith("realesrgan."),
                          rule_doc="realesrgan.NAME or none", flag="--sr")
     upscale: float = setting(1.0, "super-resolve the whole output this many times larger (1: off)", min=1,
                              max=16, flag="--upscale")

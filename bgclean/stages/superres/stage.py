@@ -38,7 +38,8 @@ class SuperResStage:
         from bgclean.weights.store import load_model
 
         if cfg.model not in sr_model_names():
-            raise InputError(f"unknown super-resolution model {cfg.model!r}; choose one of: {', '.join(sr_model_names())}")
+            names = ", ".join(sr_model_names())
+            raise InputError(f"unknown super-resolution model {cfg.model!r}; choose one of: {names}")
         self.model, self.dtype = load_model(cfg.model, self.device, cfg.half, download_progress)
         self.scale = self.model.scale
 
