@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -147,36 +148,18 @@ class PropagateStage:
         target's background ring better. ``quantile``, ``trim``: the statistic over the sightings
         (``nan_statistic``; 0.5 and 0 = the median)."""
         nearest = self.cfg.nearest if nearest is None else nearest
-        import cv2
-
         h, w = shape
-        # nearest in time first: the least camera drift and lighting change
-        order = sorted((k for k in range(len(sources)) if k != t_index), key=lambda k: abs(k - t_index))
-        if max_sources and len(order) > max_sources:
-            # the nearest frames (the best sightings), then the rest spread evenly over the buffer
-            # (frames where the person stood elsewhere)
-            near = min(max(nearest, 1), max_sources)
-            rest = order[near:]
-            if max_sources > near:
-                order = order[:near] + rest[:: -(-len(rest) // (max_sources - near))]
-            else:
-                order = order[:near]
+        order = _source_order(len(sources), t_index, nearest, max_sources)
         if not order or len(ys) == 0:
             return np.zeros((len(ys), 3), np.float32), np.zeros(len(ys), int)
         # warp, align and match only a window around the pixels asked for, with enough background
-        # around them for the flow and exposure estimates (a person is a fifth of the frame)
+        # around them for the flow and exposure estimates
         sigma = flow_sigma(h, w)
         y0, y1, x0, x1 = padded_box(ys, xs, h, w, margin=2 * sigma)
-        to_window = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
-        if target is not None:
-            target = (target[0][y0:y1, x0:x1], target[1][y0:y1, x0:x1])
-            target_gray, target_ring = _gray(target[0]), exposure_ring(target[1])
-            ring_y, ring_x = np.nonzero(target_ring)
-            step = max(1, len(ring_y) // 2000)  # a sample is enough to compare two alignments
-            ring_y, ring_x = ring_y[::step], ring_x[::step]
-            ring, ring_values = (ring_y + y0, ring_x + x0), target_gray[ring_y, ring_x]  # in the frame
-        # a pixel's k-th sighting goes to row k: ``nearest`` rows, not one per source (a still
-        # camera's 46 sources made this the largest buffer of the stage on vtest, and its sort)
+        win = _Crop(y0, x0, (x1 - x0, y1 - y0), np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64), sigma)
+        ref = None if target is None else _Reference.around(target, y0, y1, x0, x1)
+        # a pixel's k-th sighting goes to row k: ``nearest`` rows, not one per source (with a
+        # still camera's many sources, one row each made this the stage's largest buffer)
         rows = min(len(order), nearest) if nearest > 0 else len(order)
         stack = np.full((rows, len(ys), 3), np.nan, np.float32)
         seen_count = np.zeros(len(ys), int)
@@ -191,57 +174,68 @@ class PropagateStage:
             if np.allclose(m, np.eye(3), atol=1e-9):
                 c, vis = s_img[py, px].astype(np.float32), s_vis[py, px]
             else:
-                size = (x1 - x0, y1 - y0)
-
-                vis8 = s_vis.view(np.uint8) if s_vis.dtype == bool else s_vis.astype(np.uint8)
-
-                def seen_by(m, vis8=vis8, size=size):  # this source's, bound now
-                    vis = cv2.warpPerspective(vis8, to_window @ m, size, flags=cv2.INTER_NEAREST,
-                                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-                    return cv2.erode(vis, np.ones((3, 3), np.uint8))  # no blends at the edges
-
-                vis_img = seen_by(m)
-                if not vis_img[py - y0, px - x0].any():
-                    continue  # this frame saw none of what is still needed: no flow or exposure work
-                source = np.asarray(s_img, np.float32)  # history frames are float16
-                if target is not None:  # only now the costlier direct match of the two frames
-                    other = self._source_to_target(k, t_index, m)
-                    if other is not m:
-                        # keep whichever aligns the background around the holes better: a direct
-                        # match fits the plane with most features, the chained path drifts
-                        if ring_error(source, other, ring, ring_values) < ring_error(source, m, ring, ring_values):
-                            m, vis_img = other, seen_by(other)
-                m = to_window @ m  # source frame -> the window of this frame
-                residual = None
-                if flow and target is not None and self.cfg.refine == "flow":
-                    # the flow is measured on grey frames: warp the source's grey only
-                    warped_gray = cv2.warpPerspective(self._grays[k], m, size, flags=cv2.INTER_LINEAR,
-                                                      borderMode=cv2.BORDER_CONSTANT)
-                    residual = residual_flow(None, vis_img > 0, *target, sigma=sigma, target_gray=target_gray,
-                                             warped_gray=warped_gray)
-                if residual is None:
-                    warped = cv2.warpPerspective(source, m, size, flags=cv2.INTER_LINEAR,
-                                                 borderMode=cv2.BORDER_CONSTANT)
-                if residual is not None:
-                    # one resampling of the source, homography and flow composed, bicubic: no
-                    # second blur whose strength would change from frame to frame
-                    gx, gy = np.meshgrid(np.arange(size[0], dtype=np.float32), np.arange(size[1], dtype=np.float32))
-                    pts = np.stack([gx + residual[..., 0], gy + residual[..., 1]], -1).reshape(-1, 1, 2)
-                    src_pts = cv2.perspectiveTransform(pts, np.linalg.inv(m)).reshape(size[1], size[0], 2)
-                    mx, my = np.ascontiguousarray(src_pts[..., 0]), np.ascontiguousarray(src_pts[..., 1])
-                    warped = cv2.remap(source, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT).clip(0, 1)
-                    vis_img = cv2.remap(vis8, mx, my, cv2.INTER_NEAREST,
-                                        borderMode=cv2.BORDER_CONSTANT)
-                    vis_img = cv2.erode(vis_img, np.ones((3, 3), np.uint8))
-                c, vis = warped[py - y0, px - x0], vis_img[py - y0, px - x0] > 0
-                if target is not None and self.cfg.exposure:
-                    # gains from the ring's sample, applied to the pixels asked for only
-                    gains = exposure_gains(warped, vis_img > 0, target[0], (ring_y, ring_x))
-                    c = c if gains is None else np.clip(c * gains, 0, 1)
+                seen = self._warped_sighting(k, t_index, s_img, s_vis, m, win, ref, py, px, flow)
+                if seen is None:
+                    continue  # this frame saw none of what is still needed
+                c, vis = seen
             got = need[vis]
             stack[seen_count[got], got] = c[vis]
             seen_count[got] += 1
         return nan_statistic(stack, seen_count, quantile, trim), seen_count
+
+    def _warped_sighting(self, k: int, t_index: int, s_img: np.ndarray, s_vis: np.ndarray, m: np.ndarray,
+                         win: _Crop, ref: _Reference | None, py: np.ndarray, px: np.ndarray,
+                         flow: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """Source ``k`` warped into ``win`` of frame ``t_index`` by homography ``m`` (source ->
+        frame), aligned to the reference by dense flow and exposure where there is one: its values
+        (P,3) and whether it saw each (P,) of pixels (py, px); None where it saw none of them."""
+        import cv2
+
+        size = win.size
+        vis8 = s_vis.view(np.uint8) if s_vis.dtype == bool else s_vis.astype(np.uint8)
+
+        def seen_by(m):
+            vis = cv2.warpPerspective(vis8, win.from_frame @ m, size, flags=cv2.INTER_NEAREST,
+                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            return cv2.erode(vis, np.ones((3, 3), np.uint8))  # no blends at the edges
+
+        vis_img = seen_by(m)
+        if not vis_img[py - win.y0, px - win.x0].any():
+            return None  # no flow or exposure work for a frame that saw none of them
+        source = np.asarray(s_img, np.float32)  # history frames are float16
+        if ref is not None:  # only now the costlier direct match of the two frames
+            other = self._source_to_target(k, t_index, m)
+            # keep whichever aligns the background around the holes better: a direct match fits
+            # the plane with most features, the chained path drifts
+            if other is not m and (ring_error(source, other, ref.ring, ref.ring_values)
+                                   < ring_error(source, m, ref.ring, ref.ring_values)):
+                m, vis_img = other, seen_by(other)
+        m = win.from_frame @ m  # source frame -> the window of this frame
+        residual = None
+        if flow and ref is not None and self.cfg.refine == "flow":
+            # the flow is measured on grey frames: warp the source's grey only
+            warped_gray = cv2.warpPerspective(self._grays[k], m, size, flags=cv2.INTER_LINEAR,
+                                              borderMode=cv2.BORDER_CONSTANT)
+            residual = residual_flow(None, vis_img > 0, ref.image, ref.visible, sigma=win.sigma,
+                                     target_gray=ref.gray, warped_gray=warped_gray)
+        if residual is None:
+            warped = cv2.warpPerspective(source, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        else:
+            # one resampling of the source, homography and flow composed, bicubic: no second blur
+            # whose strength would change from frame to frame
+            gx, gy = np.meshgrid(np.arange(size[0], dtype=np.float32), np.arange(size[1], dtype=np.float32))
+            pts = np.stack([gx + residual[..., 0], gy + residual[..., 1]], -1).reshape(-1, 1, 2)
+            src_pts = cv2.perspectiveTransform(pts, np.linalg.inv(m)).reshape(size[1], size[0], 2)
+            mx, my = np.ascontiguousarray(src_pts[..., 0]), np.ascontiguousarray(src_pts[..., 1])
+            warped = cv2.remap(source, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT).clip(0, 1)
+            vis_img = cv2.remap(vis8, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+            vis_img = cv2.erode(vis_img, np.ones((3, 3), np.uint8))
+        c, vis = warped[py - win.y0, px - win.x0], vis_img[py - win.y0, px - win.x0] > 0
+        if ref is not None and self.cfg.exposure:
+            # gains from the ring's sample, applied to the pixels asked for only
+            gains = exposure_gains(warped, vis_img > 0, ref.image, ref.ring_in_window)
+            c = c if gains is None else np.clip(c * gains, 0, 1)
+        return c, vis
 
     def _shadow(self, sources, t_index, img, hole, pose_t) -> np.ndarray:
         """Pixels near the hole that differ from the background the other frames saw there
@@ -365,9 +359,7 @@ class PropagateStage:
         ``movers`` (B,1,H,W) bool (or float, above 0.5): where things that move on their own
         stand (animals). They stay in their own frames but are never copied into another frame's
         hole, nor used to follow the camera: a dog that sat where the woman stands later is not
-        background (dogs_jump frames 18-22: a pale copy of the small dog at her feet)."""
-        import cv2
-
+        background (a dog that walked off is not copied back in)."""
         check_frames(frames)
         check_masks(masks, frames)
         h, w = frames.shape[2:]
@@ -379,6 +371,38 @@ class PropagateStage:
             moving = movers[:, 0].cpu().numpy() > 0.5
         else:
             moving = np.zeros((len(holes), 1, 1), bool)  # broadcasts: no frame-sized array of False
+        window, win_grays = self._take_window(imgs, holes, moving)
+        sources = list(self.history) + window
+        base = len(self.history)
+        if grow_shadows and self.cfg.shadows != "off":
+            self._grow_by_shadows(sources, window, holes, base, dilation)
+            # shadowed pixels count as unseen everywhere: no frame's shadow is copied into another's fill
+            window = [(img, ~hole & ~mover, pose) for (img, _, pose), hole, mover in zip(window, holes, moving)]
+            sources = list(self.history) + window
+            self._valid = [v for _, v, _ in sources]
+        out = imgs.copy()
+        remaining = holes.copy()
+        for t, (img, visible, pose_t) in enumerate(window):
+            if holes[t].any():
+                holes[t] = self._fill_frame(sources, base + t, img, visible, pose_t, holes[t], people[t],
+                                            out[t], remaining[t], grow_shadows, dilation)
+        # this call's lists of sources held the history frames that the push drops: let go of them
+        # first, so each dropped frame is freed as its successor arrives, where memory peaks
+        del sources
+        self._push_history(window, win_grays)
+        del window, people, moving
+        # the sightings' temporaries are freed but the heap still holds them: hand them back
+        # before the masks' float copies are made on top
+        release_freed_memory()
+        filled = torch.from_numpy(out).permute(0, 3, 1, 2).to(frames.device, frames.dtype)
+        as_mask = lambda a: torch.from_numpy(a[:, None]).to(masks.device, torch.float32)  # noqa: E731
+        return filled, as_mask(remaining), as_mask(holes)
+
+    def _take_window(self, imgs: np.ndarray, holes: np.ndarray, moving: np.ndarray) -> tuple[list, list]:
+        """The window's frames as sources, each with its background and camera pose; this call's
+        lists of greys, backgrounds and corners (history first) start here."""
+        import cv2
+
         window, win_grays, win_corners = [], [], []
         for img, hole, mover in zip(imgs, holes, moving):
             gray = cv2.cvtColor((img * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
@@ -386,70 +410,107 @@ class PropagateStage:
             window.append((img, seen, self._pose(gray, seen)))
             win_grays.append(gray)
             win_corners.append(self._last_corners)
-        sources = list(self.history) + window
         self._pairs = {}
         self._grays = list(self._history_grays) + win_grays
-        self._valid = [v for _, v, _ in sources]
+        self._valid = [v for _, v, _ in list(self.history) + window]
         self._corners = list(self._history_corners) + win_corners  # None: found when first needed
-        base = len(self.history)
-        if grow_shadows and self.static and self.cfg.shadows in ("static", "always"):
-            # first grow every hole by its shadow, then count shadowed pixels as unseen everywhere,
-            # so no frame's shadow is copied into another frame's fill
+        return window, win_grays
+
+    def _grow_by_shadows(self, sources: list, window: list, holes: np.ndarray, base: int, dilation: int) -> None:
+        """Each frame's hole grown by its person's shadow (``cfg.shadows``), in place: a still
+        camera's from its background model, a moving camera's by a photometric and temporal test."""
+        if self.static and self.cfg.shadows in ("static", "always"):
             for t, (img, _, pose_t) in enumerate(window):
                 if holes[t].any():
                     holes[t] = self._shadow(sources, base + t, img, holes[t], pose_t)
-        elif grow_shadows and self.cfg.shadows == "always":
+        elif self.cfg.shadows == "always":
             for t, (img, _, pose_t) in enumerate(window):
                 if holes[t].any():
                     holes[t] = self._moving_shadow(sources, base + t, img, holes[t], pose_t, dilation)
-        if grow_shadows and self.cfg.shadows != "off":
-            window = [(img, ~hole & ~mover, pose) for (img, _, pose), hole, mover in zip(window, holes, moving)]
-            sources = list(self.history) + window
-            self._valid = [v for _, v, _ in sources]
-        out = imgs.copy()
-        remaining = holes.copy()
-        for t, (img, visible, pose_t) in enumerate(window):
-            hole = holes[t]
-            if not hole.any():
+
+    def _fill_frame(self, sources: list, t_index: int, img: np.ndarray, visible: np.ndarray, pose_t: np.ndarray,
+                    hole: np.ndarray, person: np.ndarray, out: np.ndarray, remaining: np.ndarray,
+                    grow_shadows: bool, dilation: int) -> np.ndarray:
+        """Fill one frame's ``hole`` from the sources into ``out`` (H,W,3), clearing ``remaining``
+        where a source saw the background; returns the hole, shrunk to what differs from the
+        background found (``cfg.unchanged_tolerance``): the rest keeps the frame's own pixels."""
+        h, w = hole.shape
+        # a moving camera's shadow reaches far over smooth ground: filled by the camera motion
+        # alone, so the flow windows stay the size of the person
+        shadow = hole & ~person if not self.static else np.zeros_like(hole)
+        for part, flow in ((hole & ~shadow, True), (shadow, False)):
+            ys, xs = np.nonzero(part)
+            if len(ys) == 0:
                 continue
-            # a moving camera's shadow reaches far over smooth ground: filled by the camera motion
-            # alone, so the flow windows stay the size of the person
-            shadow = hole & ~people[t] if not self.static else np.zeros_like(hole)
-            for part, flow in ((hole & ~shadow, True), (shadow, False)):
-                ys, xs = np.nonzero(part)
-                if len(ys) == 0:
-                    continue
-                med, count = self._sightings(sources, base + t, pose_t, ys, xs, (h, w), target=(img, visible),
-                                             max_sources=0 if self.static else self.cfg.sources, flow=flow,
-                                             trim=self.cfg.trim)
-                ok = count >= 1
-                out[t, ys[ok], xs[ok]] = med[ok]
-                remaining[t, ys[ok], xs[ok]] = False
-            if grow_shadows and self.cfg.unchanged_tolerance > 0:
-                # the hole shrinks to what differs from the background found (and the dilation
-                # around it): the rest keeps the frame's own pixels
-                kept = changed_pixels(img, out[t], hole, remaining[t] | (hole & ~people[t]),
-                                      self.cfg.unchanged_tolerance,
-                                      dilation, tolerance=max(1, round(frame_unit(h, w))))
-                drop = hole & ~kept
-                out[t][drop] = img[drop]
-                holes[t] = kept
+            med, count = self._sightings(sources, t_index, pose_t, ys, xs, (h, w), target=(img, visible),
+                                         max_sources=0 if self.static else self.cfg.sources, flow=flow,
+                                         trim=self.cfg.trim)
+            ok = count >= 1
+            out[ys[ok], xs[ok]] = med[ok]
+            remaining[ys[ok], xs[ok]] = False
+        if not (grow_shadows and self.cfg.unchanged_tolerance > 0):
+            return hole
+        # the hole shrinks to what differs from the background found (and the dilation around it)
+        kept = changed_pixels(img, out, hole, remaining | (hole & ~person), self.cfg.unchanged_tolerance,
+                              dilation, tolerance=max(1, round(frame_unit(h, w))))
+        drop = hole & ~kept
+        out[drop] = img[drop]
+        return kept
+
+    def _push_history(self, window: list, win_grays: list) -> None:
+        """The window's frames join the history (the oldest leave it); this call's lists end."""
         self._history_corners.extend(self._corners[len(self._corners) - len(window):])
         self._history_grays.extend(win_grays)
-        # this call's lists of sources held the history frames that the pushes below drop: let
-        # go of them first, so each dropped frame is freed as its successor arrives (they were
-        # kept alive to the end of the call, and to the next one: 16 frames of float16, 42 MB at
-        # 768x576, at the point where the stage's memory peaks)
-        del sources
         self._grays, self._valid, self._corners, self._pairs = [], [], [], {}
         for img, visible, pose in window:
             # float16 halves the buffer and still rounds back to the exact 8-bit level (16-bit
             # sources lose their low bits in propagated pixels only)
             self.history.append((img.astype(np.float16), visible, pose))
-        del window, people, moving
-        # the sightings' temporaries are freed but glibc's heap still holds them: hand them back
-        # before the masks' float copies are made on top (vtest: 45 MB above the loop's peak)
-        release_freed_memory()
-        filled = torch.from_numpy(out).permute(0, 3, 1, 2).to(frames.device, frames.dtype)
-        as_mask = lambda a: torch.from_numpy(a[:, None]).to(masks.device, torch.float32)  # noqa: E731
-        return filled, as_mask(remaining), as_mask(holes)
+
+
+def _source_order(count: int, t_index: int, nearest: int, max_sources: int) -> list[int]:
+    """The sources for frame ``t_index``, nearest in time first (the least camera drift and
+    lighting change); with ``max_sources`` > 0 at most that many: the ``nearest`` closest, then
+    the rest spread evenly over the buffer (frames where the person stood elsewhere)."""
+    order = sorted((k for k in range(count) if k != t_index), key=lambda k: abs(k - t_index))
+    if max_sources and len(order) > max_sources:
+        near = min(max(nearest, 1), max_sources)
+        rest = order[near:]
+        if max_sources > near:
+            order = order[:near] + rest[:: -(-len(rest) // (max_sources - near))]
+        else:
+            order = order[:near]
+    return order
+
+
+@dataclass(frozen=True)
+class _Crop:
+    """The part of a frame the sightings are gathered in: its corner, size (w, h), the homography
+    from frame to crop coordinates, and the flow's smoothing there."""
+
+    y0: int
+    x0: int
+    size: tuple[int, int]
+    from_frame: np.ndarray
+    sigma: float
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """The frame being filled, in the crop: what sources are aligned to."""
+
+    image: np.ndarray  # (h,w,3) float
+    visible: np.ndarray  # (h,w) bool: its background
+    gray: np.ndarray
+    ring_in_window: tuple[np.ndarray, np.ndarray]  # a sample of the background ring around the holes
+    ring: tuple[np.ndarray, np.ndarray]  # the same in frame coordinates
+    ring_values: np.ndarray  # its grey there
+
+    @classmethod
+    def around(cls, target, y0: int, y1: int, x0: int, x1: int) -> _Reference:
+        image, visible = target[0][y0:y1, x0:x1], target[1][y0:y1, x0:x1]
+        gray = _gray(image)
+        ring_y, ring_x = np.nonzero(exposure_ring(visible))
+        step = max(1, len(ring_y) // 2000)  # a sample is enough to compare two alignments
+        ring_y, ring_x = ring_y[::step], ring_x[::step]
+        return cls(image, visible, gray, (ring_y, ring_x), (ring_y + y0, ring_x + x0), gray[ring_y, ring_x])

@@ -4,6 +4,7 @@ network inside each."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -209,135 +210,163 @@ class SegmentStage(_PeopleRules):
                     out[i, :, gy0:gy1, gx0:gx1] = 1
         return out
 
-    def _person_crops(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _person_crops(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Person boxes (tracked over time), each grown by ``box_margin``, segmented by U²-Net at
         ``crop_resolution``; the soft map is the max over crops and 0 outside every box. Animals the
         detector finds next to a person are segmented too and taken out of her mask (a dog at her feet
-        stays in the video); what she carries or rides (``belongings``: a bag, a racket, a bike
+        stays in the video); what she carries or rides (``belongings_score``: a bag, a racket, a bike
         touching her box) is segmented in its own crop and joins her mask. With ``every`` > 1 a
         person is segmented on every ``every``-th frame of her track; in between, while her box
         keeps its size, her last map follows her box (a belonging's map follows its box likewise)."""
         h, w = frames.shape[2:]
         every = self.cfg.every or (1 if self.device.type == "cuda" else 3)
         u8 = to_integers(frames)
-        places, reused, tight, motion = [], [], [], []
+        plan = _CropPlan()
         detections = self.detector.detect_many(u8)  # the window's frames in one call on a GPU
         for i, img in enumerate(u8):
-            greys = self._greys(img)
-            boxes, scores, animals, animal_scores, things, thing_scores, thing_rigid, ridden = detections[i]
-            ridden = things[ridden & (thing_scores >= self.cfg.belongings_score)]  # a bike, a board, as detected
-            # tracked like people: an animal the detector misses for a frame or two stays kept
-            # out of her mask (dogs_jump: the small dog at her feet scored 0.70, 0.69, 0.56, 0.44,
-            # 0.13, 0.38, nothing, nothing, 0.46 in frames 14-22)
-            if self.cfg.animal_carry:
-                tracked = self.animal_tracker.update_tracks(animals, animal_scores)
-                for t in tracked:
-                    if t["score"] >= self._SURE_ANIMAL:
-                        self.animal_tracker.trust(t)
-                animals = np.float32([t["box"] for t in tracked]).reshape(-1, 4)
-            else:
-                animals = animals[animal_scores >= self.cfg.animal_threshold]
-            if self.cfg.belongings_score > 0:
-                # tracked too: the bike under the rider scored 0.74-0.86, then 0.37, 0.26 and nothing
-                # for two frames behind a tree (bmx-trees frames 14-17) while he rode on
-                thing_tracks = self.thing_tracker.update_tracks(things, thing_scores, rigid=thing_rigid)
-                things = np.float32([t["box"] for t in thing_tracks]).reshape(-1, 4)
-            else:
-                things, thing_tracks = things[:0], []
-            self._since_animal = 0 if len(animals) else self._since_animal + 1
-            scores = self._confirm_entering(img, boxes, scores)
-            boxes = self._hold_merged(boxes, animals)
-            tracks = self.tracker.update_tracks(boxes, scores)
-            self._look_for_lost(img, tracks, animals)
-            people = [t for t in tracks if self._is_person(img, t, tracks)]
-            camera = None
-            # corners are tracked only where they can say something: a person not yet seen to move
-            # (is she scenery? while the scene stays still, nothing can tell: looked at again every
-            # few frames) or a track the detector lost this frame (where did she go?)
-            unsure = any(not t.get("moved") for t in people) and (
-                self._still_at is None or self._frame - self._still_at >= self._STILL_RECHECK)
-            if greys is not None and (unsure or any(t["missed"] for t in tracks)):
-                flow = track_corners(greys[0][0], greys[1][0], greys[0][1])
-                # the scene's motion: people known to move and what they carry or ride (the bike
-                # under the rider) are not the scene
-                carried = [(_grow_box(b, 0.1, h, w), t) for b, t in zip(things, thing_tracks)]
-                moving = [crop_place(t["box"], self.cfg.box_margin, h, w) for t in people if t.get("moved")]
-                camera = camera_motion(*flow, [p[4] for p in moving if p] + [g for g, _ in carried],
-                                       frame_unit(h, w))
-                if camera is not None:
-                    self._carry_by_corners(tracks, flow, camera, animals, frame_unit(h, w))
-                    self._still_at = self._frame if camera[1] < self._SCENERY_CAMERA else None
-            # the small greys too: a smooth figure's own corners are looked for once its map is made
-            motion.append(None if camera is None else (*flow, camera, carried, greys))
-            grown_boxes = []
-            follow = followers([t for t in people if not self._scenery_now(t)], every, self.cfg.fresh,
-                                self.cfg.box_margin, h, w)
-            for t in people:
-                place = crop_place(t["box"], self.cfg.box_margin, h, w)
-                if not place:
-                    continue
-                if not self._scenery_now(t):  # what touches a painted figure is not carried
-                    grown_boxes.append(place[4])
-                if self.person_net is not None and any(_overlap(place[4], b) for b in ridden):
-                    t["rides"] = self._frame
-                key = t.get("key")
-                # scenery's map only tells whether its pixels start to move on their own: its last
-                # one follows its box (bmx-trees: a third of the crops were painted figures')
-                if any(t is f for f in follow) or (key is not None and self._scenery_now(t)):
-                    reused.append((i, place[4], key, t))
-                else:  # filled with her map once the batch has run
-                    # her good map is taken from the key before once that one's map is made: keys
-                    # of one window are all made before its batch runs
-                    t["key"] = key = {"age": t["age"], "box": list(t["box"]), "prev": key, "strong": t.get("strong"),
-                                      "track": t}
-                    # a person network leaves out what she rides: her crop gets U²-Net while she
-                    # was seen on it lately (the detector misses the bike behind a trunk); and it
-                    # loses much of a person half hidden behind another or behind a sign (vtest
-                    # frames 56-57: a man's legs left as a ghost), so a crop another person's box
-                    # reaches gets U²-Net too
-                    key["u2net"] = self.person_net is not None and (
-                        self._frame - t.get("rides", -(1 << 30)) <= self._RIDE_MEMORY
-                        or self._among_others(t, place[4], people))
-                    places.append((i, False, *place, key))
-            for box in animals:
-                place = _place_near(box, grown_boxes, 0.05, h, w)
-                if place:
-                    places.append((i, True, *place, None))
-            # a bag, a racket, a bike touching a person joins her mask
-            for box, thing in zip(things, thing_tracks):
-                place = _place_near(box, grown_boxes, 0.1, h, w)
-                if not place:
-                    continue
-                # like a person's map, a belonging's map follows its box between keyframes
-                keys = [k for k in self._belongings if _follows(box, k, self._frame, every, 0.1, h, w)
-                        and box_iou(np.array([box]), np.array([k["box"]]))[0, 0] > 0.5]
-                if keys:
-                    reused.append((i, place[4], keys[0], thing))
-                else:
-                    key = {"age": self._frame, "box": list(box), "ellipse": True, "track": thing}
-                    self._belongings.append(key)
-                    places.append((i, False, *place, key))
-            self._belongings = [k for k in self._belongings if self._frame - k["age"] < every]
-            self._frame += 1
-            # a weak track that looked like an animal up close is one too (the small dog pressed
-            # against her, called a person 0.40-0.62 in dogs_jump frames 18-22, an animal 0.00-0.38)
-            like_animals = [t["box"] for t in tracks if t.get("animal") and not any(t is p for p in people)]
-            animals_all = np.concatenate([animals, np.float32(like_animals).reshape(-1, 4)])
-            tight.append(([t["box"] for t in people], animals_all))
+            self._plan_frame(plan, i, img, detections[i], every, h, w)
         soft = torch.zeros(frames.shape[0], 1, h, w, device=frames.device)
-        if not places and not reused:
+        if not plan.places and not plan.reused:
             return soft, None, None
-        animal: dict[int, torch.Tensor] = {}  # frame -> (1,H,W) map of its animals' crops, where it has any
-        # every crop at the cap, small people scaled up: U²-Net small loses much of a girl at her
-        # native 64-96 px (schoolgirls, measured with narrower windows: pixels above 0.5 covered 0.85
-        # of the girls at native size, 0.92 scaled to 160)
+        animal, pastes = self._maps(frames, plan, soft)
+        self._paste_people(soft, pastes, plan.motion, len(u8))
+        if not any(len(animals) for _, animals in plan.tight):  # no animal: nothing to keep out (no frame-sized maps)
+            return soft.clamp_(0, 1), None, None
+        return self._animals_apart(frames, soft, animal, plan.tight)
+
+    def _frame_tracks(self, img: np.ndarray, detection: tuple) -> tuple:
+        """One frame's detections through the trackers: (tracks, people among them, animal boxes,
+        belongings' boxes and tracks, ridden things' boxes)."""
+        boxes, scores, animals, animal_scores, things, thing_scores, thing_rigid, ridden = detection
+        ridden = things[ridden & (thing_scores >= self.cfg.belongings_score)]  # a bike, a board, as detected
+        # tracked like people: an animal the detector misses for a frame or two stays kept out of
+        # her mask (its score wavers from frame to frame while it moves)
+        if self.cfg.animal_carry:
+            tracked = self.animal_tracker.update_tracks(animals, animal_scores)
+            for t in tracked:
+                if t["score"] >= self._SURE_ANIMAL:
+                    self.animal_tracker.trust(t)
+            animals = np.float32([t["box"] for t in tracked]).reshape(-1, 4)
+        else:
+            animals = animals[animal_scores >= self.cfg.animal_threshold]
+        if self.cfg.belongings_score > 0:
+            # tracked too: a bike behind a tree is missed for a frame or two while he rides on
+            thing_tracks = self.thing_tracker.update_tracks(things, thing_scores, rigid=thing_rigid)
+            things = np.float32([t["box"] for t in thing_tracks]).reshape(-1, 4)
+        else:
+            things, thing_tracks = things[:0], []
+        self._since_animal = 0 if len(animals) else self._since_animal + 1
+        scores = self._confirm_entering(img, boxes, scores)
+        boxes = self._hold_merged(boxes, animals)
+        tracks = self.tracker.update_tracks(boxes, scores)
+        self._look_for_lost(img, tracks, animals)
+        people = [t for t in tracks if self._is_person(img, t, tracks)]
+        return tracks, people, animals, things, thing_tracks, ridden
+
+    def _scene_motion(self, greys, tracks: list[dict], people: list[dict], animals: np.ndarray, things: np.ndarray,
+                      thing_tracks: list[dict], h: int, w: int):
+        """The camera's motion this frame, from corners tracked where they can say something: a
+        person not yet seen to move (is she scenery? while the scene stays still nothing can tell,
+        so it is looked at again only every few frames) or a track the detector lost (where did she
+        go?). None where corners were not tracked; else (corners before, after, camera motion, the
+        grown boxes of what people carry with their tracks, the small greys)."""
+        unsure = any(not t.get("moved") for t in people) and (
+            self._still_at is None or self._frame - self._still_at >= self._STILL_RECHECK)
+        if greys is None or not (unsure or any(t["missed"] for t in tracks)):
+            return None
+        flow = track_corners(greys[0][0], greys[1][0], greys[0][1])
+        # the scene's motion: people known to move and what they carry or ride are not the scene
+        carried = [(_grow_box(b, 0.1, h, w), t) for b, t in zip(things, thing_tracks)]
+        moving = [crop_place(t["box"], self.cfg.box_margin, h, w) for t in people if t.get("moved")]
+        camera = camera_motion(*flow, [p[4] for p in moving if p] + [g for g, _ in carried], frame_unit(h, w))
+        if camera is None:
+            return None
+        self._carry_by_corners(tracks, flow, camera, animals, frame_unit(h, w))
+        self._still_at = self._frame if camera[1] < self._SCENERY_CAMERA else None
+        # the small greys too: a smooth figure's own corners are looked for once its map is made
+        return (*flow, camera, carried, greys)
+
+    def _plan_frame(self, plan: _CropPlan, i: int, img: np.ndarray, detection: tuple, every: int,
+                    h: int, w: int) -> None:
+        """Track frame ``i`` and add its crops to ``plan``: people's, animals' beside them, belongings'."""
+        greys = self._greys(img)
+        tracks, people, animals, things, thing_tracks, ridden = self._frame_tracks(img, detection)
+        plan.motion.append(self._scene_motion(greys, tracks, people, animals, things, thing_tracks, h, w))
+        grown_boxes = self._plan_people(plan, i, people, ridden, every, h, w)
+        for box in animals:
+            place = _place_near(box, grown_boxes, 0.05, h, w)
+            if place:
+                plan.places.append((i, True, *place, None))
+        self._plan_belongings(plan, i, things, thing_tracks, grown_boxes, every, h, w)
+        self._frame += 1
+        # a weak track that looked like an animal up close is one too (a small dog pressed
+        # against her can score as a person)
+        like_animals = [t["box"] for t in tracks if t.get("animal") and not any(t is p for p in people)]
+        animals_all = np.concatenate([animals, np.float32(like_animals).reshape(-1, 4)])
+        plan.tight.append(([t["box"] for t in people], animals_all))
+
+    def _plan_people(self, plan: _CropPlan, i: int, people: list[dict], ridden: np.ndarray, every: int,
+                     h: int, w: int) -> list:
+        """Each person's crop in frame ``i``: a new map (a keyframe) or her last one following her
+        box; returns the grown boxes of the people who are not scenery."""
+        grown_boxes = []
+        follow = followers([t for t in people if not self._scenery_now(t)], every, self.cfg.fresh,
+                           self.cfg.box_margin, h, w)
+        for t in people:
+            place = crop_place(t["box"], self.cfg.box_margin, h, w)
+            if not place:
+                continue
+            if not self._scenery_now(t):  # what touches a painted figure is not carried
+                grown_boxes.append(place[4])
+            if self.person_net is not None and any(_overlap(place[4], b) for b in ridden):
+                t["rides"] = self._frame
+            key = t.get("key")
+            # scenery's map only tells whether its pixels start to move on their own: its last
+            # one follows its box
+            if any(t is f for f in follow) or (key is not None and self._scenery_now(t)):
+                plan.reused.append((i, place[4], key, t))
+                continue
+            # a keyframe, filled with her map once the batch has run; her good map is taken from the
+            # key before once that one's map is made: keys of one window are all made before its batch
+            t["key"] = key = {"age": t["age"], "box": list(t["box"]), "prev": key, "strong": t.get("strong"),
+                              "track": t}
+            # a person network leaves out what she rides: her crop gets U²-Net while she was seen
+            # on it lately (the detector can miss the bike behind a trunk); and it loses much of a
+            # person half hidden behind another, so a crop another person's box reaches gets U²-Net too
+            key["u2net"] = self.person_net is not None and (
+                self._frame - t.get("rides", -(1 << 30)) <= self._RIDE_MEMORY
+                or self._among_others(t, place[4], people))
+            plan.places.append((i, False, *place, key))
+        return grown_boxes
+
+    def _plan_belongings(self, plan: _CropPlan, i: int, things: np.ndarray, thing_tracks: list[dict],
+                         grown_boxes: list, every: int, h: int, w: int) -> None:
+        """A bag, a racket, a bike touching a person joins her mask: its crop in frame ``i``, or
+        (like a person's map) its last map following its box between keyframes."""
+        for box, thing in zip(things, thing_tracks):
+            place = _place_near(box, grown_boxes, 0.1, h, w)
+            if not place:
+                continue
+            keys = [k for k in self._belongings if _follows(box, k, self._frame, every, 0.1, h, w)
+                    and box_iou(np.array([box]), np.array([k["box"]]))[0, 0] > 0.5]
+            if keys:
+                plan.reused.append((i, place[4], keys[0], thing))
+            else:
+                key = {"age": self._frame, "box": list(box), "ellipse": True, "track": thing}
+                self._belongings.append(key)
+                plan.places.append((i, False, *place, key))
+        self._belongings = [k for k in self._belongings if self._frame - k["age"] < every]
+
+    def _crop_probabilities(self, frames: torch.Tensor, places: list) -> list[torch.Tensor]:
+        """Every planned crop cut (a batch at a time: a window of a crowd holds a hundred) and
+        segmented at ``crop_resolution``: people's by the person network where there is one;
+        animals', belongings', riders' and people's among others by U²-Net (it takes the bike with
+        him, a salient object; the person network does not). Small people are scaled up to the
+        crop side: U²-Net small loses much of a person at her native size (bench/RESULTS.md)."""
         side = self.cfg.crop_resolution
-        # the crops are cut a batch at a time (a window of a crowd holds a hundred); people's by
-        # the person network where there is one, animals', belongings', riders' and people's among
-        # others by U²-Net (it takes the bike with him, a salient object; the person network does not)
         by_person_net = [self.person_net is not None and not is_animal and not (key or {}).get("ellipse")
                          and not (key or {}).get("u2net") for _, is_animal, *_, key in places]
-        probs = [None] * len(places)
+        probs: list = [None] * len(places)
         for person in (False, True):
             group = [n for n, b in enumerate(by_person_net) if b == person]
             for k in range(0, len(group), self.batch_size):
@@ -348,8 +377,17 @@ class SegmentStage(_PeopleRules):
                 out = self.person_net(x) if person else self._u2net(x, side)  # crops are side x side
                 for n, p in zip(part, out):
                     probs[n] = p
-        pastes = []  # (frame, grown box, map, person's track or None), pasted in frame order below
-        for p, (i, is_animal, Y0, Y1, X0, X1, (gy0, gy1, gx0, gx1), key) in zip(probs, places):
+        return probs
+
+    def _maps(self, frames: torch.Tensor, plan: _CropPlan, soft: torch.Tensor) -> tuple[dict, list]:
+        """Each crop's map cut to its grown box: animals' gathered per frame ((1,H,W) maps), the
+        others (people's, belongings', and the maps that follow a box) as pastes in frame order:
+        (frame, grown box, map, track or None)."""
+        h, w = soft.shape[2:]
+        animal: dict[int, torch.Tensor] = {}
+        pastes = []
+        for p, (i, is_animal, Y0, Y1, X0, X1, (gy0, gy1, gx0, gx1), key) in zip(
+                self._crop_probabilities(frames, plan.places), plan.places):
             if key is not None and "prev" in key:  # in frame order: the key before is done
                 prev = key.pop("prev")
                 key["good"] = None if prev is None else prev.get("good")
@@ -367,10 +405,17 @@ class SegmentStage(_PeopleRules):
                 pastes.append((i, (gy0, gy1, gx0, gx1), patch, None if key is None else key.get("track")))
             if key is not None:
                 key["patch"] = patch
-        for i, (gy0, gy1, gx0, gx1), key, t in reused:
+        for i, (gy0, gy1, gx0, gx1), key, t in plan.reused:
             patch = resize(key["patch"][None], (gy1 - gy0, gx1 - gx0), antialias=False)[0]
             pastes.append((i, (gy0, gy1, gx0, gx1), patch, t))
         pastes.sort(key=lambda e: e[0])
+        return animal, pastes
+
+    def _paste_people(self, soft: torch.Tensor, pastes: list, motion: list, frames: int) -> None:
+        """Paste the maps into ``soft`` (max), leaving out what is scenery by the evidence of the
+        whole window: a figure found to be scenery by its end is left out of the frames before too
+        (its first frames in view come before two frames of evidence)."""
+        h, w = soft.shape[2:]
         scenery = []  # per paste: its track was scenery by the evidence up to its frame
         for i, grown, patch, t in pastes:
             if t is None or motion[i] is None:
@@ -380,19 +425,18 @@ class SegmentStage(_PeopleRules):
             # counts) and their belongings are not the scene
             moving = [g for g, o in motion[i][3] if o is not t] + [
                 g for j, g, _, o in pastes if j == i and o is not None and o is not t and o.get("moved")]
-            scenery.append(self._is_scenery(t, (*motion[i][:3], moving), patch, grown, self._frame - len(u8) + i,
+            scenery.append(self._is_scenery(t, (*motion[i][:3], moving), patch, grown, self._frame - frames + i,
                                             h, w, greys=motion[i][4]))
         for (i, (gy0, gy1, gx0, gx1), patch, t), was in zip(pastes, scenery):
-            # the window's later frames count too: a figure found to be scenery by its end is
-            # left out of the frames before (its first frames in view, before two frames of
-            # evidence: bmx-trees frames 1-3 and 10-12 erased a tree and half a painted wall)
             if was or (t is not None and self._scenery_now(t)):
                 continue
             soft[i, :, gy0:gy1, gx0:gx1] = torch.maximum(soft[i, :, gy0:gy1, gx0:gx1], patch)
-        if not any(len(animals) for _, animals in tight):  # no animal: nothing to keep out (no frame-sized maps)
-            return soft.clamp_(0, 1), None, None
-        # a frame at a time, and only the frames with an animal: five window-sized float maps here
-        # set the peak of vtest's segmentation calls (its detector sees an animal in every window)
+
+    def _animals_apart(self, frames: torch.Tensor, soft: torch.Tensor, animal: dict, tight: list) -> tuple:
+        """Animals beside people taken out of their masks: (soft maps, what her dilation must leave
+        alone, the animals' own pixels for propagation to avoid), a frame at a time and only for the
+        frames with an animal (window-sized float maps here would set the stage's memory peak)."""
+        h, w = soft.shape[2:]
         keep_out = torch.zeros(soft.shape, dtype=torch.bool, device=soft.device)
         dogs = {}  # frame -> (1,H,W) bool: the animals' own pixels, before her box claims any of them
         for i, (people, animals) in enumerate(tight):
@@ -404,14 +448,26 @@ class SegmentStage(_PeopleRules):
         if self.cfg.person_gate:
             self._gate_animals(frames, tight, soft, keep_out)
         # the animals as propagation must not copy them: their crops' pixels that are not hers,
-        # grown by 3 px (U²-Net's outline of fur is loose); a frame at a time, kept as bool (float
-        # window-sized maps raised vtest's peak by ~90 MB, where the detector sees an animal or two)
+        # grown by 3 px (an outline of fur is loose), kept as bool
         movers = None
         for i, own in dogs.items():
             own &= soft[i] < 0.5
-            if own.any():  # animal boxes, none beside a person (vtest: every window) leave it None
+            if own.any():  # animal boxes, none beside a person, leave it None
                 if movers is None:
                     movers = torch.zeros(soft.shape, dtype=torch.bool, device=soft.device)
                 movers[i] = max_filter(own[None].float(), 7, 7)[0] > 0
         return soft, keep_out, movers
 
+
+@dataclass
+class _CropPlan:
+    """What a window's frames need segmented, gathered frame by frame before any network runs."""
+
+    # (frame, is an animal, crop y0, y1, x0, x1, grown box, key or None): crops to segment
+    places: list = field(default_factory=list)
+    # (frame, grown box, key, track): maps that follow a box instead
+    reused: list = field(default_factory=list)
+    # per frame: (people's boxes, animals' boxes)
+    tight: list = field(default_factory=list)
+    # per frame: ``_scene_motion``'s result or None
+    motion: list = field(default_factory=list)
