@@ -1,7 +1,7 @@
 """Peak memory is bounded by the window, not the video length: vtest's first 100 frames against all
 795, each run in a fresh process, default configuration on CPU.
 
-    python bench/memory.py [--frames 100 795] [--from 0 300 ...] [--trace FILE] [--per-stage]
+    python bench/memory.py [--frames 100 795] [--from 0 300 ...] [--trace FILE] [--per-stage] [--clip FILE]
 
 ``--from S`` adds a run of the 100 frames from frame S (cut as its own clip): the long run should
 peak no higher than its worst 100-frame piece run alone. ``--trace FILE`` writes, for each run, the
@@ -31,6 +31,8 @@ import collections, json, os, resource, sys, time
 import numpy as np, torch
 from bgclean.pipeline.config import load_config
 from bgclean.pipeline.runner import Pipeline
+from bgclean.tuning import tune_process
+tune_process()  # as the command does
 page = os.sysconf("SC_PAGE_SIZE") / 2**20
 trace = []
 pipe = Pipeline(load_config(None, {"runtime.device": "cpu"}))
@@ -97,13 +99,15 @@ def main() -> None:
                     help="also the 100 frames from each of these frames, run alone")
     ap.add_argument("--trace", type=Path, help="per-window memory of every run, JSON lines")
     ap.add_argument("--per-stage", action="store_true", help="also each stage's worst call: peak, resident before it")
+    ap.add_argument("--clip", type=Path, help="measure this video instead of the data set's vtest (e.g. a 4K clip)")
     args = parse_args(ap)
     OUT.mkdir(parents=True, exist_ok=True)
-    src = data_dir() / "videos" / "vtest.avi"
+    src = args.clip or data_dir() / "videos" / "vtest.avi"
     # every run reads a clip cut the same way (H.264), the whole video too: the .avi's own decoder
     # holds different buffers, which is not what this measures
-    runs = [(f"first {n}", cut_clip(src, n, OUT / f"vtest_{n}.mp4")) for n in args.frames]
-    runs += [(f"{s}-{s + 99}", cut_clip(src, 100, OUT / f"vtest_from{s}.mp4", start=s)) for s in args.starts]
+    stem = src.stem
+    runs = [(f"first {n}", cut_clip(src, n, OUT / f"{stem}_{n}.mp4")) for n in args.frames]
+    runs += [(f"{s}-{s + 99}", cut_clip(src, 100, OUT / f"{stem}_from{s}.mp4", start=s)) for s in args.starts]
     print(f"# {machine()}")
     print("| frames | count | peak RSS (MB) | peak set after frame | seconds | fps |")
     print("|---|---|---|---|---|---|")

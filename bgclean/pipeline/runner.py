@@ -212,15 +212,9 @@ class Pipeline:
         if self.config.inpaint.finetune_steps > 0:  # once per video, on its first window with people
             self._timed("inpaint", self.inpaint_stage.adapt, frames, holes)
         fill = filled
-        if (remaining > 0).any():
-            if self.config.propagate.enabled and self.propagate_stage.static:
-                # one frame at a time, so each reuses what the frames before it invented; into
-                # propagation's own output tensor (no second window-sized copy; an inference tensor)
-                with torch.inference_mode():
-                    for i in range(filled.shape[0]):
-                        filled[i : i + 1] = self._invent_static(filled[i : i + 1], remaining[i : i + 1])
-            else:
-                fill = torch.where(remaining > 0, self._invent(filled, remaining, still=self.stills), filled)
+        if (remaining > 0).any() and not (
+                self.config.propagate.enabled and self.propagate_stage.fill_unseen(filled, remaining, self._invent)):
+            fill = torch.where(remaining > 0, self._invent(filled, remaining, still=self.stills), filled)
         feather = self.feather_width(frames.shape[2], frames.shape[3], dilation)
         # the fill is this window's own tensor (never the caller's frames): paste into it, so no
         # third window-sized tensor is alive (85 MB for 16 frames at 768x576)
@@ -238,19 +232,6 @@ class Pipeline:
             else:
                 invented = self._timed("superres", self.superres_stage.restore_fill, invented, holes)
         return invented
-
-    def _invent_static(self, frame: torch.Tensor, remaining: torch.Tensor) -> torch.Tensor:
-        """Still camera, one frame: reuse remembered invented pixels, invent only the new ones."""
-        stage = self.propagate_stage
-        recalled = stage.recall_invented(remaining)
-        if recalled is not None:
-            values, known = recalled
-            frame = torch.where(known, values.to(frame.dtype), frame)
-            remaining = remaining * (~known)
-        if (remaining > 0).any():
-            frame = torch.where(remaining > 0, self._invent(frame, remaining), frame)
-            stage.remember_invented(frame, remaining)
-        return frame
 
     def fit_memory(self, height: int, width: int) -> memory.MemoryPlan:
         """Choose this run's window and history for its frame size (call after ``reset()``, before

@@ -14,6 +14,7 @@ stays a hole for the inpainter.
 ``alignment``  homographies, dense-flow refinement, exposure matching
 ``sightings``  robust statistics over the frames that saw a pixel
 ``shadows``    holes grown by shadows; unchanged pixels given back to the frame
+``invented``   a still camera's invented background, kept per pixel (no flicker)
 ``config``     its settings (``PropagateConfig``)
 """
 

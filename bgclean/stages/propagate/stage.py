@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from bgclean.stages.propagate.alignment import (
     track_refined,
 )
 from bgclean.stages.propagate.config import PropagateConfig
+from bgclean.stages.propagate.invented import InventedPixels
 from bgclean.stages.propagate.shadows import changed_pixels, shadow_candidates
 from bgclean.stages.propagate.sightings import _joined, nan_statistic, ring_error
 from bgclean.tuning import release_freed_memory
@@ -60,31 +62,21 @@ class PropagateStage:
         self._last_corners = None  # its corners to track, when they were needed
         self._last_pose = np.eye(3)
         self.static = True  # every motion so far snapped to the identity
-        self._invented: np.ndarray | None = None  # still camera: invented fill, reused for zero flicker
-        self._invented_known: np.ndarray | None = None
+        self.invented = InventedPixels()  # still camera: invented fill, reused for zero flicker
 
-    def recall_invented(self, remaining: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Still camera: the invented background remembered for the pixels of ``remaining``
-        (1,1,H,W): ((1,3,H,W) values, (1,1,H,W) known). None when nothing is remembered."""
-        if not self.static or self._invented is None or self._invented.shape[:2] != tuple(remaining.shape[2:]):
-            return None
-        known = torch.from_numpy(self._invented_known)[None, None].to(remaining.device) & (remaining > 0)
-        values = torch.from_numpy(self._invented).permute(2, 0, 1)[None].to(remaining.device)
-        return values, known
-
-    def remember_invented(self, fill: torch.Tensor, remaining: torch.Tensor) -> None:
-        """Still camera: keep the invented values of ``fill`` (1,3,H,W) inside ``remaining``; the
-        same pixel then gets the same invented value in every later frame (zero flicker)."""
+    def fill_unseen(self, filled: torch.Tensor, remaining: torch.Tensor,
+                    invent: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+        """Still camera: fill what no frame saw (``remaining`` (B,1,H,W)) in ``filled`` (B,3,H,W),
+        in place, a frame at a time, so that each reuses what the frames before it invented
+        (``invent(frame, holes)`` is called for what is new). Returns False, doing nothing, for a
+        moving camera: its fill cannot be kept per pixel."""
         if not self.static:
-            self._invented = self._invented_known = None
-            return
-        h, w = remaining.shape[2:]
-        if self._invented is None or self._invented.shape[:2] != (h, w):
-            self._invented = np.zeros((h, w, 3), np.float32)
-            self._invented_known = np.zeros((h, w), bool)
-        sel = remaining[0, 0].cpu().numpy() > 0
-        self._invented[sel] = fill[0].permute(1, 2, 0).cpu().numpy()[sel]
-        self._invented_known |= sel
+            self.invented.reset()
+            return False
+        with torch.inference_mode():  # into the caller's tensor: no second window-sized copy
+            for i in range(filled.shape[0]):
+                filled[i : i + 1] = self.invented.fill(filled[i : i + 1], remaining[i : i + 1], invent)
+        return True
 
     def _pose(self, gray: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Pose (frame → reference) of a new frame, chained from the previous frame's. The step
