@@ -68,7 +68,7 @@ def structure_fill(img: np.ndarray, hole: np.ndarray, base: np.ndarray,
     colour, known = _edge_colours(img[y0:y1, x0:x1], sub)
     # the hole's width where the pixel lies (not twice its distance to the edge, which near the
     # edge made every line across look long and gave those pixels to base)
-    width = 2 * (_thickness(sub) + 1)[ys, xs]
+    width = 2 * (thickness(sub) + 1)[ys, xs]
     # each pixel's direction shared linearly between the two nearest of _BINS directions
     pos = theta * (_BINS / np.pi)
     lo = np.floor(pos).astype(np.int64) % _BINS
@@ -104,7 +104,7 @@ def structure_fill(img: np.ndarray, hole: np.ndarray, base: np.ndarray,
     return out, full
 
 
-def _thickness(hole: np.ndarray) -> np.ndarray:
+def thickness(hole: np.ndarray) -> np.ndarray:
     """Half the local width of the hole at each of its pixels: the radius of the largest disc
     inside the hole that (roughly) covers the pixel, px (powers of two from 1 up)."""
     import cv2

@@ -98,7 +98,7 @@ def dilate_masks(masks: torch.Tensor, radius: int) -> torch.Tensor:
                 kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8) if square else _CROSS
                 cv2.dilate(plane, kernel, dst=plane)
         return torch.from_numpy(out).to(masks.dtype)
-    return _dilate_by_pools(masks, radius)
+    return dilate_by_pools(masks, radius)
 
 
 _CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
@@ -121,10 +121,10 @@ def octagon(radius: int):
     """``dilate_masks``' structuring element for ``radius``: (2r+1, 2r+1) uint8 (for OpenCV)."""
     point = torch.zeros(1, 1, 2 * radius + 1, 2 * radius + 1)
     point[..., radius, radius] = 1
-    return (_dilate_by_pools(point, radius)[0, 0] > 0).to(torch.uint8).numpy()
+    return (dilate_by_pools(point, radius)[0, 0] > 0).to(torch.uint8).numpy()
 
 
-def _dilate_by_pools(masks: torch.Tensor, radius: int) -> torch.Tensor:
+def dilate_by_pools(masks: torch.Tensor, radius: int) -> torch.Tensor:
     """``dilate_masks`` as torch max-pools (any device)."""
     out = masks
     for r, square in _octagon_steps(radius):

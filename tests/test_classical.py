@@ -128,4 +128,4 @@ def test_lines_continue_up_to_the_edges_of_a_wide_hole():
     near[:38] = near[122:] = False  # beside the left and right edges only
     err = np.abs(classical.fill(img, hole, "structure").astype(int) - img.astype(int))[near].mean()
     assert err < 4, err  # of stripes 180 levels deep
-    assert np.median(classical._thickness(hole)[near]) >= 16  # the distance to the edge there: 1-8
+    assert np.median(classical.thickness(hole)[near]) >= 16  # the distance to the edge there: 1-8

@@ -254,7 +254,7 @@ def test_stills_run_the_shared_network_at_the_hybrid_side_and_video_at_net_side(
     out = stage.still_fn(frame, m)
     assert [max(shape) for shape in net.seen] == [256, 128]
     assert torch.equal(out[..., m[0, 0] == 0], frame[..., m[0, 0] == 0])
-    assert len(stage._learned()) == 1 and stage._learned()[0].net is net
+    assert len(stage.learned_fills()) == 1 and stage.learned_fills()[0].net is net
 
 
 def _line_photo(name: str, side: int = 512) -> np.ndarray:

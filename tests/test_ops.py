@@ -154,7 +154,7 @@ def test_cpu_dilation_is_the_octagon_of_the_pools():
     gives (one dilation by it) is theirs too."""
     import cv2
 
-    from bgclean.ops import _dilate_by_pools, octagon
+    from bgclean.ops import dilate_by_pools, octagon
 
     g = torch.Generator().manual_seed(0)
     soft = torch.rand(2, 1, 37, 53, generator=g) ** 8
@@ -162,9 +162,9 @@ def test_cpu_dilation_is_the_octagon_of_the_pools():
     binary[0, 0, 0, 0] = binary[0, 0, -1, 15] = 1  # on the edges
     for masks in (soft, binary):
         for radius in (1, 2, 3, 5, 8, 13, 14, 22):
-            assert torch.equal(dilate_masks(masks, radius), _dilate_by_pools(masks, radius)), radius
+            assert torch.equal(dilate_masks(masks, radius), dilate_by_pools(masks, radius)), radius
             one = cv2.dilate(masks.numpy().reshape(-1, *masks.shape[2:]).transpose(1, 2, 0).copy(), octagon(radius))
             one = torch.from_numpy(one.reshape(*masks.shape[2:], -1).transpose(2, 0, 1).copy()).view_as(masks)
-            assert torch.equal(one, _dilate_by_pools(masks, radius)), radius
-    closed = 1 - _dilate_by_pools(1 - _dilate_by_pools(binary, 4), 4)
+            assert torch.equal(one, dilate_by_pools(masks, radius)), radius
+    closed = 1 - dilate_by_pools(1 - dilate_by_pools(binary, 4), 4)
     assert torch.equal(erode_masks(dilate_masks(binary, 4), 4), closed)

@@ -153,7 +153,7 @@ def test_two_tracks_on_one_person_become_one():
     old = {"box": [100.0, 10.0, 140.0, 110.0], "missed": 2, "velocity": [0.0, 0.0], "carry": 4, "score": 0.8, "age": 9}
     new = {"box": [104.0, 12.0, 144.0, 112.0], "missed": 0, "velocity": [1.0, 0.0], "carry": 1, "score": 0.6, "age": 1}
     other = {"box": [300.0, 10.0, 340.0, 110.0], "missed": 0, "velocity": [0.0, 0.0], "carry": 1, "score": 0.6, "age": 1}
-    assert tr._merged([new, old, other]) == [old, other]
+    assert tr.merged([new, old, other]) == [old, other]
     assert old["box"] == new["box"] and old["missed"] == 0 and old["carry"] == 4 and old["velocity"] == [1.0, 0.0]
     # through update: two overlapping detections of one person start one track, not two
     tr.reset()
@@ -622,18 +622,18 @@ def test_a_still_camera_gives_no_evidence_that_a_still_person_is_scenery():
     patch = torch.zeros(1, 70, 50)
     patch[:, 5:65, 5:45] = 1
     for frame in range(10):
-        assert not stage._is_scenery(track, (p0, p1, camera, []), patch, (85, 155, 195, 245), frame, 240, 432)
+        assert not stage.is_scenery(track, (p0, p1, camera, []), patch, (85, 155, 195, 245), frame, 240, 432)
     stage_moving = object.__new__(SegmentStage)
     stage_moving.cfg = SegmentConfig()
     p0, p1 = corner_motion(*_panned(6, -6))
     camera = camera_motion(p0, p1, [], 1.0)
-    verdicts = [stage_moving._is_scenery(track, (p0, p1, camera, []), patch, (85, 155, 189, 245), f, 240, 432)
+    verdicts = [stage_moving.is_scenery(track, (p0, p1, camera, []), patch, (85, 155, 189, 245), f, 240, 432)
                 for f in range(3)]
     assert verdicts == [False, True, True]  # the panning camera: scenery after two frames that say so
 
 
 def _figure_evidence(stage, track, offsets) -> list[bool]:
-    """``_is_scenery``'s verdicts for ``track`` over frames in which the camera pans 6 px and 10
+    """``is_scenery``'s verdicts for ``track`` over frames in which the camera pans 6 px and 10
     corners inside its map move by 6 px plus the x ``offsets`` of that frame (10 values each: 0
     follows the scene, 1.4 is neither following nor moving on its own, 3 moves on its own)."""
     from bgclean.stages.segment.motion import camera_motion
@@ -650,7 +650,7 @@ def _figure_evidence(stage, track, offsets) -> list[bool]:
         p1 = p0 + np.float32([6, 0])
         p1[len(scene0):, 0] += np.float32(off)
         camera = camera_motion(scene0, scene0 + np.float32([6, 0]), [], 1.0)
-        verdicts.append(stage._is_scenery(track, (p0, p1, camera, []), patch, (85, 155, 195, 245), frame, 240, 432))
+        verdicts.append(stage.is_scenery(track, (p0, p1, camera, []), patch, (85, 155, 195, 245), frame, 240, 432))
     return verdicts
 
 
@@ -699,7 +699,7 @@ def test_a_smooth_figure_is_judged_by_its_own_corners():
             patch[:, 10:150, 16:56] = 1
             assert not ((p1[:, 0] >= x0) & (p1[:, 0] < x0 + 40) & (p1[:, 1] >= 60) & (p1[:, 1] < 200)).any()
             greys = (small_grey(frames[k - 1]), small_grey(frames[k])) if own else None
-            verdicts.append(stage._is_scenery(track, (p0, p1, camera_motion(p0, p1, [], 1.0), []), patch, grown, k,
+            verdicts.append(stage.is_scenery(track, (p0, p1, camera_motion(p0, p1, [], 1.0), []), patch, grown, k,
                                               240, 432, greys=greys))
         assert verdicts == expect
 
@@ -736,6 +736,6 @@ def test_a_lost_person_box_follows_her_own_corners_not_her_stale_velocity():
     camera = camera_motion(p0, p1, [(85, 155, 195, 245)], 1.0)
     for animals, expect in ((np.zeros((0, 4), np.float32), 200.0), (np.float32([[190, 80, 250, 160]]), 194.0)):
         track = {"box": [194.0, 90.0, 234.0, 150.0], "velocity": [-6.0, 0.0], "missed": 1}
-        stage._carry_by_corners([track], (p0, p1), camera, animals, 1.0)
+        stage.carry_by_corners([track], (p0, p1), camera, animals, 1.0)
         assert track["box"][0] == pytest.approx(expect, abs=0.5)
         assert track["box"][2] - track["box"][0] == pytest.approx(40)

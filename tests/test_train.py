@@ -191,7 +191,7 @@ def test_video_frames_give_person_free_training_crops():
     assert len(frames) == 4 and frames[0][0].shape == (240, 432, 3)
     samples = PhotoHoles([], HoleSampler([], rect_prob=1.0), 64, videos=frames, video_share=1.0)
     rng = np.random.default_rng(0)
-    picked = [samples._video_crop(rng) for _ in range(20)]
+    picked = [samples.video_crop(rng) for _ in range(20)]
     assert all(p is not None and p.shape == (64, 64, 3) for p in picked)
     # each crop is a person-free window of some frame
     for p in picked[:5]:

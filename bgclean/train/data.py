@@ -76,7 +76,7 @@ class PhotoHoles:
         self.holes, self.size, self.scale_range = holes, size, scale_range
         self.classical, self.jitter = classical, jitter
 
-    def _video_crop(self, rng: np.random.Generator) -> np.ndarray | None:
+    def video_crop(self, rng: np.random.Generator) -> np.ndarray | None:
         for _ in range(30):
             frame, person = self.videos[int(rng.integers(len(self.videos)))]
             y = int(rng.integers(0, frame.shape[0] - self.size + 1))
@@ -89,7 +89,7 @@ class PhotoHoles:
         import cv2
 
         if self.video_share and rng.random() < self.video_share:
-            found = self._video_crop(rng)
+            found = self.video_crop(rng)
             if found is not None:
                 return np.ascontiguousarray(found[:, ::-1] if rng.random() < 0.5 else found)
         img = self.images[int(rng.integers(len(self.images)))]

@@ -54,7 +54,7 @@ class InpaintStage:
         else:
             self.fill_fn = self.still_fn = BACKENDS[cfg.backend](cfg, self.device)
 
-    def _learned(self) -> list:
+    def learned_fills(self) -> list:
         fns = [getattr(f, "base", f) for f in (self.fill_fn, self.still_fn)]
         return list({id(f.net): f for f in fns if isinstance(f, LearnedFill)}.values())  # one per network
 
@@ -62,7 +62,7 @@ class InpaintStage:
         """``--finetune-steps``: fine-tune the learned network on this video's own background
         (``frames`` (B,3,H,W) and their hole ``masks``), once per video; ``reset()`` restores the
         shipped weights for the next one. Does nothing for classical backends."""
-        for fill in self._learned():
+        for fill in self.learned_fills():
             if not getattr(fill, "adapted", False):
                 if not hasattr(fill, "original"):
                     fill.original = {k: v.clone() for k, v in fill.net.state_dict().items()}
@@ -73,7 +73,7 @@ class InpaintStage:
                 fill.adapted = True
 
     def reset(self) -> None:
-        for fill in self._learned():
+        for fill in self.learned_fills():
             if hasattr(fill, "original"):
                 fill.net.load_state_dict(fill.original)
             fill.adapted = False

@@ -41,8 +41,8 @@ class _PeopleRules:
         # at her feet leaves her mask, and her legs stay hers when a big dog walks past them
         # an animal's box is its own too: U²-Net in the dog's crop may take the woman's legs and
         # leave a dark dog that sits against them unclaimed; and outside every person's tight box
-        # her claim on a pixel of an animal's box does not count (dogs_jump frames 22-29: her crop
-        # also takes the small dog sitting against her legs)
+        # her claim on a pixel of an animal's box does not count (her crop also takes a small dog
+        # sitting against her legs)
         dogs = animal > 0.5
         boxes, hers = torch.zeros_like(soft), torch.zeros_like(soft)
         for a in animals:
@@ -53,16 +53,15 @@ class _PeopleRules:
             if any((x1 - x0) * (y1 - y0) < (a[2] - a[0]) * (a[3] - a[1]) and _overlap((y0, y1, x0, x1), a)
                    for a in animals):
                 # her box grown a little: a box held through an animal's jump sits a pixel or two off
-                # her (dogs_jump frames 6-10, with growth 0 / 0.03 / 0.05 / 0.075 of her size: dogs
-                # masked 0.089 / 0.095 / 0.099 / 0.104, her recall 0.980 / 0.983 / 0.985 / 0.987)
+                # her; more growth gives her more recall and masks more of the dog
                 mx, my = self._OWN_GROWTH * (x1 - x0), self._OWN_GROWTH * (y1 - y0)
                 own = (slice(None), *_box_window((x0 - mx, y0 - my, x1 + mx, y1 + my)))
                 animal[own] = 0
                 boxes[own] = 0
         animal.clamp_(0, 1)
         # what only the animal's crop or box claims stays out of her dilation; where she claims a
-        # pixel too it leaves her map but stays reachable (dogs_jump: a small dog's crop also takes
-        # the legs of the woman it stands against: kept out, her recall fell 0.993 -> 0.972)
+        # pixel too it leaves her map but stays reachable (a small dog's crop also takes the legs of
+        # the woman it stands against: kept out of her mask, they would be left in the video)
         keep_out |= torch.maximum(animal, boxes).mul_(hers.mul_(soft.clamp(0, 1)).neg_().add_(1)) > 0.5
         soft.mul_(animal.neg_().add_(1))
         return dogs
@@ -71,9 +70,8 @@ class _PeopleRules:
         """Where an animal's box overlaps a person's grown box, a person-only segmenter (MediaPipe
         selfie, ``PersonGate``) run on her crop decides which pixels are hers: the others leave her
         map and are kept out of her mask. U²-Net is a salient-object network: in her crop it takes
-        the dog at her feet as well, and in the dog's crop her legs (dogs_jump: the small dog against
-        her legs in frames 16-29 and 50-53; on eight such frames MediaPipe covered 0.88-0.99 of her
-        and 0.03-0.26 of the dogs)."""
+        the dog at her feet as well, and in the dog's crop her legs; the selfie network covers
+        nearly all of her and little of the dog (bench/RESULTS.md, "Segmentation")."""
         h, w = frames.shape[2:]
         for i, (people, animals) in enumerate(tight):
             for box in people:
@@ -84,9 +82,8 @@ class _PeopleRules:
                 if self._gate is None:
                     self._gate = PersonGate(net=self.person_net)
                 gy0, gy1, gx0, gx1 = place[4]
-                # the gate sees her with wide context: on her tight crop it took the dog at her
-                # feet as a person (dogs_jump frames 1-52: 0.29-0.97 of the dog pixels at margin
-                # 0.15, 0.03-0.26 at 0.7, her own coverage 0.88-0.99 at both)
+                # the gate sees her with wide context: on her tight crop it takes the dog at her
+                # feet as a person too
                 Y0, Y1, X0, X1, _ = crop_place(box, self._GATE_CONTEXT, h, w)
                 hers = self._gate(padded_crop(frames[i : i + 1], Y0, Y1, X0, X1))[0, 0]
                 hers = hers[gy0 - Y0 : gy1 - Y0, gx0 - X0 : gx1 - X0].to(soft.device)
@@ -125,12 +122,10 @@ class _PeopleRules:
     def _hold_merged(self, boxes: np.ndarray, animals: np.ndarray) -> np.ndarray:
         """``boxes`` where a detection of a surely seen person grew by over ``_MERGE_GROWTH`` x her
         box's area while at least half of it lies inside an animal's box replaced by her box: that
-        detection is her and the animal in one, and her track keeps its place and size. dogs_jump
-        frames 6-10: the big dog jumping up in front of her, person boxes 1.4-1.8x hers and nearly
-        the dog's own; her track followed them and her crop took the whole dog (0.96 of the dog
-        pixels of those frames masked, 0.68 with her box held; her recall 0.98 / 0.94). A woman
-        who really grows that fast beside a dog (bending, arms out) keeps her box for that frame:
-        her margin still holds some of what she reached out."""
+        detection is her and the animal in one (a big dog jumping up in front of her), and her
+        track keeps its place and size, so her crop does not take the whole dog. A woman who really
+        grows that fast beside a dog (bending, arms out) keeps her box for that frame: her margin
+        still holds some of what she reached out."""
         strong = [t for t in self.tracker.tracks if t.get("strong")]
         if not len(boxes) or not len(animals) or not strong:
             return boxes
@@ -168,13 +163,13 @@ class _PeopleRules:
             t["looked"] = self._frame
             found, scores, _, _ = self.detector.look(img, t["box"], grow=0.5)
             # she does not grow while hidden: a box over twice hers is something else she is in
-            # front of (bmx-trees frame 15: a painted figure's box, 3.2x the rider's, took his track)
+            # front of (a painted figure's box behind a rider would take his track)
             scores = np.where(_area(found) > self._LOOK_GROWTH * _area(np.array([t["box"]])), 0, scores)
             best = best_match(t["box"], found, scores, min_iou=self.tracker.match_iou)
             if best is not None and scores[best] >= self.cfg.det_keep:
                 box = found[best]
-                # she and an animal in one box, or the part of her the animal leaves in view (dogs_jump
-                # frame 10: her head, a third of her box): she stays where she was
+                # she and an animal in one box, or the part of her the animal leaves in view (her head
+                # above a jumping dog): she stays where she was
                 if animals is not None and self._merged_with(box[None], np.float32([t["box"]]), animals,
                                                              shrunk=True)[0] is not None:
                     box = np.float32(t["box"])
@@ -192,15 +187,15 @@ class _PeopleRules:
         prev, self._grey = self._grey, grey
         return None if prev is None or prev[1] != grey[1] else (prev[0], grey[0])
 
-    def _carry_by_corners(self, tracks: list[dict], flow, camera, animals: np.ndarray, unit: float) -> None:
+    def carry_by_corners(self, tracks: list[dict], flow, camera, animals: np.ndarray, unit: float) -> None:
         """Tracks the detector lost this frame (carried at their last velocity by the tracker)
         moved instead by the corners of their last box that move against the scene (2 units or
         more off ``camera``'s homography), by their median motion, where at least 5 and a quarter
-        of them do. bmx-trees frames 15-17: the rider behind a tree, his box shrunk to the part
-        left of the trunk and carried off to the left at 6 px a frame while the camera kept him in
-        place; his detection then went to a painted figure's track. Corners inside an animal's box
-        (``animals``, x0,y0,x1,y1, this frame) or another seen person's known to move are not hers:
-        a dog jumping up in front of her (dogs_jump frames 10-12) would take her box along."""
+        of them do: a rider behind a tree, whose box shrank to the part left of the trunk, is
+        otherwise carried off at that shrinking velocity while the camera keeps him in place.
+        Corners inside an animal's box (``animals``, x0,y0,x1,y1, this frame) or another seen
+        person's known to move are not hers: a dog jumping up in front of her would take her box
+        along."""
         p0, p1 = flow
         for t in tracks:
             if not t["missed"]:
@@ -212,14 +207,14 @@ class _PeopleRules:
             inside = _in_boxes(p0, [(y0, y1, x0, x1)]) & ~_in_boxes(p1, others)
             own = _off_scene(p0[inside], p1[inside], camera[0], unit) >= 2
             if own.sum() < 5 or own.mean() < self._SCENERY_OWN:
-                # hidden behind what moves with the scene (the rider behind the bush, frames 60-69:
-                # his box's corners are the bush's): her last velocity says more
+                # hidden behind what moves with the scene (a rider behind a bush: his box's corners
+                # are the bush's): her last velocity says more
                 continue
             dx, dy = np.median(p1[inside][own] - p0[inside][own], axis=0)
             t["box"] = [float(x0 + dx), float(y0 + dy), float(x1 + dx), float(y1 + dy)]
             t["velocity"] = [float(dx), float(dy)]
 
-    def _is_scenery(self, track: dict, motion, patch: torch.Tensor, grown, frame: int, h: int, w: int,
+    def is_scenery(self, track: dict, motion, patch: torch.Tensor, grown, frame: int, h: int, w: int,
                     greys=None) -> bool:
         """Whether a person's track is part of the scene: while the camera moved, her pixels moved
         with the scene for ``_SCENERY_PAIRS`` frames in a row, and never on their own. Updates the
@@ -238,8 +233,8 @@ class _PeopleRules:
         mine, unit = patch[0].cpu().numpy(), frame_unit(h, w)
         ev = surroundings_motion(p0, p1, mine, grown, camera, unit, moving)
         if ev is None and greys is not None and camera[1] >= self._SCENERY_CAMERA:
-            # a smooth or blurred figure (a trunk out of focus: bmx-trees frames 34-36, 1-4 of the
-            # frame's corners in its map) holds few of the frame's best corners: its own best
+            # a smooth or blurred figure (a trunk out of focus) holds few of the frame's best
+            # corners: its own best
             # ones, found in this frame inside its map and tracked back
             ev = surroundings_motion(*_own_corners(greys, mine, grown), mine, grown, camera, unit, moving)
         if ev is not None:
@@ -252,16 +247,15 @@ class _PeopleRules:
                 track["still"] = track.get("still", 0) + 1
             elif not self._scenery_now(track):
                 # scenery needs its frames in a row; once it is scenery only moving on its own
-                # undoes that (bmx-trees frame 32: a trunk at the frame edge, scenery for 25
-                # frames, had 4 of 6 corners follow and none move on its own; reset, it was
-                # masked again for 8 frames)
+                # undoes that (a trunk at the frame's edge, scenery for many frames, has most of
+                # its few corners follow and none move on its own: reset, it would be masked again)
                 track["still"] = 0
             log.debug("frame %d, track at %s: %.2f of its corners follow the scene, %.2f move on their own, "
                       "the scene moved %.1f", frame, [round(v) for v in track["box"]], *ev)
         return self._scenery_now(track)
 
     def _scenery_now(self, track: dict) -> bool:
-        """Whether the evidence so far makes ``track`` part of the scene (``_is_scenery``)."""
+        """Whether the evidence so far makes ``track`` part of the scene (``is_scenery``)."""
         return self.cfg.scenery and not track.get("moved") and track.get("still", 0) >= self._SCENERY_PAIRS
 
     def _among_others(self, track: dict, grown, people: list[dict]) -> bool:
@@ -273,9 +267,8 @@ class _PeopleRules:
         ``verify_every`` frames after; strong tracks need none. While the scene has animals, a weak
         track is a person only after two looks in a row confirmed it (the second comes two frames
         after the first), and it is looked at again every ``verify_every`` frames: up close the nano
-        model still called a dog a person now and then (dogs_jump: the big dog cut by the right edge
-        0.83 in frame 60 and 0.15 / 0.30 two frames either side; the small dog pressed against the
-        woman 0.59 in frame 18, then 0.00-0.14)."""
+        model still calls a dog a person now and then, for a single frame (a dog cut by the frame's
+        edge, a small dog pressed against a woman)."""
         animals_near = self._since_animal <= self._ANIMAL_MEMORY
         if track.get("strong") or track["score"] >= self.cfg.verify_below or self.cfg.verify_below == 0:
             # a person seen surely once stays one (a dog may hide her later)

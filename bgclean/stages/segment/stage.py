@@ -89,18 +89,16 @@ class SegmentStage(_PeopleRules):
         if cfg.backend.startswith("yolox+"):
             self.detector = PersonDetector(self.device, runtime=None if cfg.detector_runtime == "auto"
                                            else cfg.detector_runtime)
-            # a weak track (painted figures on the bmx-trees wall score 0.2-0.6) is carried two frames
-            # at most, a surely seen person the full ``carry``: at 2 frames bmx-trees' false area fell
-            # (10.1 -> 9.7x the truth) and both it and schoolgirls rose from 4.5 to 5.3 fps, with
-            # schoolgirls' recall 0.998 -> 0.997
+            # a weak track (painted figures score low and flicker) is carried two frames at most, a
+            # surely seen person the full ``carry``: less false area and fewer crops for the same
+            # recall (bench/RESULTS.md, "Segmentation")
             self.tracker = BoxTracker(cfg.det_threshold, cfg.det_keep, cfg.carry, weak_carry=min(2, cfg.carry))
-            # an animal's track starts and is kept only by sure boxes (weak ones at her feet took her
-            # legs: dogs_jump frame 2, a 0.29 box over the small dog and her legs, her recall 0.74),
-            # and only one seen surely (``_SURE_ANIMAL``) is carried when lost
+            # an animal's track starts and is kept only by sure boxes (a weak one at her feet can
+            # span the dog and her legs, and take her legs out of her mask), and only one seen
+            # surely (``_SURE_ANIMAL``) is carried when lost
             self.animal_tracker = BoxTracker(cfg.animal_threshold, cfg.animal_threshold, cfg.animal_carry, weak_carry=0)
             self.thing_tracker = BoxTracker(cfg.belongings_score, min(cfg.belongings_score, self._THING_KEEP),
-                                            self._THING_CARRY,
-                                            rigid=True)
+                                            self._THING_CARRY, rigid=True)
         self._gate = None  # PersonGate, built when an animal first overlaps a person
         self._since_animal = 1 << 30
         self._frame = 0  # frames segmented since the last reset
@@ -145,11 +143,9 @@ class SegmentStage(_PeopleRules):
 
     @property
     def batch_size(self) -> int:
-        """Frames or crops per network call. On a CPU, two: the whole segmentation stage runs as
-        fast as with four (schoolgirls / dogs_jump 7.13-7.38 / 6.79-7.21 fps against 7.18-7.25 /
-        6.95-7.37; one crop per call 6.57-6.92 / 6.60-6.82), and onnxruntime's activations take
-        half the memory (U²-Net small on 160 px crops: 62-66 MB above the resident size against
-        141-167 MB): the batch of 4 set the peak of vtest's segmentation calls."""
+        """Frames or crops per network call. On a CPU, two: as fast as four, and onnxruntime's
+        activations take half the memory, where a batch of four set the segmentation stage's
+        memory peak (bench/RESULTS.md, "Memory")."""
         return self.cfg.batch_size or (16 if self.device.type == "cuda" else 2)
 
     def _u2net(self, x: torch.Tensor, side: int) -> torch.Tensor:
@@ -281,7 +277,7 @@ class SegmentStage(_PeopleRules):
         camera = camera_motion(*flow, [p[4] for p in moving if p] + [g for g, _ in carried], frame_unit(h, w))
         if camera is None:
             return None
-        self._carry_by_corners(tracks, flow, camera, animals, frame_unit(h, w))
+        self.carry_by_corners(tracks, flow, camera, animals, frame_unit(h, w))
         self._still_at = self._frame if camera[1] < self._SCENERY_CAMERA else None
         # the small greys too: a smooth figure's own corners are looked for once its map is made
         return (*flow, camera, carried, greys)
@@ -425,7 +421,7 @@ class SegmentStage(_PeopleRules):
             # counts) and their belongings are not the scene
             moving = [g for g, o in motion[i][3] if o is not t] + [
                 g for j, g, _, o in pastes if j == i and o is not None and o is not t and o.get("moved")]
-            scenery.append(self._is_scenery(t, (*motion[i][:3], moving), patch, grown, self._frame - frames + i,
+            scenery.append(self.is_scenery(t, (*motion[i][:3], moving), patch, grown, self._frame - frames + i,
                                             h, w, greys=motion[i][4]))
         for (i, (gy0, gy1, gx0, gx1), patch, t), was in zip(pastes, scenery):
             if was or (t is not None and self._scenery_now(t)):

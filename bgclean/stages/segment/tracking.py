@@ -10,7 +10,7 @@ from bgclean.stages.segment.detector import box_iou
 def _velocity(track: dict, new) -> list[float]:
     """A track's velocity once its box moves to ``new``: its centre's, smoothed over the matches. A
     box that jumps or shrinks once (a rider half behind a branch) must not send a carried box off,
-    and moving the four sides apart turned carried boxes inside out (bmx-trees frames 53-60)."""
+    and moving the four sides apart can turn a carried box inside out."""
     old = track["box"]
     step = [(new[0] + new[2] - old[0] - old[2]) / 2, (new[1] + new[3] - old[1] - old[3]) / 2]
     return step if track["age"] == 0 else [(v + d) / 2 for v, d in zip(track["velocity"], step)]
@@ -20,8 +20,7 @@ def _rigid_box(track: dict, new: list[float], memory: int = 8, shrink: float = 0
     """``new`` (a rigid thing's matched box) at least ``shrink`` of the width of the widest of the
     track's last ``memory`` boxes seen, grown to that width on the side that moved most from the
     track's box (``BoxTracker``, ``rigid``). Keeps the widths in ``track["widths"]``. Only the
-    width: holding the height too gave bmx-trees the same recall and 0.017x the truth's area
-    more (2.519 against 2.501 at ``propagate.unchanged_tolerance`` 0.04)."""
+    width: holding the height too gained no recall and masked more of the background."""
     old = track["box"]
     widths = track.setdefault("widths", [old[2] - old[0]])  # from its first box on
     widths[:] = (widths + [new[2] - new[0]])[-memory:]
@@ -46,16 +45,13 @@ class BoxTracker:
 
     ``rigid`` (a bike, a bag; ``update_tracks`` is told which boxes are): a matched box narrower
     than 0.85 of the track's widest of its last 8 boxes seen keeps that width, grown on the side
-    that moved most since the last frame: the part passing behind something is still there
-    (bmx-trees frames 13-15: the bike's box shrank from 97 to 61 px wide as its front wheel passed
-    behind a trunk, and the wheel right of the trunk was left out of every crop; a ghost wheel in
-    frames 15-16). A racket swung and turned is not held (tennis frames 48-51 at 720p, 163 -> 91 px
-    wide: held at 174 px, the shadow below it was lost, recall 0.983 -> 0.980).
+    that moved most since the last frame: the part passing behind something is still there (a
+    bike's front wheel behind a trunk would otherwise leave its crop and stay as a ghost wheel). A
+    racket swung and turned is not held: its box really does narrow.
 
     Why merge: while her track is carried, the detector finds her again and a second track starts on
     her; the two then share her detections, each is lost every other frame and carried off at its own
-    stale velocity (bmx-trees frames 45-64: the rider behind branches, recall of those frames
-    0.5-0.9 with two tracks, 0.9-1.0 with one).
+    stale velocity, and parts of her are missed.
     """
 
     def __init__(self, start: float, keep: float, carry: int, match_iou: float = 0.3, weak_carry: int | None = None,
@@ -111,10 +107,10 @@ class BoxTracker:
         for ci in np.flatnonzero(~used & (cand_scores >= self.start)):
             self.tracks.append({"box": cand[ci].tolist(), "missed": 0, "velocity": [0.0, 0.0], "carry": self.weak_carry,
                                 "score": float(cand_scores[ci]), "age": 0})
-        self.tracks = self._merged(self.tracks)
+        self.tracks = self.merged(self.tracks)
         return self.tracks
 
-    def _merged(self, tracks: list[dict]) -> list[dict]:
+    def merged(self, tracks: list[dict]) -> list[dict]:
         """``tracks`` without the younger of any two overlapping by ``merge_iou`` or more; the older
         takes the younger's box, score and velocity when the younger was seen more recently, and the
         longer carry of the two."""
