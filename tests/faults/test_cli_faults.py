@@ -167,8 +167,8 @@ CASES += [
     # options
     Case("a window of 0 frames", lambda t: _run(t, "--window", "0"), 2, "runtime.window must be >= 1", ("out.mp4",)),
     Case("a negative batch size", lambda t: _run(t, "--batch-size", "-1"), 2, "segment.batch_size must be >= 0"),
-    Case("an unknown segmenter", lambda t: _run(t, "--segmenter", "nope"), 2, "unknown segmenter 'nope'; choose one of"),
-    Case("an unknown inpainter", lambda t: _run(t, "--inpainter", "nope"), 2, "unknown inpainter 'nope'; choose one of"),
+    Case("an unknown segmenter", lambda t: _run(t, "--segmenter", "nope"), 2, "segment.backend must be one of yolox+"),
+    Case("an unknown inpainter", lambda t: _run(t, "--inpainter", "nope"), 2, "argument --inpainter: invalid choice"),
     Case("0 passes", lambda t: _run(t, "--passes", "0"), 2, "inpaint.passes must be in [1, 8]"),
     Case("an unknown super-resolution model", lambda t: _run(t, "--sr", "nope"), 2, "superres.model must be"),
     Case("an upscale of 0", lambda t: _run(t, "--upscale", "0"), 2, "superres.upscale must be in [1, 16]"),
