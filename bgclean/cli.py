@@ -308,7 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     previous = stop_on_sigterm()
     try:
-        args = parse_args(argv)
+        try:
+            args = parse_args(argv)
+        except SystemExit as stop:  # --help, --version, or a usage error (exit code 2), already printed
+            return stop.code if isinstance(stop.code, int) else 2
         _setup_logging(args)
         if args.command in ("run", "batch"):
             from bgclean.tuning import tune_process

@@ -58,9 +58,7 @@ def test_a_file_named_like_a_command_is_cleaned_with_run(tmp_path, capsys, monke
 
 
 def test_flags_with_choices_are_checked_by_the_parser(capsys):
-    with pytest.raises(SystemExit) as stop:
-        main([str(SAMPLE), "--inpainter", "blur"])
-    assert stop.value.code == 2
+    assert main([str(SAMPLE), "--inpainter", "blur"]) == 2
     err = capsys.readouterr().err
     assert "argument --inpainter: invalid choice: 'blur'" in err and "telea" in err
 
@@ -224,8 +222,8 @@ def _bad_cases(tmp_path: Path, clip: Path) -> dict:
     cases["mask count"] = ([clip, "-o", tmp_path / "c_out.mp4", "--masks", few], 2, "3 masks but the input has")
     cases["mask size"] = ([clip, "-o", tmp_path / "s_out.mp4", "--masks", tmp_path / "m64.png"], 2,
                           "masks must match the frame size")
-    cases["unknown segmenter"] = ([clip, "--segmenter", "u2net.tiny"], 2, "u2net.full, u2net.small")
-    cases["unknown inpainter"] = ([clip, "--inpainter", "magic"], 2, "telea")
+    cases["unknown segmenter"] = ([clip, "--segmenter", "u2net.tiny"], 2, "segment.backend must be one of .*u2net.full")
+    cases["unknown inpainter"] = ([clip, "--inpainter", "magic"], 2, "invalid choice: 'magic'.*telea")
     return cases
 
 
@@ -246,7 +244,8 @@ def test_bad_input_gives_a_clear_error_and_loses_nothing(case, clip_with_audio, 
     before = tree_digest(work)
     code, err = run_cli(argv, capsys)
     assert code == expected_code, err
-    assert err.startswith("bgclean: error: ") and "Traceback" not in err
+    # errors found by the parser come after its usage line, in argparse's words
+    assert (err.startswith("bgclean: error: ") or "\nbgclean run: error: " in err) and "Traceback" not in err
     import re
 
     assert re.search(pattern, err), err

@@ -9,14 +9,15 @@ import numpy as np
 import torch
 
 from bgclean.ops import frame_unit
-from bgclean.stages.segment.backends import PersonGate
+from bgclean.stages.segment.backends import PersonGate, SelfieNet
+from bgclean.stages.segment.config import SegmentConfig
 from bgclean.stages.segment.crops import (
     _box_window,
     _overlap,
     crop_place,
     padded_crop,
 )
-from bgclean.stages.segment.detector import _area, _inside_share, best_match, box_iou
+from bgclean.stages.segment.detector import PersonDetector, _area, _inside_share, best_match, box_iou
 from bgclean.stages.segment.motion import (
     _in_boxes,
     _off_scene,
@@ -24,12 +25,40 @@ from bgclean.stages.segment.motion import (
     small_grey,
     surroundings_motion,
 )
+from bgclean.stages.segment.tracking import BoxTracker
 
 log = logging.getLogger(__name__)
 
 
 class _PeopleRules:
-    """Part of SegmentStage (its tracks, trackers, detector and settings): the rules applied to each frame's tracks."""
+    """Part of ``SegmentStage``: the rules applied to each frame's tracks, with the state they read
+    and keep (set by the stage) and their tuning constants."""
+
+    cfg: SegmentConfig
+    detector: PersonDetector
+    tracker: BoxTracker
+    person_net: SelfieNet | None  # the person-only network, where the backend has one
+    _gate: PersonGate | None  # built when an animal first overlaps a person
+    _since_animal: int  # frames since an animal was last seen
+    _frame: int  # frames segmented since the last reset
+    _grey: tuple | None  # the previous frame's small grey and its full size
+
+    _LOOKS_PER_FRAME = 1  # zoomed looks for lost people per frame (each costs a detector run)
+    _LOOK_GROWTH = 2.0  # a zoomed look's box may have at most this times the lost box's area
+    _OWN_GROWTH = 0.03  # where her box is the smaller, she owns it grown by this fraction of its size
+    _MERGE_GROWTH = 1.3  # a person's detection this times her box's area, over an animal's, is both of them
+    _SURE_ANIMAL = 0.5  # an animal's track scored this once is carried ``animal_carry`` frames when lost
+    _ANIMAL_MEMORY = 30  # frames after an animal was last seen during which the scene "has animals"
+    _GATE_CONTEXT = 0.7  # the person gate's crop: her box grown by this fraction of its size on each side
+    _THING_KEEP = 0.15  # a belonging's track is kept by boxes scoring this (it starts at ``belongings``)
+    _THING_CARRY = 2  # frames a lost belonging stays, moving at its last velocity
+    _SCENERY_PAIRS = 2  # frames in a row a track's pixels moved with its surroundings before it is scenery
+    _SCENERY_FOLLOW = 0.9  # share of its corners within 1 px (at 240 px) of where its surroundings moved them
+    _SCENERY_OWN = 0.25  # share of its corners 2 px or more off that: it moves on its own, a person
+    _SCENERY_CAMERA = 1.5  # median px (at 240 px) its surroundings moved: the camera moved
+    _RIDE_MEMORY = 8  # frames after a ridden thing was last seen at a person's box that her crop still gets U²-Net
+    _STILL_RECHECK = 4  # a still scene's corners are tracked only every this many frames (no evidence there)
+
 
     def _keep_animals_out(self, animal: torch.Tensor, people: list, animals: np.ndarray, soft: torch.Tensor,
                           keep_out: torch.Tensor) -> torch.Tensor:
