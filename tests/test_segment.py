@@ -7,6 +7,7 @@ from conftest import SAMPLE, data, gt_person_mask
 
 from bgclean.pipeline.config import MaskConfig, SegmentConfig
 from bgclean.stages.segment import BoxTracker, box_iou, decode_yolox, letterbox
+from bgclean.stages.segment.tracking import Track
 
 
 def test_letterbox_scales_into_the_corner_and_pads_with_114():
@@ -118,7 +119,7 @@ def test_a_carried_box_keeps_its_size_and_a_weak_track_is_carried_less():
     weak = tr.tracks[1]
     for _ in range(2):
         tr.update(*empty)
-    x0, y0, x1, y1 = trusted["box"]
+    x0, y0, x1, y1 = trusted.box
     assert x1 - x0 == pytest.approx(48) and y1 - y0 == pytest.approx(80)  # its last size, not inverted
     assert x0 > 110  # still moving right
     assert trusted in tr.tracks and weak not in tr.tracks
@@ -133,7 +134,7 @@ def test_a_rigid_things_box_keeps_its_width_while_part_of_it_passes_behind_somet
         tr = BoxTracker(start=0.3, keep=0.15, carry=2, rigid=rigid)
         for box in seen:
             tr.update(np.array([box], np.float32), np.array([0.8]))
-        x0, y0, x1, y1 = tr.tracks[0]["box"]
+        x0, y0, x1, y1 = tr.tracks[0].box
         if rigid:
             assert (x0, x1) == (174, 174 + 97) and (y0, y1) == (137, 190)  # the width only
         else:
@@ -142,7 +143,7 @@ def test_a_rigid_things_box_keeps_its_width_while_part_of_it_passes_behind_somet
     tr = BoxTracker(start=0.3, keep=0.15, carry=2, rigid=True)
     for box in ([100, 50, 200, 100], [102, 50, 202, 100], [140, 50, 205, 100]):
         tr.update(np.array([box], np.float32), np.array([0.8]))
-    assert tr.tracks[0]["box"][0] == 205 - 100 and tr.tracks[0]["box"][2] == 205
+    assert tr.tracks[0].box[0] == 205 - 100 and tr.tracks[0].box[2] == 205
 
 
 def test_two_tracks_on_one_person_become_one():
@@ -150,11 +151,11 @@ def test_two_tracks_on_one_person_become_one():
     while her first was carried): the older survives, at the box of the one seen more recently, with
     the longer carry; a track elsewhere is untouched."""
     tr = BoxTracker(start=0.5, keep=0.2, carry=4, weak_carry=1, merge_iou=0.5)
-    old = {"box": [100.0, 10.0, 140.0, 110.0], "missed": 2, "velocity": [0.0, 0.0], "carry": 4, "score": 0.8, "age": 9}
-    new = {"box": [104.0, 12.0, 144.0, 112.0], "missed": 0, "velocity": [1.0, 0.0], "carry": 1, "score": 0.6, "age": 1}
-    other = {"box": [300.0, 10.0, 340.0, 110.0], "missed": 0, "velocity": [0.0, 0.0], "carry": 1, "score": 0.6, "age": 1}
+    old = Track([100.0, 10.0, 140.0, 110.0], missed=2, velocity=[0.0, 0.0], carry=4, score=0.8, age=9)
+    new = Track([104.0, 12.0, 144.0, 112.0], missed=0, velocity=[1.0, 0.0], carry=1, score=0.6, age=1)
+    other = Track([300.0, 10.0, 340.0, 110.0], missed=0, velocity=[0.0, 0.0], carry=1, score=0.6, age=1)
     assert tr.merged([new, old, other]) == [old, other]
-    assert old["box"] == new["box"] and old["missed"] == 0 and old["carry"] == 4 and old["velocity"] == [1.0, 0.0]
+    assert old.box == new.box and old.missed == 0 and old.carry == 4 and old.velocity == [1.0, 0.0]
     # through update: two overlapping detections of one person start one track, not two
     tr.reset()
     tr.update(np.array([[100, 10, 140, 110], [100, 10, 140, 125]], np.float32), np.array([0.9, 0.8]))
@@ -336,7 +337,7 @@ def test_tracker_reports_scores_and_ages():
     b = np.array([[10, 10, 20, 40]], np.float32)
     tr.update_tracks(b, np.array([0.9]))
     (t,) = tr.update_tracks(b + 1, np.array([0.3]))
-    assert t["age"] == 1 and t["score"] == pytest.approx(0.3) and t["box"] == [11, 11, 21, 41]
+    assert t.age == 1 and t.score == pytest.approx(0.3) and t.box == [11, 11, 21, 41]
 
 
 def test_dogs_taken_for_people_are_dropped_over_a_clip():
@@ -501,7 +502,7 @@ def test_the_oldest_maps_are_renewed_first_so_a_lone_player_gets_a_new_map_every
     from bgclean.stages.segment.crops import followers
 
     def track(box, age, key_age):
-        return {"box": box, "age": age, "key": {"age": key_age, "box": box}}
+        return Track(box, score=0.9, carry=8, age=age, key={"age": key_age, "box": box})
 
     a, b, c = track([10, 30, 50, 130], 5, 3), track([100, 30, 140, 130], 5, 4), track([200, 30, 240, 130], 5, 5)
     assert followers([a], 3, 2, 0.15, 240, 432) == []  # alone: a new map every frame
@@ -618,7 +619,7 @@ def test_a_still_camera_gives_no_evidence_that_a_still_person_is_scenery():
     stage.cfg = SegmentConfig()
     p0, p1 = corner_motion(*_panned(0, 0))
     camera = camera_motion(p0, p1, [], 1.0)
-    track = {"box": [200.0, 90.0, 240.0, 150.0]}
+    track = Track([200.0, 90.0, 240.0, 150.0], score=0.5, carry=8)
     patch = torch.zeros(1, 70, 50)
     patch[:, 5:65, 5:45] = 1
     for frame in range(10):
@@ -665,12 +666,12 @@ def test_scenery_needs_two_frames_in_a_row_and_only_moving_on_its_own_undoes_it(
     stage = object.__new__(SegmentStage)
     stage.cfg = SegmentConfig()
     follow, unclear, own = [0.0] * 10, [0.0] * 6 + [1.4] * 4, [3.0] * 10
-    assert _figure_evidence(stage, {"box": [200.0, 90.0, 240.0, 150.0]},
+    assert _figure_evidence(stage, Track([200.0, 90.0, 240.0, 150.0], score=0.5, carry=8),
                             [follow, unclear, follow, follow]) == [False, False, False, True]
-    track = {"box": [200.0, 90.0, 240.0, 150.0]}
+    track = Track([200.0, 90.0, 240.0, 150.0], score=0.5, carry=8)
     assert _figure_evidence(stage, track, [follow, follow, unclear, unclear, follow, own, follow, follow]) == [
         False, True, True, True, True, False, False, False]
-    assert track["moved"]
+    assert track.moved
 
 
 def test_a_smooth_figure_is_judged_by_its_own_corners():
@@ -690,7 +691,7 @@ def test_a_smooth_figure_is_judged_by_its_own_corners():
     stage = object.__new__(SegmentStage)
     stage.cfg = SegmentConfig()
     for own, expect in ((False, [False, False, False]), (True, [False, True, True])):
-        track, verdicts = {"box": [250.0, 60.0, 290.0, 200.0]}, []
+        track, verdicts = Track([250.0, 60.0, 290.0, 200.0], score=0.5, carry=8), []
         for k in range(1, 4):
             p0, p1 = corner_motion(frames[k - 1], frames[k])
             x0 = 250 - 6 * k  # the trunk's left edge in frame k
@@ -735,7 +736,7 @@ def test_a_lost_person_box_follows_her_own_corners_not_her_stale_velocity():
     p0, p1 = corner_motion(*_panned(6, 0))
     camera = camera_motion(p0, p1, [(85, 155, 195, 245)], 1.0)
     for animals, expect in ((np.zeros((0, 4), np.float32), 200.0), (np.float32([[190, 80, 250, 160]]), 194.0)):
-        track = {"box": [194.0, 90.0, 234.0, 150.0], "velocity": [-6.0, 0.0], "missed": 1}
+        track = Track([194.0, 90.0, 234.0, 150.0], score=0.5, carry=8, velocity=[-6.0, 0.0], missed=1)
         stage.carry_by_corners([track], (p0, p1), camera, animals, 1.0)
-        assert track["box"][0] == pytest.approx(expect, abs=0.5)
-        assert track["box"][2] - track["box"][0] == pytest.approx(40)
+        assert track.box[0] == pytest.approx(expect, abs=0.5)
+        assert track.box[2] - track.box[0] == pytest.approx(40)

@@ -49,8 +49,8 @@ class BGNet:
             raise ShapeError(f"img: expected a float tensor (B,3,H,W) in [-1,1], got {getattr(img, 'shape', img)}")
         if masks is not None and (masks.ndim != 4 or masks.shape[1] != 1 or masks.shape[0] != img.shape[0]
                                   or masks.shape[2:] != img.shape[2:]):
-            expected = (img.shape[0], 1, img.shape[2], img.shape[3])
-            raise ShapeError(f"masks: expected {expected}, got {tuple(masks.shape)}")
+            n, _, h, w = img.shape
+            raise ShapeError(f"masks: expected ({n},1,{h},{w}), got {tuple(masks.shape)}")
         self.pipeline.reset()
         x = ((img.float() + 1) / 2).clamp(0, 1)
         ext = None

@@ -25,7 +25,7 @@ from bgclean.stages.segment.motion import (
     small_grey,
     surroundings_motion,
 )
-from bgclean.stages.segment.tracking import BoxTracker
+from bgclean.stages.segment.tracking import BoxTracker, Track
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class _PeopleRules:
         look scores low (vtest: 0.40 for a man 20 px inside the right edge, below the start
         threshold in the re-encoded sample; 0.80 up close)."""
         h, w = img.shape[:2]
-        known = np.array([t["box"] for t in self.tracker.tracks], np.float32).reshape(-1, 4)
+        known = np.array([t.box for t in self.tracker.tracks], np.float32).reshape(-1, 4)
         scores = scores.copy()
         for k, (box, score) in enumerate(zip(boxes, scores)):
             x0, y0, x1, y1 = box
@@ -155,10 +155,10 @@ class _PeopleRules:
         track keeps its place and size, so her crop does not take the whole dog. A woman who really
         grows that fast beside a dog (bending, arms out) keeps her box for that frame: her margin
         still holds some of what she reached out."""
-        strong = [t for t in self.tracker.tracks if t.get("strong")]
+        strong = [t for t in self.tracker.tracks if t.strong]
         if not len(boxes) or not len(animals) or not strong:
             return boxes
-        theirs = np.float32([t["box"] for t in strong])
+        theirs = np.float32([t.box for t in strong])
         held = boxes.copy()
         for k, j in enumerate(self._merged_with(boxes, theirs, animals)):
             if j is not None:
@@ -182,26 +182,26 @@ class _PeopleRules:
             out.append(j if iou[k, j] >= self.tracker.match_iou and in_animal[k] and changed else None)
         return out
 
-    def _look_for_lost(self, img: np.ndarray, tracks: list[dict], animals: np.ndarray | None = None) -> None:
+    def _look_for_lost(self, img: np.ndarray, tracks: list[Track], animals: np.ndarray | None = None) -> None:
         """A surely seen person whom the whole-frame detector lost gets a zoomed-in look where her
         box was carried; found there (score >= ``det_keep``), her track follows the box found. A rider
         behind branches scored under 0.06 on the whole frame and 0.59-0.73 up close (bmx-trees frames
         50-60)."""
-        lost = sorted((t for t in tracks if t["missed"] and t.get("strong")), key=lambda t: t.get("looked", -1))
+        lost = sorted((t for t in tracks if t.missed and t.strong), key=lambda t: t.looked)
         for t in lost[: self._LOOKS_PER_FRAME]:  # the one looked for longest ago first
-            t["looked"] = self._frame
-            found, scores, _, _ = self.detector.look(img, t["box"], grow=0.5)
+            t.looked = self._frame
+            found, scores, _, _ = self.detector.look(img, t.box, grow=0.5)
             # she does not grow while hidden: a box over twice hers is something else she is in
             # front of (a painted figure's box behind a rider would take his track)
-            scores = np.where(_area(found) > self._LOOK_GROWTH * _area(np.array([t["box"]])), 0, scores)
-            best = best_match(t["box"], found, scores, min_iou=self.tracker.match_iou)
+            scores = np.where(_area(found) > self._LOOK_GROWTH * _area(np.array([t.box])), 0, scores)
+            best = best_match(t.box, found, scores, min_iou=self.tracker.match_iou)
             if best is not None and scores[best] >= self.cfg.det_keep:
                 box = found[best]
                 # she and an animal in one box, or the part of her the animal leaves in view (her head
                 # above a jumping dog): she stays where she was
-                if animals is not None and self._merged_with(box[None], np.float32([t["box"]]), animals,
+                if animals is not None and self._merged_with(box[None], np.float32([t.box]), animals,
                                                              shrunk=True)[0] is not None:
-                    box = np.float32(t["box"])
+                    box = np.float32(t.box)
                 self.tracker.recover(t, box, float(scores[best]))
 
     def _greys(self, img: np.ndarray):
@@ -216,7 +216,7 @@ class _PeopleRules:
         prev, self._grey = self._grey, grey
         return None if prev is None or prev[1] != grey[1] else (prev[0], grey[0])
 
-    def carry_by_corners(self, tracks: list[dict], flow, camera, animals: np.ndarray, unit: float) -> None:
+    def carry_by_corners(self, tracks: list[Track], flow, camera, animals: np.ndarray, unit: float) -> None:
         """Tracks the detector lost this frame (carried at their last velocity by the tracker)
         moved instead by the corners of their last box that move against the scene (2 units or
         more off ``camera``'s homography), by their median motion, where at least 5 and a quarter
@@ -227,11 +227,11 @@ class _PeopleRules:
         along."""
         p0, p1 = flow
         for t in tracks:
-            if not t["missed"]:
+            if not t.missed:
                 continue
-            vx, vy = t["velocity"]
-            x0, y0, x1, y1 = t["box"][0] - vx, t["box"][1] - vy, t["box"][2] - vx, t["box"][3] - vy
-            others = [o["box"] for o in tracks if o is not t and not o["missed"] and o.get("moved")]
+            vx, vy = t.velocity
+            x0, y0, x1, y1 = t.box[0] - vx, t.box[1] - vy, t.box[2] - vx, t.box[3] - vy
+            others = [o.box for o in tracks if o is not t and not o.missed and o.moved]
             others = [(by0, by1, bx0, bx1) for bx0, by0, bx1, by1 in others + [list(b) for b in animals]]
             inside = _in_boxes(p0, [(y0, y1, x0, x1)]) & ~_in_boxes(p1, others)
             own = _off_scene(p0[inside], p1[inside], camera[0], unit) >= 2
@@ -240,10 +240,10 @@ class _PeopleRules:
                 # are the bush's): her last velocity says more
                 continue
             dx, dy = np.median(p1[inside][own] - p0[inside][own], axis=0)
-            t["box"] = [float(x0 + dx), float(y0 + dy), float(x1 + dx), float(y1 + dy)]
-            t["velocity"] = [float(dx), float(dy)]
+            t.box = [float(x0 + dx), float(y0 + dy), float(x1 + dx), float(y1 + dy)]
+            t.velocity = [float(dx), float(dy)]
 
-    def is_scenery(self, track: dict, motion, patch: torch.Tensor, grown, frame: int, h: int, w: int,
+    def is_scenery(self, track: Track, motion, patch: torch.Tensor, grown, frame: int, h: int, w: int,
                     greys=None) -> bool:
         """Whether a person's track is part of the scene: while the camera moved, her pixels moved
         with the scene for ``_SCENERY_PAIRS`` frames in a row, and never on their own. Updates the
@@ -256,7 +256,7 @@ class _PeopleRules:
         still in front of it stays masked). A belonging's track is judged the same way. ``greys``:
         the previous and current frames' ``small_grey``, where a map holding under 5 of the
         frame's corners looks for its own (``_own_corners``)."""
-        if track.get("moved"):  # a person for good: no evidence can change that
+        if track.moved:  # a person for good: no evidence can change that
             return False
         p0, p1, camera, moving = motion
         mine, unit = patch[0].cpu().numpy(), frame_unit(h, w)
@@ -269,29 +269,29 @@ class _PeopleRules:
         if ev is not None:
             follow, own, scene = ev
             if own >= self._SCENERY_OWN:
-                track["moved"] = True
+                track.moved = True
             elif scene < self._SCENERY_CAMERA:
                 pass  # a still camera says nothing
             elif follow >= self._SCENERY_FOLLOW:
-                track["still"] = track.get("still", 0) + 1
+                track.still = track.still + 1
             elif not self._scenery_now(track):
                 # scenery needs its frames in a row; once it is scenery only moving on its own
                 # undoes that (a trunk at the frame's edge, scenery for many frames, has most of
                 # its few corners follow and none move on its own: reset, it would be masked again)
-                track["still"] = 0
+                track.still = 0
             log.debug("frame %d, track at %s: %.2f of its corners follow the scene, %.2f move on their own, "
-                      "the scene moved %.1f", frame, [round(v) for v in track["box"]], *ev)
+                      "the scene moved %.1f", frame, [round(v) for v in track.box], *ev)
         return self._scenery_now(track)
 
-    def _scenery_now(self, track: dict) -> bool:
+    def _scenery_now(self, track: Track) -> bool:
         """Whether the evidence so far makes ``track`` part of the scene (``is_scenery``)."""
-        return self.cfg.scenery and not track.get("moved") and track.get("still", 0) >= self._SCENERY_PAIRS
+        return self.cfg.scenery and not track.moved and track.still >= self._SCENERY_PAIRS
 
-    def _among_others(self, track: dict, grown, people: list[dict]) -> bool:
+    def _among_others(self, track: Track, grown, people: list[Track]) -> bool:
         """Whether another person's box (not scenery) reaches ``track``'s grown box."""
-        return any(o is not track and not self._scenery_now(o) and _overlap(grown, o["box"]) for o in people)
+        return any(o is not track and not self._scenery_now(o) and _overlap(grown, o.box) for o in people)
 
-    def _is_person(self, img: np.ndarray, track: dict, tracks: list[dict]) -> bool:
+    def _is_person(self, img: np.ndarray, track: Track, tracks: list[Track]) -> bool:
         """Confirm a weak track by a zoomed-in second look, when it starts and every
         ``verify_every`` frames after; strong tracks need none. While the scene has animals, a weak
         track is a person only after two looks in a row confirmed it (the second comes two frames
@@ -299,23 +299,23 @@ class _PeopleRules:
         model still calls a dog a person now and then, for a single frame (a dog cut by the frame's
         edge, a small dog pressed against a woman)."""
         animals_near = self._since_animal <= self._ANIMAL_MEMORY
-        if track.get("strong") or track["score"] >= self.cfg.verify_below or self.cfg.verify_below == 0:
+        if track.strong or track.score >= self.cfg.verify_below or self.cfg.verify_below == 0:
             # a person seen surely once stays one (a dog may hide her later)
-            track["strong"] = track["person"] = True
+            track.strong = track.person = True
             self.tracker.trust(track)  # her track is carried the full ``carry`` frames when lost
             return True
-        if track.get("confirmed") and not animals_near:
-            track["person"] = True
+        if track.confirmed and not animals_near:
+            track.person = True
             return True
-        wait = 2 if track.get("confirmed") and not track.get("person") else self.cfg.verify_every
-        if "checked" not in track or track["age"] - track["checked"] >= wait:
-            others = [t["box"] for t in tracks if t is not track and t.get("person")]
-            person, animal = self.detector.verify(img, track["box"], others)
-            before, track["confirmed"] = track.get("confirmed", False), person >= self.cfg.det_threshold
-            track["animal"] = animal > person
+        wait = 2 if track.confirmed and not track.person else self.cfg.verify_every
+        if track.checked is None or track.age - track.checked >= wait:
+            others = [t.box for t in tracks if t is not track and t.person]
+            person, animal = self.detector.verify(img, track.box, others)
+            before, track.confirmed = track.confirmed, person >= self.cfg.det_threshold
+            track.animal = animal > person
             if animals_near:  # only a person confirmed twice in a row is masked
-                track["person"] = track["confirmed"] and before
+                track.person = track.confirmed and before
             else:  # unsure tracks stay (a person half hidden in a group) unless up close it looks like an animal
-                track["person"] = track["confirmed"] or animal <= max(person, 0.1)
-            track["checked"] = track["age"]
-        return track["person"]
+                track.person = track.confirmed or animal <= max(person, 0.1)
+            track.checked = track.age
+        return track.person

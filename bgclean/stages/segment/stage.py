@@ -27,7 +27,7 @@ from bgclean.stages.segment.crops import (
 from bgclean.stages.segment.detector import PersonDetector, box_iou
 from bgclean.stages.segment.motion import camera_motion, track_corners
 from bgclean.stages.segment.people import _PeopleRules
-from bgclean.stages.segment.tracking import BoxTracker
+from bgclean.stages.segment.tracking import BoxTracker, Track
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class SegmentStage(_PeopleRules):
             self._since_animal = 0 if (animal_scores >= self.cfg.det_threshold).any() else self._since_animal + 1
             tracks = self.tracker.update_tracks(boxes, scores)
             for t in tracks:
-                place = crop_place(t["box"], self.cfg.box_margin, h, w) if self._is_person(img, t, tracks) else None
+                place = crop_place(t.box, self.cfg.box_margin, h, w) if self._is_person(img, t, tracks) else None
                 if place:
                     gy0, gy1, gx0, gx1 = place[4]
                     out[i, :, gy0:gy1, gx0:gx1] = 1
@@ -224,15 +224,15 @@ class SegmentStage(_PeopleRules):
         if self.cfg.animal_carry:
             tracked = self.animal_tracker.update_tracks(animals, animal_scores)
             for t in tracked:
-                if t["score"] >= self._SURE_ANIMAL:
+                if t.score >= self._SURE_ANIMAL:
                     self.animal_tracker.trust(t)
-            animals = np.float32([t["box"] for t in tracked]).reshape(-1, 4)
+            animals = np.float32([t.box for t in tracked]).reshape(-1, 4)
         else:
             animals = animals[animal_scores >= self.cfg.animal_threshold]
         if self.cfg.belongings_score > 0:
             # tracked too: a bike behind a tree is missed for a frame or two while he rides on
             thing_tracks = self.thing_tracker.update_tracks(things, thing_scores, rigid=thing_rigid)
-            things = np.float32([t["box"] for t in thing_tracks]).reshape(-1, 4)
+            things = np.float32([t.box for t in thing_tracks]).reshape(-1, 4)
         else:
             things, thing_tracks = things[:0], []
         self._since_animal = 0 if len(animals) else self._since_animal + 1
@@ -243,21 +243,21 @@ class SegmentStage(_PeopleRules):
         people = [t for t in tracks if self._is_person(img, t, tracks)]
         return tracks, people, animals, things, thing_tracks, ridden
 
-    def _scene_motion(self, greys, tracks: list[dict], people: list[dict], animals: np.ndarray, things: np.ndarray,
-                      thing_tracks: list[dict], h: int, w: int):
+    def _scene_motion(self, greys, tracks: list[Track], people: list[Track], animals: np.ndarray, things: np.ndarray,
+                      thing_tracks: list[Track], h: int, w: int):
         """The camera's motion this frame, from corners tracked where they can say something: a
         person not yet seen to move (is she scenery? while the scene stays still nothing can tell,
         so it is looked at again only every few frames) or a track the detector lost (where did she
         go?). None where corners were not tracked; else (corners before, after, camera motion, the
         grown boxes of what people carry with their tracks, the small greys)."""
-        unsure = any(not t.get("moved") for t in people) and (
+        unsure = any(not t.moved for t in people) and (
             self._still_at is None or self._frame - self._still_at >= self._STILL_RECHECK)
-        if greys is None or not (unsure or any(t["missed"] for t in tracks)):
+        if greys is None or not (unsure or any(t.missed for t in tracks)):
             return None
         flow = track_corners(greys[0][0], greys[1][0], greys[0][1])
         # the scene's motion: people known to move and what they carry or ride are not the scene
         carried = [(_grow_box(b, 0.1, h, w), t) for b, t in zip(things, thing_tracks)]
-        moving = [crop_place(t["box"], self.cfg.box_margin, h, w) for t in people if t.get("moved")]
+        moving = [crop_place(t.box, self.cfg.box_margin, h, w) for t in people if t.moved]
         camera = camera_motion(*flow, [p[4] for p in moving if p] + [g for g, _ in carried], frame_unit(h, w))
         if camera is None:
             return None
@@ -281,11 +281,11 @@ class SegmentStage(_PeopleRules):
         self._frame += 1
         # a weak track that looked like an animal up close is one too (a small dog pressed
         # against her can score as a person)
-        like_animals = [t["box"] for t in tracks if t.get("animal") and not any(t is p for p in people)]
+        like_animals = [t.box for t in tracks if t.animal and not any(t is p for p in people)]
         animals_all = np.concatenate([animals, np.float32(like_animals).reshape(-1, 4)])
-        plan.tight.append(([t["box"] for t in people], animals_all))
+        plan.tight.append(([t.box for t in people], animals_all))
 
-    def _plan_people(self, plan: _CropPlan, i: int, people: list[dict], ridden: np.ndarray, every: int,
+    def _plan_people(self, plan: _CropPlan, i: int, people: list[Track], ridden: np.ndarray, every: int,
                      h: int, w: int) -> list:
         """Each person's crop in frame ``i``: a new map (a keyframe) or her last one following her
         box; returns the grown boxes of the people who are not scenery."""
@@ -293,14 +293,14 @@ class SegmentStage(_PeopleRules):
         follow = followers([t for t in people if not self._scenery_now(t)], every, self.cfg.fresh,
                            self.cfg.box_margin, h, w)
         for t in people:
-            place = crop_place(t["box"], self.cfg.box_margin, h, w)
+            place = crop_place(t.box, self.cfg.box_margin, h, w)
             if not place:
                 continue
             if not self._scenery_now(t):  # what touches a painted figure is not carried
                 grown_boxes.append(place[4])
             if self.person_net is not None and any(_overlap(place[4], b) for b in ridden):
-                t["rides"] = self._frame
-            key = t.get("key")
+                t.rides = self._frame
+            key = t.key
             # scenery's map only tells whether its pixels start to move on their own: its last
             # one follows its box
             if any(t is f for f in follow) or (key is not None and self._scenery_now(t)):
@@ -308,18 +308,18 @@ class SegmentStage(_PeopleRules):
                 continue
             # a keyframe, filled with her map once the batch has run; her good map is taken from the
             # key before once that one's map is made: keys of one window are all made before its batch
-            t["key"] = key = {"age": t["age"], "box": list(t["box"]), "prev": key, "strong": t.get("strong"),
+            t.key = key = {"age": t.age, "box": list(t.box), "prev": key, "strong": t.strong,
                               "track": t}
             # a person network leaves out what she rides: her crop gets U²-Net while she was seen
             # on it lately (the detector can miss the bike behind a trunk); and it loses much of a
             # person half hidden behind another, so a crop another person's box reaches gets U²-Net too
             key["u2net"] = self.person_net is not None and (
-                self._frame - t.get("rides", -(1 << 30)) <= self._RIDE_MEMORY
+                self._frame - t.rides <= self._RIDE_MEMORY
                 or self._among_others(t, place[4], people))
             plan.places.append((i, False, *place, key))
         return grown_boxes
 
-    def _plan_belongings(self, plan: _CropPlan, i: int, things: np.ndarray, thing_tracks: list[dict],
+    def _plan_belongings(self, plan: _CropPlan, i: int, things: np.ndarray, thing_tracks: list[Track],
                          grown_boxes: list, every: int, h: int, w: int) -> None:
         """A bag, a racket, a bike touching a person joins her mask: its crop in frame ``i``, or
         (like a person's map) its last map following its box between keyframes."""
@@ -404,7 +404,7 @@ class SegmentStage(_PeopleRules):
             # people known to move (by now: the evidence of this window's earlier frames
             # counts) and their belongings are not the scene
             moving = [g for g, o in motion[i][3] if o is not t] + [
-                g for j, g, _, o in pastes if j == i and o is not None and o is not t and o.get("moved")]
+                g for j, g, _, o in pastes if j == i and o is not None and o is not t and o.moved]
             scenery.append(self.is_scenery(t, (*motion[i][:3], moving), patch, grown, self._frame - frames + i,
                                             h, w, greys=motion[i][4]))
         for (i, (gy0, gy1, gx0, gx1), patch, t), was in zip(pastes, scenery):
