@@ -499,10 +499,12 @@ def test_a_map_follows_a_box_only_while_the_box_keeps_its_size():
 
 
 def test_the_oldest_maps_are_renewed_first_so_a_lone_player_gets_a_new_map_every_frame():
-    from bgclean.stages.segment.crops import followers
+    from bgclean.stages.segment.crops import Keyframe, followers
 
     def track(box, age, key_age):
-        return Track(box, score=0.9, carry=8, age=age, key={"age": key_age, "box": box})
+        t = Track(box, score=0.9, carry=8, age=age)
+        t.key = Keyframe(key_age, box, t)
+        return t
 
     a, b, c = track([10, 30, 50, 130], 5, 3), track([100, 30, 140, 130], 5, 4), track([200, 30, 240, 130], 5, 5)
     assert followers([a], 3, 2, 0.15, 240, 432) == []  # alone: a new map every frame
@@ -517,15 +519,15 @@ def test_a_map_that_fades_over_several_frames_is_lost_and_her_best_recent_map_ke
     girl crouching beside a flower pot: 0.24, 0.12, 0.05 of her box) passed the loss test at each
     step against the map just before; it is judged against her best map of the last 8 frames, and
     that best map is the one kept."""
-    from bgclean.stages.segment.crops import kept_map
+    from bgclean.stages.segment.crops import Keyframe, kept_map
 
     good, kept = None, []
     for age, share in enumerate([0.5, 0.3, 0.2, 0.12, 0.0]):
         patch = torch.zeros(1, 10, 10)
         patch.view(-1)[: int(share * 100)] = 1
-        key = {"age": age, "good": good}
+        key = Keyframe(age, [0.0, 0.0, 10.0, 10.0], Track([0.0, 0.0, 10.0, 10.0], score=0.9, carry=8), good=good)
         out = kept_map(patch, key, memory=24)
-        good = key["good"]
+        good = key.good
         kept.append(round(float((out > 0.5).float().mean()), 2))
     assert kept == [0.5, 0.3, 0.2, 0.5, 0.5]  # each step passed (0.12 >= 0.4 * 0.2): 0.12, 0.12 before
 

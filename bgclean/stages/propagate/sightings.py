@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from bgclean.stages.propagate.alignment import _gray, exposure_ring
 
 
 def nan_statistic(stack: np.ndarray, count: np.ndarray, quantile: float = 0.5, trim: float = 0.0) -> np.ndarray:
@@ -70,3 +74,51 @@ def ring_error(source: np.ndarray, m: np.ndarray, ring: tuple[np.ndarray, np.nda
                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
     lum = 255 * (0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2])
     return float(np.abs(lum - target_values[inside]).mean())
+
+
+def source_order(count: int, t_index: int, nearest: int, max_sources: int) -> list[int]:
+    """The sources for frame ``t_index``, nearest in time first (the least camera drift and
+    lighting change); with ``max_sources`` > 0 at most that many: the ``nearest`` closest, then
+    the rest spread evenly over the buffer (frames where the person stood elsewhere)."""
+    order = sorted((k for k in range(count) if k != t_index), key=lambda k: abs(k - t_index))
+    if max_sources and len(order) > max_sources:
+        near = min(max(nearest, 1), max_sources)
+        rest = order[near:]
+        if max_sources > near:
+            order = order[:near] + rest[:: -(-len(rest) // (max_sources - near))]
+        else:
+            order = order[:near]
+    return order
+
+
+@dataclass(frozen=True)
+class SightingCrop:
+    """The part of a frame the sightings are gathered in: its corner, size (w, h), the homography
+    from frame to crop coordinates, and the flow's smoothing there."""
+
+    y0: int
+    x0: int
+    size: tuple[int, int]
+    from_frame: np.ndarray
+    sigma: float
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The frame being filled, in the crop: what sources are aligned to."""
+
+    image: np.ndarray  # (h,w,3) float
+    visible: np.ndarray  # (h,w) bool: its background
+    gray: np.ndarray
+    ring_in_window: tuple[np.ndarray, np.ndarray]  # a sample of the background ring around the holes
+    ring: tuple[np.ndarray, np.ndarray]  # the same in frame coordinates
+    ring_values: np.ndarray  # its grey there
+
+    @classmethod
+    def around(cls, target, y0: int, y1: int, x0: int, x1: int) -> Reference:
+        image, visible = target[0][y0:y1, x0:x1], target[1][y0:y1, x0:x1]
+        gray = _gray(image)
+        ring_y, ring_x = np.nonzero(exposure_ring(visible))
+        step = max(1, len(ring_y) // 2000)  # a sample is enough to compare two alignments
+        ring_y, ring_x = ring_y[::step], ring_x[::step]
+        return cls(image, visible, gray, (ring_y, ring_x), (ring_y + y0, ring_x + x0), gray[ring_y, ring_x])

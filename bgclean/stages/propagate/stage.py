@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from bgclean.ops import check_frames, check_masks, frame_unit
 from bgclean.stages.propagate.alignment import (
-    _gray,
     corner_shift,
     exposure_gains,
-    exposure_ring,
     flow_sigma,
     good_corners,
     homography_from_features,
@@ -27,7 +24,14 @@ from bgclean.stages.propagate.alignment import (
 from bgclean.stages.propagate.config import PropagateConfig
 from bgclean.stages.propagate.invented import InventedPixels
 from bgclean.stages.propagate.shadows import changed_pixels, shadow_candidates
-from bgclean.stages.propagate.sightings import _joined, nan_statistic, ring_error
+from bgclean.stages.propagate.sightings import (
+    Reference,
+    SightingCrop,
+    _joined,
+    nan_statistic,
+    ring_error,
+    source_order,
+)
 from bgclean.tuning import release_freed_memory
 
 
@@ -141,15 +145,16 @@ class PropagateStage:
         (``nan_statistic``; 0.5 and 0 = the median)."""
         nearest = self.cfg.nearest if nearest is None else nearest
         h, w = shape
-        order = _source_order(len(sources), t_index, nearest, max_sources)
+        order = source_order(len(sources), t_index, nearest, max_sources)
         if not order or len(ys) == 0:
             return np.zeros((len(ys), 3), np.float32), np.zeros(len(ys), int)
         # warp, align and match only a window around the pixels asked for, with enough background
         # around them for the flow and exposure estimates
         sigma = flow_sigma(h, w)
         y0, y1, x0, x1 = padded_box(ys, xs, h, w, margin=2 * sigma)
-        win = _Crop(y0, x0, (x1 - x0, y1 - y0), np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64), sigma)
-        ref = None if target is None else _Reference.around(target, y0, y1, x0, x1)
+        to_crop = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)
+        win = SightingCrop(y0, x0, (x1 - x0, y1 - y0), to_crop, sigma)
+        ref = None if target is None else Reference.around(target, y0, y1, x0, x1)
         # a pixel's k-th sighting goes to row k: ``nearest`` rows, not one per source (with a
         # still camera's many sources, one row each made this the stage's largest buffer)
         rows = min(len(order), nearest) if nearest > 0 else len(order)
@@ -176,7 +181,7 @@ class PropagateStage:
         return nan_statistic(stack, seen_count, quantile, trim), seen_count
 
     def _warped_sighting(self, k: int, t_index: int, s_img: np.ndarray, s_vis: np.ndarray, m: np.ndarray,
-                         win: _Crop, ref: _Reference | None, py: np.ndarray, px: np.ndarray,
+                         win: SightingCrop, ref: Reference | None, py: np.ndarray, px: np.ndarray,
                          flow: bool) -> tuple[np.ndarray, np.ndarray] | None:
         """Source ``k`` warped into ``win`` of frame ``t_index`` by homography ``m`` (source ->
         frame), aligned to the reference by dense flow and exposure where there is one: its values
@@ -458,51 +463,3 @@ class PropagateStage:
             # float16 halves the buffer and still rounds back to the exact 8-bit level (16-bit
             # sources lose their low bits in propagated pixels only)
             self.history.append((img.astype(np.float16), visible, pose))
-
-
-def _source_order(count: int, t_index: int, nearest: int, max_sources: int) -> list[int]:
-    """The sources for frame ``t_index``, nearest in time first (the least camera drift and
-    lighting change); with ``max_sources`` > 0 at most that many: the ``nearest`` closest, then
-    the rest spread evenly over the buffer (frames where the person stood elsewhere)."""
-    order = sorted((k for k in range(count) if k != t_index), key=lambda k: abs(k - t_index))
-    if max_sources and len(order) > max_sources:
-        near = min(max(nearest, 1), max_sources)
-        rest = order[near:]
-        if max_sources > near:
-            order = order[:near] + rest[:: -(-len(rest) // (max_sources - near))]
-        else:
-            order = order[:near]
-    return order
-
-
-@dataclass(frozen=True)
-class _Crop:
-    """The part of a frame the sightings are gathered in: its corner, size (w, h), the homography
-    from frame to crop coordinates, and the flow's smoothing there."""
-
-    y0: int
-    x0: int
-    size: tuple[int, int]
-    from_frame: np.ndarray
-    sigma: float
-
-
-@dataclass(frozen=True)
-class _Reference:
-    """The frame being filled, in the crop: what sources are aligned to."""
-
-    image: np.ndarray  # (h,w,3) float
-    visible: np.ndarray  # (h,w) bool: its background
-    gray: np.ndarray
-    ring_in_window: tuple[np.ndarray, np.ndarray]  # a sample of the background ring around the holes
-    ring: tuple[np.ndarray, np.ndarray]  # the same in frame coordinates
-    ring_values: np.ndarray  # its grey there
-
-    @classmethod
-    def around(cls, target, y0: int, y1: int, x0: int, x1: int) -> _Reference:
-        image, visible = target[0][y0:y1, x0:x1], target[1][y0:y1, x0:x1]
-        gray = _gray(image)
-        ring_y, ring_x = np.nonzero(exposure_ring(visible))
-        step = max(1, len(ring_y) // 2000)  # a sample is enough to compare two alignments
-        ring_y, ring_x = ring_y[::step], ring_x[::step]
-        return cls(image, visible, gray, (ring_y, ring_x), (ring_y + y0, ring_x + x0), gray[ring_y, ring_x])

@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from bgclean.ops import resize
 from bgclean.stages.segment.tracking import Track
 
+
+@dataclass(eq=False)
+class GoodMap:
+    """A person's best recent map, kept for the frames where the network loses her."""
+
+    age: int  # the keyframe it was made at
+    patch: torch.Tensor  # (1,h,w) in her grown box then
+    share: float  # the share of her box it covers
+    recent: list  # (age, share, map) of her last keyframes
+
+
+@dataclass(eq=False)
+class Keyframe:
+    """A crop segmented in one frame; until the track's next keyframe its map follows the box."""
+
+    age: int  # the track's age (a person's) or the frame (a belonging's) it was made at
+    box: list[float]  # x0, y0, x1, y1 then
+    track: Track  # whose it is
+    strong: bool = False  # the track was surely a person
+    ellipse: bool = False  # a belonging's: its map is kept inside the ellipse of its box
+    u2net: bool = False  # segmented by U²-Net where the person network would lose part of her
+    prev: Keyframe | None = None  # the track's keyframe before...
+    waiting: bool = False  # ...whose good map this one takes once that one's map is made
+    good: GoodMap | None = None
+    patch: torch.Tensor | None = None  # its map, cut to its grown box
 
 def crop_place(box, margin: float, h: int, w: int):
     """For a x0,y0,x1,y1 box: the square crop window (Y0, Y1, X0, X1), which may overhang the frame,
@@ -56,7 +83,7 @@ def _belonging_map(patch: torch.Tensor, box, gy0: int, gx0: int, least: float = 
     return patch
 
 
-def kept_map(patch: torch.Tensor, key: dict, memory: int, lost: float = 0.4, window: int = 8) -> torch.Tensor:
+def kept_map(patch: torch.Tensor, key: Keyframe, memory: int, lost: float = 0.4, window: int = 8) -> torch.Tensor:
     """A person's fresh map (1,h,w) of keyframe ``key``, or, where U²-Net lost her, her good map
     scaled onto her box. Lost: the map covers less than ``lost`` of the share of her box that her
     best map of the last ``window`` frames covered. The good map kept is that best one, while her
@@ -66,15 +93,15 @@ def kept_map(patch: torch.Tensor, key: dict, memory: int, lost: float = 0.4, win
     the last map alone: segmented every frame, a map that fades over several frames passed each
     step, and the last of them was a poor one to keep."""
     share = float((patch > 0.5).float().mean())
-    good = key.get("good")
-    recent = [r for r in (good or {}).get("recent", []) if key["age"] - r[0] < window]
-    reference = max(r[1] for r in recent) if recent else None if good is None else good["share"]
+    good = key.good
+    recent = [r for r in (good.recent if good is not None else []) if key.age - r[0] < window]
+    reference = max(r[1] for r in recent) if recent else None if good is None else good.share
     if reference is None or share >= lost * reference:  # U²-Net still finds her: a good map
-        recent.append((key["age"], share, patch))
+        recent.append((key.age, share, patch))
         best = max(recent, key=lambda r: r[1])
-        key["good"] = {"age": key["age"], "patch": best[2], "share": best[1], "recent": recent}
-    elif key["age"] - good["age"] <= memory:
-        kept = resize(good["patch"][None], tuple(patch.shape[1:]), antialias=False)[0]
+        key.good = GoodMap(key.age, best[2], best[1], recent)
+    elif good is not None and key.age - good.age <= memory:
+        kept = resize(good.patch[None], (patch.shape[1], patch.shape[2]), antialias=False)[0]
         return torch.maximum(patch, kept)
     return patch
 
@@ -88,15 +115,15 @@ def followers(people: list[Track], every: int, fresh: int, margin: float, h: int
     can = [t for t in people if t.key is not None
            and _follows(t.box, t.key, t.age, every, margin, h, w)]
     budget = max(0, fresh - (len(people) - len(can)))
-    can.sort(key=lambda t: t.key["age"] - t.age)  # oldest map first
+    can.sort(key=lambda t: t.key.age - t.age)  # oldest map first
     return can[budget:]
 
 
-def _follows(box, key: dict, age: int, every: int, margin: float, h: int, w: int) -> bool:
+def _follows(box, key: Keyframe, age: int, every: int, margin: float, h: int, w: int) -> bool:
     """Whether the map of keyframe ``key`` ({"age", "box"}) can follow ``box`` at ``age``: made
     fewer than ``every`` frames ago, for a box of the same size (``similar``), and the box grown by
     ``margin`` lies inside the frame (``inside``)."""
-    return age - key["age"] < every and similar(box, key["box"]) and inside(box, margin, h, w)
+    return age - key.age < every and similar(box, key.box) and inside(box, margin, h, w)
 
 
 def similar(box, key_box, tolerance: float = 0.15) -> bool:

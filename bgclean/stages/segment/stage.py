@@ -14,6 +14,7 @@ from bgclean.ops import check_frames, frame_unit, max_filter, resize, to_integer
 from bgclean.stages.segment.backends import RobustVideoMatting, SelfieNet, _RembgSession
 from bgclean.stages.segment.config import SegmentConfig
 from bgclean.stages.segment.crops import (
+    Keyframe,
     _belonging_map,
     _follows,
     _grow_box,
@@ -104,7 +105,7 @@ class SegmentStage(_PeopleRules):
         self._frame = 0  # frames segmented since the last reset
         self._grey = None  # the previous frame's ``small_grey`` and its full size, for the corners' motion
         self._still_at = None  # the frame the scene was last seen still, while it stays so
-        self._belongings: list[dict] = []  # belongings' keyframes: {"age", "box", "ellipse", "patch"}
+        self._belongings: list[Keyframe] = []  # belongings' keyframes
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
 
@@ -308,12 +309,11 @@ class SegmentStage(_PeopleRules):
                 continue
             # a keyframe, filled with her map once the batch has run; her good map is taken from the
             # key before once that one's map is made: keys of one window are all made before its batch
-            t.key = key = {"age": t.age, "box": list(t.box), "prev": key, "strong": t.strong,
-                              "track": t}
+            t.key = key = Keyframe(t.age, list(t.box), t, strong=t.strong, prev=key, waiting=True)
             # a person network leaves out what she rides: her crop gets U²-Net while she was seen
             # on it lately (the detector can miss the bike behind a trunk); and it loses much of a
             # person half hidden behind another, so a crop another person's box reaches gets U²-Net too
-            key["u2net"] = self.person_net is not None and (
+            key.u2net = self.person_net is not None and (
                 self._frame - t.rides <= self._RIDE_MEMORY
                 or self._among_others(t, place[4], people))
             plan.places.append((i, False, *place, key))
@@ -328,14 +328,14 @@ class SegmentStage(_PeopleRules):
             if not place:
                 continue
             keys = [k for k in self._belongings if _follows(box, k, self._frame, every, 0.1, h, w)
-                    and box_iou(np.array([box]), np.array([k["box"]]))[0, 0] > 0.5]
+                    and box_iou(np.array([box]), np.array([k.box]))[0, 0] > 0.5]
             if keys:
                 plan.reused.append((i, place[4], keys[0], thing))
             else:
-                key = {"age": self._frame, "box": list(box), "ellipse": True, "track": thing}
+                key = Keyframe(self._frame, list(box), thing, ellipse=True)
                 self._belongings.append(key)
                 plan.places.append((i, False, *place, key))
-        self._belongings = [k for k in self._belongings if self._frame - k["age"] < every]
+        self._belongings = [k for k in self._belongings if self._frame - k.age < every]
 
     def _crop_probabilities(self, frames: torch.Tensor, places: list) -> list[torch.Tensor]:
         """Every planned crop cut (a batch at a time: a window of a crowd holds a hundred) and
@@ -344,8 +344,8 @@ class SegmentStage(_PeopleRules):
         him, a salient object; the person network does not). Small people are scaled up to the
         crop side: U²-Net small loses much of a person at her native size (bench/RESULTS.md)."""
         side = self.cfg.crop_resolution
-        by_person_net = [self.person_net is not None and not is_animal and not (key or {}).get("ellipse")
-                         and not (key or {}).get("u2net") for _, is_animal, *_, key in places]
+        by_person_net = [self.person_net is not None and not is_animal
+                         and not (key is not None and (key.ellipse or key.u2net)) for _, is_animal, *_, key in places]
         probs: list = [None] * len(places)
         for person in (False, True):
             group = [n for n, b in enumerate(by_person_net) if b == person]
@@ -368,25 +368,25 @@ class SegmentStage(_PeopleRules):
         pastes = []
         for p, (i, is_animal, Y0, Y1, X0, X1, (gy0, gy1, gx0, gx1), key) in zip(
                 self._crop_probabilities(frames, plan.places), plan.places):
-            if key is not None and "prev" in key:  # in frame order: the key before is done
-                prev = key.pop("prev")
-                key["good"] = None if prev is None else prev.get("good")
+            if key is not None and key.waiting:  # in frame order: the key before is done
+                prev, key.prev, key.waiting = key.prev, None, False
+                key.good = None if prev is None else prev.good
             patch = resize(p[None], (Y1 - Y0, X1 - X0), antialias=False)[0]
             # keep only the grown box: the square also holds neighbours (a dog beside her)
             patch = patch[:, gy0 - Y0 : gy1 - Y0, gx0 - X0 : gx1 - X0]
-            if key is not None and key.get("ellipse"):
-                patch = _belonging_map(patch, key["box"], gy0, gx0)
-            elif key is not None and key["strong"] and not is_animal:  # not for a weak track: a painted figure
+            if key is not None and key.ellipse:
+                patch = _belonging_map(patch, key.box, gy0, gx0)
+            elif key is not None and key.strong and not is_animal:  # not for a weak track: a painted figure
                 patch = kept_map(patch, key, 3 * self.cfg.carry)
             if is_animal:
                 target = animal.setdefault(i, soft.new_zeros(1, h, w))
                 target[:, gy0:gy1, gx0:gx1] = torch.maximum(target[:, gy0:gy1, gx0:gx1], patch)
             else:
-                pastes.append((i, (gy0, gy1, gx0, gx1), patch, None if key is None else key.get("track")))
+                pastes.append((i, (gy0, gy1, gx0, gx1), patch, None if key is None else key.track))
             if key is not None:
-                key["patch"] = patch
+                key.patch = patch
         for i, (gy0, gy1, gx0, gx1), key, t in plan.reused:
-            patch = resize(key["patch"][None], (gy1 - gy0, gx1 - gx0), antialias=False)[0]
+            patch = resize(key.patch[None], (gy1 - gy0, gx1 - gx0), antialias=False)[0]
             pastes.append((i, (gy0, gy1, gx0, gx1), patch, t))
         pastes.sort(key=lambda e: e[0])
         return animal, pastes

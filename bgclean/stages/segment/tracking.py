@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bgclean.stages.segment.detector import box_iou
+
+if TYPE_CHECKING:
+    from bgclean.stages.segment.crops import Keyframe
 
 
 @dataclass(eq=False)  # a track is itself, whatever its values: compared by identity
@@ -31,7 +35,7 @@ class Track:
     moved: bool = False  # seen moving on its own: a person for good
     still: int = 0  # frames in a row its pixels moved with the scene
     rides: int = -(1 << 30)  # the frame it was last seen on a ridden thing
-    key: dict | None = None  # its latest keyframe (the map it was last segmented with)
+    key: Keyframe | None = None  # its latest keyframe (the map it was last segmented with)
 
 
 def _velocity(track: Track, new) -> list[float]:
