@@ -76,8 +76,8 @@ def test_verbose_and_quiet_set_what_is_said(tmp_path):
 
     assert "holding 16 frames at once" in said("-v")  # what the run decided, on request
     assert "holding 16" not in said()
-    assert "holding 1 frames at once" in said("--memory", "0.5")  # a warning: shown by default
-    assert said("--memory", "0.5", "-q") == ""
+    assert "holding 1 frames at once" in said("--memory", "0.3")  # a warning: shown by default
+    assert said("--memory", "0.3", "-q") == ""
 
 
 def test_video_keeps_frame_count_rate_duration_and_audio(clip_with_audio, tmp_path, capsys):

@@ -3,8 +3,10 @@
 A run's memory is a fixed part (the models, the interpreter) plus a part per pixel for every frame
 of the window (the frames, their masks, propagation's aligned sources and the fill, in float) and a
 smaller part per pixel for every frame of propagation's history (float16 RGB and a visibility map).
-At 3840x2160 the default window and history take about 7.5 GB, more than many machines can spare,
-so the window, and below a few frames the history, shrink to fit; at ordinary sizes nothing changes.
+The three parts are fitted to measured peaks (bench/RESULTS.md, "Memory": 768x576 and 3840x2160,
+short and long runs) and rounded up. At 3840x2160 the default window and history take about 11 GB,
+more than many machines can spare, so the window, and below a few frames the history, shrink to
+fit; at ordinary sizes nothing changes.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-FIXED_BYTES = 1.0e9  # models, interpreter and libraries
-WINDOW_BYTES_PER_PIXEL = 40  # each frame of the window, every stage's copies together
-HISTORY_BYTES_PER_PIXEL = 7  # each history frame: float16 RGB and a one-byte visibility map
+FIXED_BYTES = 0.4e9  # models, interpreter and libraries
+WINDOW_BYTES_PER_PIXEL = 60  # each frame of the window, every stage's copies and temporaries together
+HISTORY_BYTES_PER_PIXEL = 12  # each history frame: float16 RGB, its visibility, grey and what its warps hold
 SHARE_OF_AVAILABLE = 0.75  # of the memory available at start, when no ceiling is set
 MIN_WINDOW = 4  # below this the history shrinks first: the window carries the nearest sources
 

@@ -47,12 +47,12 @@ def test_the_default_budget_is_a_share_of_the_free_memory():
 
 
 def test_a_run_under_a_tight_ceiling_says_so_and_writes_every_frame(tmp_path, schoolgirls_frames):
-    frames, masks = schoolgirls_frames  # 432x240: the fixed part plus 4 frames fit in 1.04 GB
+    frames, masks = schoolgirls_frames  # 432x240: the fixed part plus 10 frames fit in 0.5 GB
     out = tmp_path / "out"
     run = subprocess.run([sys.executable, "-m", "bgclean", str(frames), "-o", str(out),
-                          "--masks", str(masks), "--memory", "1.04"], capture_output=True, text=True)
+                          "--masks", str(masks), "--memory", "0.5"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert "holding 4 frames at once (history 30) instead of 16 (history 30)" in run.stderr
+    assert "holding 10 frames at once (history 30) instead of 16 (history 30)" in run.stderr
     written = sorted(out.iterdir())
     assert [p.name for p in written] == [p.name for p in sorted(frames.iterdir())]
     assert cv2.imread(str(written[-1])).shape == (240, 432, 3)
