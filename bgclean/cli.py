@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from bgclean import __version__
 
@@ -200,7 +201,7 @@ class _Bar:
 
     def __init__(self, enabled: bool, unit: str, desc: str):
         self.enabled, self.unit, self.desc = enabled, unit, desc
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar
 
     def __call__(self, done: int, total: int | None) -> None:
         if not self.enabled:

@@ -32,7 +32,7 @@ class BGNet:
 
         cfg = config or load_config()
         # unrelated stills: nothing to propagate from, and no mask or person box may carry over
-        overrides = {"propagate.enabled": False, "masks.temporal": 0, "segment.carry": 0}
+        overrides: dict[str, object] = {"propagate.enabled": False, "masks.temporal": 0, "segment.carry": 0}
         if device is not None:
             overrides["runtime.device"] = str(device)
         if bg_ks is not None:

@@ -86,6 +86,7 @@ def _read_video(info: MediaInfo) -> Iterator[Frame]:
     )
     frame_bytes = info.width * info.height * 3
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None  # piped above
     drain = _StderrDrain(proc.stderr)
     count = 0
     try:

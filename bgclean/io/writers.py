@@ -216,6 +216,8 @@ class VideoWriter(_Writer):
             .compile(cmd=ffmpeg_exe(), overwrite_output=True)
         )
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.proc.stdin is not None  # piped above
+        self._stdin = self.proc.stdin
         self._drain = _StderrDrain(self.proc.stderr)
 
     def write(self, frame: Frame) -> None:
@@ -225,14 +227,14 @@ class VideoWriter(_Writer):
         if self.pad_w or self.pad_h:
             rgb = np.pad(rgb, ((0, self.pad_h), (0, self.pad_w), (0, 0)), mode="edge")
         try:
-            self.proc.stdin.write(np.ascontiguousarray(rgb).tobytes())
+            self._stdin.write(np.ascontiguousarray(rgb).tobytes())
         except BrokenPipeError:
             self.proc.wait()
             raise InputError(f"the encoder stopped: {_last_error_line(self._drain.text())}") from None
         self.frames_written += 1
 
     def commit(self) -> None:
-        self.proc.stdin.close()
+        self._stdin.close()
         rc = self.proc.wait()
         if rc != 0:
             msg = _last_error_line(self._drain.text())

@@ -133,7 +133,7 @@ class U2Net(nn.Module):
             h = stage(torch.cat([_up_to(h, skip), skip], dim=1))
             dec_feats.append(h)
         # side i (1..6) reads decoder level of matching resolution; dec_feats[-1] is the finest.
-        sides = []
+        sides: list[torch.Tensor] = []
         for i, conv in enumerate(self.sides):
             s = conv(dec_feats[-1 - i])
             sides.append(s if i == 0 else _up_to(s, sides[0]))

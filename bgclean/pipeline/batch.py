@@ -146,6 +146,8 @@ def _process(args: tuple[str, str]) -> ItemResult:
     worker = f"{os.getpid()}@{socket.gethostname()}"
     t0 = time.perf_counter()
     try:
+        if _worker_pipeline is None:
+            raise RuntimeError("the worker's pipeline was not built (_init_worker)")
         _worker_pipeline.run_file(item, output)
         return ItemResult(item, output, "ok", seconds=time.perf_counter() - t0, worker=worker)
     except Exception as exc:  # one bad item must not stop the batch

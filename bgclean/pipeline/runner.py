@@ -43,8 +43,8 @@ def resolve_device(name: str) -> torch.device:
 class RunReport:
     """What one run did. ``stage_seconds`` sums wall time per stage over the whole run."""
 
-    input: Path | None
-    output: Path | None
+    input: Path
+    output: Path
     frames: int = 0
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -192,8 +192,9 @@ class Pipeline:
         """Propagation over one window (call every window, in order: the stage follows the camera
         and keeps history). ``movers``: animals beside the people (never copied into a hole).
         Returns (filled frames, what no frame saw, final holes with shadows)."""
+        h, w = frames.shape[2:]
         return self._timed("propagate", self.propagate_stage, frames, holes, grow_shadows=grow_shadows,
-                           dilation=self.dilation(*frames.shape[2:], dilation), movers=movers)
+                           dilation=self.dilation(h, w, dilation), movers=movers)
 
     def process(self, frames: torch.Tensor, masks: torch.Tensor | None = None,
                 dilation: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -200,12 +200,12 @@ def _extract_member(archive: Path, member: str, dest: Path) -> None:
                 shutil.copyfileobj(src, out, 1 << 20)
         return
     with tarfile.open(archive) as t:
-        names = [m for m in t.getmembers() if m.name == member or m.name.endswith("/" + member)]
-        if not names:
+        found = [m for m in t.getmembers() if m.name == member or m.name.endswith("/" + member)]
+        packed = t.extractfile(found[0]) if found else None
+        if packed is None:
             raise WeightsError(f"{member} not found inside {archive.name}")
-        src = t.extractfile(names[0])
-        with src, open(dest, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
+        with packed, open(dest, "wb") as out:
+            shutil.copyfileobj(packed, out, 1 << 20)
 
 
 def converted_path(spec: WeightSpec) -> Path:

@@ -34,8 +34,8 @@ def homography_from_features(src, dst) -> np.ndarray | None:
     matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(d1, d2)
     if len(matches) < 12:
         return None
-    p1 = np.float32([kp1[m.queryIdx].pt for m in matches])
-    p2 = np.float32([kp2[m.trainIdx].pt for m in matches])
+    p1 = np.array([kp1[m.queryIdx].pt for m in matches], np.float32)
+    p2 = np.array([kp2[m.trainIdx].pt for m in matches], np.float32)
     h, inliers = cv2.findHomography(p1, p2, cv2.USAC_MAGSAC, 2.0)
     if h is None or inliers is None or inliers.sum() < 10:
         return None

@@ -70,7 +70,7 @@ def _own_corners(greys, patch: np.ndarray, grown, corners: int = 100, quality: f
     # goodFeaturesToTrack's quality is relative to the strongest corner of the whole crop
     found = cv2.goodFeaturesToTrack(crop, corners, quality * best / float(eig.max()), 2, mask=mask, blockSize=5)
     if found is not None:
-        found += np.float32([x0, y0])
+        found += np.array([x0, y0], np.float32)
     p1, p0 = _lucas_kanade(cur, prev, found, s)
     return p0, p1
 

@@ -158,7 +158,7 @@ class _PeopleRules:
         strong = [t for t in self.tracker.tracks if t.strong]
         if not len(boxes) or not len(animals) or not strong:
             return boxes
-        theirs = np.float32([t.box for t in strong])
+        theirs = np.array([t.box for t in strong], np.float32)
         held = boxes.copy()
         for k, j in enumerate(self._merged_with(boxes, theirs, animals)):
             if j is not None:
@@ -199,7 +199,7 @@ class _PeopleRules:
                 box = found[best]
                 # she and an animal in one box, or the part of her the animal leaves in view (her head
                 # above a jumping dog): she stays where she was
-                if animals is not None and self._merged_with(box[None], np.float32([t.box]), animals,
+                if animals is not None and self._merged_with(box[None], np.array([t.box], np.float32), animals,
                                                              shrunk=True)[0] is not None:
                     box = np.float32(t.box)
                 self.tracker.recover(t, box, float(scores[best]))

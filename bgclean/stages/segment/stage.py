@@ -227,13 +227,13 @@ class SegmentStage(_PeopleRules):
             for t in tracked:
                 if t.score >= self._SURE_ANIMAL:
                     self.animal_tracker.trust(t)
-            animals = np.float32([t.box for t in tracked]).reshape(-1, 4)
+            animals = np.array([t.box for t in tracked], np.float32).reshape(-1, 4)
         else:
             animals = animals[animal_scores >= self.cfg.animal_threshold]
         if self.cfg.belongings_score > 0:
             # tracked too: a bike behind a tree is missed for a frame or two while he rides on
             thing_tracks = self.thing_tracker.update_tracks(things, thing_scores, rigid=thing_rigid)
-            things = np.float32([t.box for t in thing_tracks]).reshape(-1, 4)
+            things = np.array([t.box for t in thing_tracks], np.float32).reshape(-1, 4)
         else:
             things, thing_tracks = things[:0], []
         self._since_animal = 0 if len(animals) else self._since_animal + 1
