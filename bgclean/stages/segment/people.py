@@ -35,7 +35,7 @@ class _PeopleRules:
     and keep (set by the stage) and their tuning constants."""
 
     cfg: SegmentConfig
-    detector: PersonDetector
+    detector: PersonDetector | None  # None for the backends without one (the rules are not used then)
     tracker: BoxTracker
     person_net: SelfieNet | None  # the person-only network, where the backend has one
     _gate: PersonGate | None  # built when an animal first overlaps a person

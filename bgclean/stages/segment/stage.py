@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,20 +58,20 @@ class SegmentStage(_PeopleRules):
     def __init__(self, cfg: SegmentConfig, device: torch.device | str = "cpu", download_progress=None):
         self.cfg = cfg
         self.device = torch.device(device)
-        self.model = None
-        self.detector = None
+        self.model: Any = None  # the whole-frame or crop network: onnxruntime, torch or LiteRT
+        self.detector: PersonDetector | None = None
+        self.rvm: RobustVideoMatting | None = None
         if cfg.backend.startswith("rembg:"):
             self._rembg = _RembgSession(cfg.backend.split(":", 1)[1])
             return
         if cfg.backend not in segmenter_names():
             raise InputError(f"unknown segmenter {cfg.backend!r}; choose one of: {', '.join(segmenter_names())}")
-        self.rvm = None
         # the network people's crops get where it is not U²-Net: yolox+mediapipe.selfie segments
         # people with the selfie network, and what they carry and the animals beside them (no
         # person in those crops) with U²-Net small, which takes the salient object
         self.person_net = None
         self.selfie = cfg.backend == "mediapipe.selfie"  # alone, on whole frames
-        u2 = cfg.backend.removeprefix("yolox+")
+        u2: str | None = cfg.backend.removeprefix("yolox+")
         if cfg.backend.endswith("mediapipe.selfie"):
             selfie = SelfieNet(hint=f"or choose another --segmenter than {cfg.backend}")
             self.person_net, u2 = (None, None) if self.selfie else (selfie, "u2net.small")
@@ -116,7 +117,7 @@ class SegmentStage(_PeopleRules):
             self.tracker.reset()
             self.animal_tracker.reset()
             self.thing_tracker.reset()
-        if getattr(self, "rvm", None) is not None:
+        if self.rvm is not None:
             self.rvm.reset()
 
     def preprocess(self, frames: torch.Tensor, side: int | None = None) -> torch.Tensor:
