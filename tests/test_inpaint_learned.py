@@ -142,6 +142,7 @@ def test_finetune_lowers_the_loss_on_the_videos_own_background():
 
     from bgclean import io
     from bgclean.ops import to_tensor
+    from bgclean.stages.inpaint.finetune import finetune
 
     info = io.probe(data("schoolgirls/schoolgirls.mp4"))
     frames = [f.rgb.copy() for f, _ in zip(io.read_frames(info), range(2))]
@@ -149,12 +150,12 @@ def test_finetune_lowers_the_loss_on_the_videos_own_background():
     fill = LearnedFill(InpaintConfig(), torch.device("cpu"), net=_untrained())
     x = to_tensor(frames, torch.device("cpu"))
     # the same seed and pool: the same four crops and holes; with lr 0 this measures only
-    probe = lambda: fill.finetune(x, masks, steps=1, size=64, lr=0.0, seed=1, pool=4)[0]  # noqa: E731
+    probe = lambda: finetune(fill, x, masks, steps=1, size=64, lr=0.0, seed=1, pool=4)[0]  # noqa: E731
     before = probe()
-    losses = fill.finetune(x, masks, steps=40, size=64, lr=2e-3, seed=1, pool=4)
+    losses = finetune(fill, x, masks, steps=40, size=64, lr=2e-3, seed=1, pool=4)
     assert len(losses) == 40 and np.isfinite(losses).all()
     assert probe() < 0.8 * before
-    assert len(fill.finetune(x, masks, steps=3, size=64)) == 3
+    assert len(finetune(fill, x, masks, steps=3, size=64)) == 3
     assert not fill.net.training
 
 

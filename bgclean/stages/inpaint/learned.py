@@ -148,12 +148,6 @@ class LearnedFill:
             y = resize_bicubic(y, (ch, cw)).clamp(0, 1)
         return y
 
-    def finetune(self, frames: torch.Tensor, masks: torch.Tensor, steps: int, **options) -> list[float]:
-        """Adapt the network to this video (``stages.inpaint.finetune.finetune``); the loss per step."""
-        from bgclean.stages.inpaint.finetune import finetune
-
-        return finetune(self, frames, masks, steps, **options)
-
 
 def bucket(n: int, multiple: int, least: int = 64) -> int:
     """The size a side of ``n`` px is padded to: at least ``least``, then the next of four steps per

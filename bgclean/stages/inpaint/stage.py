@@ -19,6 +19,7 @@ from bgclean.ops import (
 )
 from bgclean.stages.inpaint import classical  # noqa: F401  (registers the classical backends)
 from bgclean.stages.inpaint.config import InpaintConfig
+from bgclean.stages.inpaint.finetune import finetune
 from bgclean.stages.inpaint.hybrid import hybrid_backend
 from bgclean.stages.inpaint.learned import LearnedFill
 from bgclean.stages.inpaint.registry import BACKENDS
@@ -66,7 +67,7 @@ class InpaintStage:
             if not getattr(fill, "adapted", False):
                 if not hasattr(fill, "original"):
                     fill.original = {k: v.clone() for k, v in fill.net.state_dict().items()}
-                losses = fill.finetune(frames, masks, self.cfg.finetune_steps)
+                losses = finetune(fill, frames, masks, self.cfg.finetune_steps)
                 if losses:
                     log.info("fine-tuned the inpainter for %d steps: loss %.4f -> %.4f", len(losses),
                              float(np.mean(losses[:10])), float(np.mean(losses[-10:])))
