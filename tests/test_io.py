@@ -35,6 +35,20 @@ def test_rotation_metadata_is_honoured(clip_with_audio, tmp_path):
     assert first.rgb.shape == (320, 240, 3)
 
 
+def test_discarding_what_is_staged_stops_the_encoder_before_removing_its_file(clip_with_audio, tmp_path):
+    """A signal can land before a writer's own clean-up is in place (while it is being opened):
+    the command then discards whatever is staged. The encoder must be stopped first: left running,
+    it writes the file again by name once its input closes (an mp4's faststart pass)."""
+    info = io.probe(clip_with_audio)
+    w = io.open_writer(tmp_path / "out.mp4", "video", info)  # opened, not entered: no __exit__
+    for f, _ in zip(io.read_frames(info), range(5)):
+        w.write(f)
+    io.discard_staged()
+    assert w.proc.poll() is not None  # stopped
+    w.proc.wait(timeout=10)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_video_round_trip_keeps_rate_count_and_audio(clip_with_audio, tmp_path):
     info = io.probe(clip_with_audio)
     out = tmp_path / "copy.mp4"

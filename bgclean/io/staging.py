@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def staging_prefix(output: Path) -> str:
     return f".{output.name}.{_owner()}."
 
 
+_processes: list[subprocess.Popen] = []  # encoders of this process writing staged files
 _staged: set[Path] = set()  # staged files and folders of this process, neither committed nor discarded
 
 
@@ -72,9 +74,29 @@ def discard(path: Path) -> None:
     _staged.discard(path)
 
 
+def own_process(proc: subprocess.Popen) -> subprocess.Popen:
+    """Record an encoder writing a staged file (until ``release_process``): ``discard_staged``
+    stops it before removing its file, which it could otherwise write again by name (an mp4's
+    faststart pass reopens it when its input closes)."""
+    _processes.append(proc)
+    return proc
+
+
+def release_process(proc: subprocess.Popen) -> None:
+    """The encoder has exited (or was stopped): no longer this process's to stop."""
+    if proc in _processes:
+        _processes.remove(proc)
+
+
 def discard_staged() -> None:
-    """Remove whatever this process still has staged. For the command line after Ctrl-C or SIGTERM:
-    the signal can land between a staged file's creation and the code that would discard it."""
+    """Stop this process's encoders and remove whatever it still has staged. For the command line
+    after Ctrl-C or SIGTERM: the signal can land between a staged file's creation and the code that
+    would discard it."""
+    for proc in list(_processes):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        release_process(proc)
     for path in list(_staged):
         discard(path)
 

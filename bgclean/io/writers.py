@@ -30,6 +30,8 @@ from bgclean.io.staging import (
     _umask_mode,
     committed,
     discard,
+    own_process,
+    release_process,
     stage,
     staging_prefix,
     write_bytes_atomic,
@@ -215,7 +217,7 @@ class VideoWriter(_Writer):
             .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
             .compile(cmd=ffmpeg_exe(), overwrite_output=True)
         )
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = own_process(subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE))
         assert self.proc.stdin is not None  # piped above
         self._stdin = self.proc.stdin
         self._drain = _StderrDrain(self.proc.stderr)
@@ -236,6 +238,7 @@ class VideoWriter(_Writer):
     def commit(self) -> None:
         self._stdin.close()
         rc = self.proc.wait()
+        release_process(self.proc)
         if rc != 0:
             msg = _last_error_line(self._drain.text())
             self.abort()
@@ -255,6 +258,7 @@ class VideoWriter(_Writer):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        release_process(self.proc)
         if self.proc.stdin and not self.proc.stdin.closed:
             try:
                 self.proc.stdin.close()
