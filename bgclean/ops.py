@@ -50,8 +50,8 @@ def to_arrays(frames: torch.Tensor, dtype: np.dtype) -> np.ndarray:
 def to_integers(frames: torch.Tensor, dtype=None, scale: float = 255.0):
     """``(B,3,H,W)`` float RGB in [0,1] → ``(B,H,W,3)`` numpy array of ``dtype`` (default uint8)
     holding ``round(clamp(x) * scale)``. One frame at a time, into one output array: the float
-    temporaries are a frame's, not the window's (a 16-frame 768x576 window made two of 85 MB each,
-    which set the peak of vtest's segmentation calls)."""
+    temporaries are a frame's, not the window's (two window-sized float copies set the memory peak
+    of the segmentation calls)."""
     import numpy as np
 
     check_frames(frames)
@@ -65,7 +65,7 @@ def to_integers(frames: torch.Tensor, dtype=None, scale: float = 255.0):
 def max_filter(m: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
     """The max over a kh x kw window (odd sides, centred) of (B,C,H,W) ``m``, same size: a column
     pass then a row pass, the same values as one kh x kw max-pool at kh + kw comparisons per pixel
-    instead of kh * kw (a 19 px window: 13% of dogs_jump's segmentation time as one pool)."""
+    instead of kh * kw (one large pool was a visible share of the segmentation time)."""
     if kh > 1:
         m = F.max_pool2d(m, (kh, 1), stride=1, padding=(kh // 2, 0))
     if kw > 1:
@@ -168,7 +168,7 @@ def composite(frames: torch.Tensor, fill: torch.Tensor, alpha: torch.Tensor) -> 
     check_frames(frames)
     check_frames(fill, "fill")
     check_masks(alpha, frames, "alpha")
-    # in place: three frame-sized temporaries at 8 x 768x576 are 130 MB of peak memory
+    # in place: three window-sized temporaries would add to the peak memory
     out = fill - frames
     out.mul_(alpha).add_(frames)
     return torch.where(alpha > 0, out, frames, out=out)
@@ -267,8 +267,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     k = (k / k.sum()).tolist()
     mode = "reflect" if radius < min(x.shape[2], x.shape[3]) else "replicate"
     # a sum of shifted copies, one pass per axis: the same values as a depthwise conv2d, whose CPU
-    # kernel unfolds the image into 2 x radius + 1 copies (a 768x576 frame at sigma 4: a 70-79 MB
-    # transient, the largest of the still-camera fill; this takes 15 MB and a third of the time)
+    # kernel unfolds the image into 2 x radius + 1 copies (the largest transient of the still-camera
+    # fill); this takes a fraction of the memory and of the time
     for dim in (3, 2):
         n = x.shape[dim]
         padded = F.pad(x, (radius, radius, 0, 0) if dim == 3 else (0, 0, radius, radius), mode=mode)

@@ -218,7 +218,7 @@ class Pipeline:
             fill = torch.where(remaining > 0, self._invent(filled, remaining, still=self.stills), filled)
         feather = self.feather_width(frames.shape[2], frames.shape[3], dilation)
         # the fill is this window's own tensor (never the caller's frames): paste into it, so no
-        # third window-sized tensor is alive (85 MB for 16 frames at 768x576)
+        # third window-sized tensor is alive
         cleaned = self._timed("inpaint", self.inpaint_stage.paste, frames, fill, holes, feather,
                               out=None if fill is frames else fill)
         return cleaned, holes

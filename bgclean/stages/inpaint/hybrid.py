@@ -33,8 +33,8 @@ def hybrid_backend(cfg: InpaintConfig, device=None, base=None):
     if base is None:
         base = LearnedFill(cfg, torch.device(device or "cpu")) if cfg.hybrid_base == "learned" else _telea(cfg)
     if isinstance(base, LearnedFill):
-        # only the base's low frequencies are kept, so the network needs less than its full side:
-        # 384 px instead of 512 cost 0.1 dB of low-pass PSNR at most and a fifth of the time
+        # only the base's low frequencies are kept, so the network needs less than its full side
+        # (bench/RESULTS.md, "Still-image fill")
         base = base.at_side(cfg.hybrid_net_side)
     # where the structure fill continues lines across the hole (a bench's slats), their edges are
     # kept: copied blocks of texture would cross them with streaks

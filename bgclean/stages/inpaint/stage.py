@@ -113,8 +113,8 @@ class InpaintStage:
         check_frames(frames)
         check_frames(fill, "fill")
         check_masks(masks, frames)
-        # one frame at a time: the feather's erosions and the blend of a whole 16-frame window at
-        # 768x576 were a 300 MB transient, the highest of the pipeline (vtest's peak memory)
+        # one frame at a time: the feather's erosions and the blend of a whole window at once were
+        # the pipeline's largest transient
         if out is None:
             out = torch.empty_like(frames)
         elif out.shape != frames.shape:

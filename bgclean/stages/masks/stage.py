@@ -84,8 +84,7 @@ class MaskStage:
     [0,1], true above 0.5): where it is true (an animal beside a person), neither the dilation,
     the previous frames' masks nor the hysteresis reach; only the frame's own sure person pixels
     (above ``threshold``) are masked there. A dog pressed against her legs is weak in her map
-    (0.25-0.5) but joined to her: the hysteresis took it whole (dogs_jump frames 22-29, the small
-    dog sitting at her feet).
+    (0.25-0.5) but joined to her: the hysteresis would take it whole.
     """
 
     def __init__(self, cfg: MaskConfig):
@@ -112,7 +111,7 @@ class MaskStage:
         factor = max(1, int(frame_unit(h, w)))
         grown = torch.empty(soft.shape, dtype=torch.float32, device=soft.device)
         # a frame at a time: every temporary (the binary mask, the pools', her own pixels) stays one
-        # frame's size; window-sized copies of each made this stage's peak 150 MB above its input
+        # frame's size; window-sized copies of each set this stage's memory peak
         for i in range(soft.shape[0]):
             if external:
                 grown[i : i + 1] = dilate_masks((soft[i : i + 1] > 0.5).float(), radius)

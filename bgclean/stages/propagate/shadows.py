@@ -61,8 +61,7 @@ def changed_pixels(img: np.ndarray, fill: np.ndarray, hole: np.ndarray, sure: np
     ``tolerance`` px by more than ``low``, in a region of such pixels that holds one above 2.5 x
     ``low`` (hysteresis: specks of noise and of misaligned texture go). The rest of the hole is
     background that other frames saw as it is in this one: replacing it changes nothing, so the
-    video keeps its own pixels there (bmx-trees: the tree trunks and painted wall inside the
-    rider's mask, 0.8 of the truth's area)."""
+    video keeps its own pixels there (a tree trunk or a painted wall inside a rider's mask)."""
     import cv2
 
     from bgclean.stages.masks import hysteresis

@@ -20,8 +20,8 @@ def nan_statistic(stack: np.ndarray, count: np.ndarray, quantile: float = 0.5, t
     ``trim`` > 0 (with ``quantile`` 0.5): the trimmed mean instead, the mean of what is left when
     ceil(``trim`` x n) sightings are dropped at each end (never the middle one or two): 3 sightings
     give their median, 4 the mean of the middle 2, 5 of the middle 3. Robust to an outlier as the
-    median is, and less noisy: on the synthetic camera clips it raised the fill by 0.2-0.7 dB and cut
-    zoom and shake flicker by 8-9%."""
+    median is, and less noisy: a better and steadier fill with a moving camera (bench/RESULTS.md,
+    "Video fill with known truth")."""
     ordered = np.sort(stack, axis=0)  # NaN sorts last
     last = np.maximum(count - 1, 0)
     if quantile == 0.5 and trim > 0:

@@ -112,8 +112,8 @@ class PropagateStage:
         ``chained`` camera path (frame-to-frame homographies multiplied) refit directly between
         the two frames by corners tracked from one into the other (``track_refined``); ``chained``
         itself when too few track. Chaining adds each step's error; refitting it to the pair
-        removed that error (synthetic 432x240 shake: 44.5 -> 46.1 dB against refitting a direct
-        ORB match of the pair, whose matching it also saves). On scenes of several planes the refit
+        removes that error, more closely than a direct ORB match of the pair, whose matching it
+        also saves. On scenes of several planes the refit
         follows the plane with most corners, so ``_sightings`` keeps whichever of the two aligns
         better."""
         if (k, t) not in self._pairs:
@@ -241,16 +241,16 @@ class PropagateStage:
 
         h, w = hole.shape
         reach = max(3, int(self.cfg.shadow_reach * min(h, w)))
-        # within ``reach`` of the hole: a distance transform costs what it costs at any reach, where
-        # a dilation by a disc of that radius (173 px across on vtest) took 90 ms a frame
+        # within ``reach`` of the hole: a distance transform costs the same at any reach, where a
+        # dilation by a disc that wide grows with its area
         band = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= reach
         band &= ~hole
         ys, xs = np.nonzero(band)
         if len(ys) == 0:
             return hole
         # judged a cell at a time at the 240 px scale (cells of f x f px, one band pixel each): the
-        # sightings of every band pixel of vtest (768x576) were the stage's largest cost after the
-        # networks (7.7 of 35 s on the demo); a shadow is a broad region
+        # sightings of every band pixel were the stage's largest cost after the networks, and a
+        # shadow is a broad region
         f = max(1, int(frame_unit(h, w)))
         if f > 1:
             _, first, inverse = np.unique((ys // f) * -(-w // f) + xs // f, return_index=True, return_inverse=True)
@@ -259,8 +259,8 @@ class PropagateStage:
             sy, sx, inverse = ys, xs, slice(None)
         # the long-run background: a shadow moves with its person, so nearby frames share it. A
         # still camera copies its sightings without warps (no alignment, so no target ring either),
-        # so the band goes in chunks at no cost: its sightings (12 per pixel of a band that reaches
-        # 86 px around every person of vtest) were the stage's largest transient buffer
+        # so the band goes in chunks at no cost: its sightings (12 per pixel of a band far around
+        # every person) were otherwise the stage's largest transient buffer
         chunk = 32768
         parts = [self._sightings(sources, t_index, pose_t, sy[i : i + chunk], sx[i : i + chunk], (h, w), nearest=0,
                                  max_sources=12) for i in range(0, len(sy), chunk)]
@@ -293,14 +293,13 @@ class PropagateStage:
 
         h, w = hole.shape
         # the reaches below were set on 240 px frames: a shadow 3x the pixels wide at 720 px
-        # needs a closing 3x as wide to look darker than its surroundings (tennis at 1280x720:
-        # recall 0.969, frames at 0.655, where it is 0.985 at 432x240)
+        # needs a closing 3x as wide to look darker than its surroundings
         unit = frame_unit(h, w)
         cand, grounds = shadow_candidates(img, hole, width=max(4, round(12 * unit)))
         gradient = None
         # texture is judged at the 240 px scale its threshold was set on: upscaled 4 px of grass
-        # are 12 at 720 px, each with a third of the gradient (bmx-trees at 1280x720, frame 18: the
-        # whole grass band joined the rider's hole as his "shadow", 10.6x the truth's area)
+        # are 12 at 720 px, each with a third of the gradient, and a whole band of grass would
+        # pass for a smooth shadow
         small = (max(1, round(w / unit)), max(1, round(h / unit))) if unit > 1.5 else None
         smooth = np.zeros_like(cand)  # each person's ground is judged on its own
         for ground in grounds:
@@ -335,12 +334,11 @@ class PropagateStage:
         linked = cv2.dilate(keep, np.ones((bridge, bridge), np.uint8))
         grown = cv2.dilate(hole.astype(np.uint8), np.ones((touch, touch), np.uint8)) > 0
         # linked to the hole through dark shadow-like ground too: near the feet the shadow moves
-        # least, so it may not be darker than in other frames (tennis frame 30: the whole line lost)
+        # least, so it may not be darker than in other frames
         added = _joined((linked > 0) | cand, grown) & (keep > 0)
         if not added.any() or added.sum() > hole.sum():
             return hole  # nothing, or more than the person itself: not a shadow
-        # the test finds the umbra; the soft penumbra around it reaches a few pixels further (tennis:
-        # the truth's shadow is wider than the line found; recall 0.955 -> 0.973, area 1.47 -> 1.80)
+        # the test finds the umbra; the soft penumbra around it reaches a few pixels further
         penumbra = max(2, round(min(h, w) / 60))
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * (dilation + penumbra) + 1,) * 2)
         return hole | (cv2.dilate(added.astype(np.uint8), disk) > 0)

@@ -69,8 +69,8 @@ class SelfieNet:
 
 class PersonGate:
     """The selfie network (``SelfieNet``) as an arbiter: it tells a woman from the dog pressed
-    against her, which U²-Net (salient objects) does not. Too loose alone (it covered 0.88-0.99 of
-    the woman in dogs_jump crops), so it only arbitrates inside animal boxes. (1,3,S,S) crop in
+    against her, which U²-Net (salient objects) does not. Too loose alone (it misses parts of
+    her), so it only arbitrates inside animal boxes. (1,3,S,S) crop in
     [0,1] → (1,1,S,S) person map in [0,1], grown by ``grow`` of the side (a max filter: her outline
     stays hers)."""
 

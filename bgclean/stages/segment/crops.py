@@ -40,8 +40,7 @@ def crop_place(box, margin: float, h: int, w: int):
     and the box grown by ``margin`` inside the frame (gy0, gy1, gx0, gx1); None when degenerate.
 
     Square, because U²-Net fails on people squashed into its square input, and also on tall narrow
-    windows at their own aspect (bmx-trees: recall 0.82 → 0.64 with windows 0.6 as wide as tall:
-    without the context beside her, the salient object is elsewhere)."""
+    windows at their own aspect: without the context beside her, the salient object is elsewhere."""
     x0, y0, x1, y1 = box
     mx, my = margin * (x1 - x0), margin * (y1 - y0)
     grown = _grow_box(box, margin, h, w)
@@ -88,8 +87,8 @@ def kept_map(patch: torch.Tensor, key: Keyframe, memory: int, lost: float = 0.4,
     scaled onto her box. Lost: the map covers less than ``lost`` of the share of her box that her
     best map of the last ``window`` frames covered. The good map kept is that best one, while her
     last good map was made at most ``memory`` frames ago. A rider passing behind branches stops
-    being the salient thing in his crop while the detector still follows him (bmx-trees frames
-    52-60: the map inside his box fell from 0.7 to 0 on his pixels). The best of a few frames, not
+    being the salient thing in his crop while the detector still follows him: his map fades to
+    nothing. The best of a few frames, not
     the last map alone: segmented every frame, a map that fades over several frames passed each
     step, and the last of them was a poor one to keep."""
     share = float((patch > 0.5).float().mean())
@@ -109,9 +108,8 @@ def kept_map(patch: torch.Tensor, key: Keyframe, memory: int, lost: float = 0.4,
 def followers(people: list[Track], every: int, fresh: int, margin: float, h: int, w: int) -> list[Track]:
     """The tracks whose last map follows their box in this frame instead of a new crop: of those
     that can (``_follows``), all but the oldest maps, so that at least ``fresh`` people get a new map
-    each frame. A lone player is segmented every frame (tennis: a map that follows her box for two
-    frames misses the limbs that moved, recall 0.973 against 0.984), a crowd every ``every``-th
-    (schoolgirls: 157 crops in 80 frames with ``fresh`` 1, 154 with 0, 183 with 2)."""
+    each frame. A lone player is segmented every frame (a map that follows her box misses the limbs
+    that moved), a crowd every ``every``-th, where most of the crops are saved."""
     can = [t for t in people if t.key is not None
            and _follows(t.box, t.key, t.age, every, margin, h, w)]
     budget = max(0, fresh - (len(people) - len(can)))
@@ -129,7 +127,7 @@ def _follows(box, key: Keyframe, age: int, every: int, margin: float, h: int, w:
 def similar(box, key_box, tolerance: float = 0.15) -> bool:
     """Whether a box has kept the width and height of ``key_box`` within ``tolerance``: a map made
     for one can be scaled onto the other. A lunge or a turn changes the box, and the person's shape
-    with it (tennis: false area 0.15 → 0.35 of the truth in such frames when the map was reused)."""
+    with it: a map reused across them masks where she no longer is."""
     (x0, y0, x1, y1), (k0, l0, k1, l1) = box, key_box
     return abs((x1 - x0) / max(k1 - k0, 1e-6) - 1) < tolerance and abs((y1 - y0) / max(l1 - l0, 1e-6) - 1) < tolerance
 
@@ -157,9 +155,8 @@ def padded_crop(x: torch.Tensor, y0: int, y1: int, x0: int, x1: int) -> torch.Te
     """x[:, :, y0:y1, x0:x1] where the window may overhang the image: the overhang mirrors the
     image (edge-replicated where the mirror would need more than the image holds). A person cut by
     the frame edge, mirrored, is a whole body that U²-Net segments; replicated edge pixels are
-    streaks that it takes for the salient object (vtest: a man entering at the right edge, pixels
-    above 0.5 in his box over four frames 0.00/0.05/0.27/0.52 replicated, 0.35/0.42/0.57/0.65
-    mirrored; a black border: 0.00/0.00/0.00/0.60)."""
+    streaks that it takes for the salient object, and a black border hides him until he is well
+    inside the frame."""
     import torch.nn.functional as F
 
     h, w = x.shape[2:]

@@ -95,8 +95,8 @@ def camera_motion(p0: np.ndarray, p1: np.ndarray, boxes: list, unit: float, leas
     tracked corners ``p0`` -> ``p1`` (``corner_motion``) outside the people's grown ``boxes``
     (gy0, gy1, gx0, gx1), or to all of them where under ``least`` lie outside; and the median
     motion of those corners in ``unit`` px (px at 240 px on the shorter side). None where too few
-    corners fit. Looked at on bmx-trees (the camera panning 12 px a frame): the wall, its painted
-    figures, the grass and the trees all fit it within 1 px, the rider's corners are 2 px off or more."""
+    corners fit. Under a panning camera a wall, its painted figures, grass and trees all fit it
+    within about 1 px, while a rider's corners are 2 px off or more."""
     import cv2
 
     free = ~_in_boxes(p1, boxes)

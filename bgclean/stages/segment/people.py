@@ -129,15 +129,14 @@ class _PeopleRules:
         """A weak box (between ``det_keep`` and ``det_threshold``) cut by the left or right frame
         edge, where no track is yet, gets a zoomed-in look; if the look is sure of a person, her
         track starts now. Someone walking into the frame shows a sliver first, which the whole-frame
-        look scores low (vtest: 0.40 for a man 20 px inside the right edge, below the start
-        threshold in the re-encoded sample; 0.80 up close)."""
+        look scores low (below the start threshold) and a close look scores high."""
         h, w = img.shape[:2]
         known = np.array([t.box for t in self.tracker.tracks], np.float32).reshape(-1, 4)
         scores = scores.copy()
         for k, (box, score) in enumerate(zip(boxes, scores)):
             x0, y0, x1, y1 = box
-            # walking in from a side: cut by the left or right edge, head inside (the painted
-            # figures on the bmx-trees wall that the detector takes for people hang from the top)
+            # walking in from a side: cut by the left or right edge, head inside (figures painted on
+            # a wall that the detector takes for people hang from the top edge)
             at_edge = (x0 <= 2 or x1 >= w - 2) and y0 > 2
             if not (self.cfg.det_keep <= score < self.cfg.det_threshold and at_edge):
                 continue
@@ -185,8 +184,7 @@ class _PeopleRules:
     def _look_for_lost(self, img: np.ndarray, tracks: list[Track], animals: np.ndarray | None = None) -> None:
         """A surely seen person whom the whole-frame detector lost gets a zoomed-in look where her
         box was carried; found there (score >= ``det_keep``), her track follows the box found. A rider
-        behind branches scored under 0.06 on the whole frame and 0.59-0.73 up close (bmx-trees frames
-        50-60)."""
+        behind branches scores near zero on the whole frame and well above ``det_keep`` up close."""
         lost = sorted((t for t in tracks if t.missed and t.strong), key=lambda t: t.looked)
         for t in lost[: self._LOOKS_PER_FRAME]:  # the one looked for longest ago first
             t.looked = self._frame
@@ -250,8 +248,7 @@ class _PeopleRules:
         track's evidence from ``frame``'s ``motion``: (p0, p1) tracked corners (``corner_motion``),
         the scene's motion (``camera_motion``) and the grown boxes of the people known to move
         and their belongings. A painted figure on a wall, a poster: the detector and U²-Net take
-        them for people (bmx-trees: the painted faces beside the rider, scored 0.2-0.76, confirmed
-        up close), and their crops erased half the wall. A person moves against the scene; one
+        them for people, even up close, and their crops would erase the wall. A person moves against the scene; one
         who has moved once stays a person, and a still camera gives no evidence (a person standing
         still in front of it stays masked). A belonging's track is judged the same way. ``greys``:
         the previous and current frames' ``small_grey``, where a map holding under 5 of the
