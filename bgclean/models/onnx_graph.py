@@ -10,6 +10,7 @@ MaxPool, nearest Resize, Reshape, Transpose); any other is refused when the file
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -76,7 +77,7 @@ class OnnxGraph(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         env = {self.input: x}
         for k, (op, inputs, out, a) in enumerate(self.nodes):
-            v = [self._value(env, n) if n else None for n in inputs]
+            v: list[Any] = [self._value(env, n) if n else None for n in inputs]
             if op == "Conv":
                 ph, pw = _pads(a.get("pads", [0, 0, 0, 0]))
                 y = F.conv2d(v[0], v[1].to(v[0].dtype), v[2].to(v[0].dtype) if len(v) > 2 else None,

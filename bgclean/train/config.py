@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bgclean.errors import ConfigError
 
@@ -116,7 +117,7 @@ def load_train_config(path: str | Path | None, overrides: dict | None = None,
             return str(_resolve(Path.cwd(), str(data)) / p[len(DATA):].lstrip("/\\"))
         return str(_resolve(where[k], p))
 
-    kw = {}
+    kw: dict[str, Any] = {}
     for k, v in raw.items():
         if k == "masks":
             kw[k] = tuple(MaskFolder(resolve(k, m["path"]), tuple(m.get("ids", ()))) for m in v)
