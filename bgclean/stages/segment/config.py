@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from bgclean.settings import setting
 
-_SEGMENTER_KINDS = ("yolox+u2net.small", "yolox+u2net.full", "yolox+mediapipe.selfie", "yolox+rvm",
+SEGMENTER_KINDS = ("yolox+u2net.small", "yolox+u2net.full", "yolox+mediapipe.selfie", "yolox+rvm",
                     "u2net.small", "u2net.full", "mediapipe.selfie", "rvm")
 
 
 def _segmenter_ok(name: str) -> bool:
-    return name in _SEGMENTER_KINDS or (name.startswith("rembg:") and len(name) > len("rembg:"))
+    return name in SEGMENTER_KINDS or (name.startswith("rembg:") and len(name) > len("rembg:"))
 
 
 def _multiple_of_32(value: int) -> bool:
@@ -26,7 +26,7 @@ class SegmentConfig:
         "yolox+u2net.small", "person segmenter: yolox+NAME finds person boxes, then NAME segments inside "
         "each; NAME alone segments whole frames; NAME is u2net.small, u2net.full, mediapipe.selfie or rvm "
         "(GPL-3.0 weights, opt-in); rembg:SESSION any rembg session (needs the rembg package)",
-        rule=_segmenter_ok, rule_doc="one of " + " | ".join(_SEGMENTER_KINDS) + " | rembg:SESSION",
+        rule=_segmenter_ok, rule_doc="one of " + " | ".join(SEGMENTER_KINDS) + " | rembg:SESSION",
         flag="--segmenter")
     resolution: int = setting(320, "whole-frame U²-Net input side, px", min=32, rule=_multiple_of_32,
                               rule_doc="a multiple of 32")

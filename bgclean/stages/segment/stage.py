@@ -13,7 +13,7 @@ import torch
 from bgclean.errors import InputError
 from bgclean.ops import check_frames, frame_unit, max_filter, resize, to_integers
 from bgclean.stages.segment.backends import RobustVideoMatting, SelfieNet, _RembgSession
-from bgclean.stages.segment.config import SegmentConfig
+from bgclean.stages.segment.config import SEGMENTER_KINDS, SegmentConfig
 from bgclean.stages.segment.crops import (
     Keyframe,
     _belonging_map,
@@ -41,11 +41,8 @@ _STD = (0.229, 0.224, 0.225)
 
 
 def segmenter_names() -> list[str]:
-    from bgclean.weights.registry import REGISTRY
-
-    u2 = [n for n in REGISTRY.names() if REGISTRY.get(n).architecture.startswith("u2net")]
-    return [f"yolox+{n}" for n in u2] + u2 + ["yolox+rvm", "rvm", "yolox+mediapipe.selfie", "mediapipe.selfie",
-                                              "rembg:<session>"]
+    """The segmenters ``segment.backend`` names (rembg sessions as ``rembg:<session>``)."""
+    return [*SEGMENTER_KINDS, "rembg:<session>"]
 
 
 class SegmentStage(_PeopleRules):
