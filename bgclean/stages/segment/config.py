@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from bgclean.settings import setting
 
-SEGMENTER_KINDS = ("yolox+u2net.small", "yolox+u2net.full", "yolox+mediapipe.selfie", "yolox+rvm",
-                    "u2net.small", "u2net.full", "mediapipe.selfie", "rvm")
+SEGMENTER_KINDS = ("yolox+u2net.full", "yolox+u2net.small", "u2net.full", "u2net.small", "yolox+rvm", "rvm",
+                   "yolox+mediapipe.selfie", "mediapipe.selfie")
 
 
 def _segmenter_ok(name: str) -> bool:
