@@ -25,6 +25,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check bgclean tests bench
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

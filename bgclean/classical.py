@@ -38,8 +38,7 @@ def fill(img: np.ndarray, hole: np.ndarray, method: str = "telea", radius: int =
     return structure_fill(img, hole, out) if method == "structure" else out
 
 
-def structure_fill(img: np.ndarray, hole: np.ndarray, base: np.ndarray,
-                   return_weight: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def structure_fill(img: np.ndarray, hole: np.ndarray, base: np.ndarray) -> np.ndarray:
     """Lines that cross the hole continue across it: where the known pixels near a hole pixel have
     one dominant direction (a horizon, a shore, a bench's slats), the pixel is interpolated between
     the two known pixels on its line in that direction, and blended over ``base`` (a diffusion fill
@@ -48,8 +47,13 @@ def structure_fill(img: np.ndarray, hole: np.ndarray, base: np.ndarray,
     weight is that direction's coherence (how much it dominates), and how short the line's span
     across the hole is against the hole's width there: along a hole that runs with the structure
     (a long shadow on a court's lines) the line would carry one end's colour far; ``base`` keeps
-    that. (H,W,3) uint8 → (H,W,3) uint8, ``img`` outside the hole; with ``return_weight`` also the
-    (H,W) float32 weight the lines had over ``base`` at each pixel (0 outside the hole)."""
+    that. (H,W,3) uint8 → (H,W,3) uint8, ``img`` outside the hole."""
+    return structure_fill_and_weight(img, hole, base)[0]
+
+
+def structure_fill_and_weight(img: np.ndarray, hole: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``structure_fill`` and the (H,W) float32 weight its lines had over ``base`` at each pixel
+    (0 outside the hole)."""
     import cv2
 
     # every line through the hole meets its first known pixels within the hole's box grown by the
@@ -64,7 +68,7 @@ def structure_fill(img: np.ndarray, hole: np.ndarray, base: np.ndarray,
     strength = np.clip((coherence - _COHERENCE_LOW) / (_COHERENCE_HIGH - _COHERENCE_LOW), 0, 1)
     total = float(strength.sum())
     if total == 0:
-        return (base.copy(), np.zeros(hole.shape, np.float32)) if return_weight else base.copy()
+        return base.copy(), np.zeros(hole.shape, np.float32)
     colour, known = _edge_colours(img[y0:y1, x0:x1], sub)
     # the hole's width where the pixel lies (not twice its distance to the edge, which near the
     # edge made every line across look long and gave those pixels to base)
@@ -97,8 +101,6 @@ def structure_fill(img: np.ndarray, hole: np.ndarray, base: np.ndarray,
     out = base.copy()
     out[ys + y0, xs + x0] = np.clip(np.round(weight * line + (1 - weight) * at), 0, 255).astype(np.uint8)
     out = np.where(hole[..., None], out, img)
-    if not return_weight:
-        return out
     full = np.zeros(hole.shape, np.float32)
     full[ys + y0, xs + x0] = weight[:, 0]
     return out, full

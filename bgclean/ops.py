@@ -254,7 +254,7 @@ def mask_boxes(mask: torch.Tensor, margin: int) -> list[tuple[int, int, int, int
                     break
             if merged:
                 break
-    return [tuple(int(v) for v in bx) for bx in boxes]
+    return [(int(bx[0]), int(bx[1]), int(bx[2]), int(bx[3])) for bx in boxes]
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -263,8 +263,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
         return x
     radius = max(1, int(round(3 * sigma)))
     t = torch.arange(-radius, radius + 1, dtype=x.dtype)  # on the CPU: read back as Python floats
-    k = torch.exp(-(t**2) / (2 * sigma**2))
-    k = (k / k.sum()).tolist()
+    kernel = torch.exp(-(t**2) / (2 * sigma**2))
+    k: list[float] = (kernel / kernel.sum()).tolist()
     mode = "reflect" if radius < min(x.shape[2], x.shape[3]) else "replicate"
     # a sum of shifted copies, one pass per axis: the same values as a depthwise conv2d, whose CPU
     # kernel unfolds the image into 2 x radius + 1 copies (the largest transient of the still-camera

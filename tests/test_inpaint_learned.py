@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import data, person_hole, photo
 
-from bgclean.models.inpaint import build_inpainter
+from bgclean.models.inpaint import Generator, build_inpainter
 from bgclean.pipeline.config import InpaintConfig
 from bgclean.stages.inpaint import LearnedFill
 from bgclean.stages.inpaint.classical import context_box
@@ -63,7 +63,7 @@ def test_holes_larger_than_the_network_side_are_filled_at_network_size_and_resto
     assert torch.equal(out[0][:, torch.from_numpy(hole) == 0], _tensor(img)[0][:, torch.from_numpy(hole) == 0])
 
 
-class _MeanColour(torch.nn.Module):
+class _MeanColour(Generator):
     """A stand-in network: fills the hole with the mean colour of the pixels it can see. Tiles
     that see different parts of the image get different colours, so a seam would show as a step."""
 

@@ -76,6 +76,8 @@ class PartialConv2d(nn.Module):
     """Convolution over valid pixels only: out = W·(x⊙m) · (window size / valid count) + b where the
     window holds any valid pixel, else 0; the new mask is 1 there. ``m``: (B,1,H,W), 1 = valid."""
 
+    ones: torch.Tensor
+
     def __init__(self, cin: int, cout: int, k: int, s: int = 1):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, k, s, k // 2, bias=True)
@@ -88,6 +90,7 @@ class PartialConv2d(nn.Module):
             new_valid = (count > 0).to(x.dtype)
             ratio = (self.k * self.k) / count.clamp_min(1.0) * new_valid
         raw = F.conv2d(x * valid, self.conv.weight, None, self.s, self.k // 2)
+        assert self.conv.bias is not None  # made with bias=True
         bias = self.conv.bias.view(1, -1, 1, 1)
         return (raw * ratio + bias) * new_valid, new_valid
 
@@ -327,7 +330,7 @@ class FFCInpaint(Generator):
         return torch.tanh(self.dec(self.body(self.enc(x))))
 
 
-class ResidualInpainter(nn.Module):
+class ResidualInpainter(Generator):
     """A generator that corrects a classical fill. Input ``(B,4,H,W)``: the image with its holes
     already filled classically (Telea), in [-1, 1], and the hole mask (1 = hole).
 
@@ -344,9 +347,10 @@ class ResidualInpainter(nn.Module):
         nn.init.zeros_(last.weight)
         if last.bias is not None:
             nn.init.zeros_(last.bias)
-        self.detail = nn.Sequential(_conv(3 + 3 + 1, width), _act(), _conv(width, width), _act(), _conv(width, 3))
-        nn.init.zeros_(self.detail[-1].weight)
-        nn.init.zeros_(self.detail[-1].bias)
+        first, middle, out = _conv(3 + 3 + 1, width), _conv(width, width), _conv(width, 3)
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)  # type: ignore[arg-type]  # _conv makes a bias
+        self.detail = nn.Sequential(first, _act(), middle, _act(), out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fill, hole = x[:, :3], x[:, 3:4]
@@ -373,7 +377,7 @@ ARCHITECTURES = {
 }
 
 
-def build_inpainter(name: str, width: int = 32, residual: bool = False, scale: int = 2, **extra) -> nn.Module:
+def build_inpainter(name: str, width: int = 32, residual: bool = False, scale: int = 2, **extra) -> Generator:
     """``name`` in ARCHITECTURES; ``residual=True`` wraps it in ``ResidualInpainter`` (input: the
     classically filled image and the mask)."""
     if name not in ARCHITECTURES:

@@ -216,8 +216,8 @@ def run_batch(inputs: list[str], outdir: str | Path, cfg: PipelineConfig, jobs: 
         _run_ray(todo, cfg, ray_address, finish)
     elif jobs <= 1 or len(todo) <= 1:
         _init_worker(cfg)
-        for n, item, out, key in todo:
-            finish(n, key, _process((item, out)))
+        for n, source, dest, key in todo:
+            finish(n, key, _process((source, dest)))
     else:
         import multiprocessing as mp
 

@@ -7,6 +7,7 @@ models correct.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +130,7 @@ class PhotoHoles:
         return t(imgs), torch.from_numpy(np.stack(holes).astype(np.uint8))[:, None], t(fills)
 
 
-def as_float(batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def as_float(batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A ``batch_uint8`` as the network's floats (image and fill / 255, hole 0/1), on its device."""
     img, hole, fill = batch
     return img.float() / 255, hole.float(), fill.float() / 255

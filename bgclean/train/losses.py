@@ -18,6 +18,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..models.u2net import U2Net
+
+
+def _mean(terms: list[torch.Tensor]) -> torch.Tensor:
+    """The mean of loss terms, added in order (what ``sum(terms) / len(terms)`` computes)."""
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total / len(terms)
+
 
 def l1_hole_valid(out: torch.Tensor, truth: torch.Tensor, hole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean L1 inside the hole and outside it, each normalised by its own area."""
@@ -43,7 +53,10 @@ def gram(f: torch.Tensor) -> torch.Tensor:
 class U2NetFeatures(nn.Module):
     """The first three encoder stages of a U²-Net, frozen. Input RGB in [0,1]."""
 
-    def __init__(self, u2net: nn.Module, stages: int = 3):
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, u2net: U2Net, stages: int = 3):
         super().__init__()
         self.stages = nn.ModuleList(list(u2net.encoder)[:stages])
         for p in self.parameters():
@@ -62,8 +75,8 @@ class U2NetFeatures(nn.Module):
 
 def perceptual_style(feat: U2NetFeatures, out: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     fo, ft = feat(out), feat(truth)
-    perc = sum(F.l1_loss(a, b) for a, b in zip(fo, ft)) / len(fo)
-    style = sum(F.l1_loss(gram(a), gram(b)) for a, b in zip(fo, ft)) / len(fo)
+    perc = _mean([F.l1_loss(a, b) for a, b in zip(fo, ft)])
+    style = _mean([F.l1_loss(gram(a), gram(b)) for a, b in zip(fo, ft)])
     return perc, style
 
 
@@ -122,12 +135,12 @@ class GlobalLocalDiscriminator(nn.Module):
 
 
 def d_hinge(real: tuple[torch.Tensor, ...], fake: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real, fake)) / len(real)
+    return _mean([F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real, fake)])
 
 
 def g_hinge(fake: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    return sum(-f.mean() for f in fake) / len(fake)
+    return _mean([-f.mean() for f in fake])
 
 
 def feature_matching(real_feats: list[torch.Tensor], fake_feats: list[torch.Tensor]) -> torch.Tensor:
-    return sum(F.l1_loss(f, r.detach()) for r, f in zip(real_feats, fake_feats)) / len(real_feats)
+    return _mean([F.l1_loss(f, r.detach()) for r, f in zip(real_feats, fake_feats)])

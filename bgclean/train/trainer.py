@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from bgclean.holes import HoleSampler, silhouettes_from_masks
 from bgclean.models.inpaint import architecture_name, build_inpainter, network_input
 from bgclean.train.config import TrainConfig
 from bgclean.train.data import PhotoHoles, as_float, list_photos, video_backgrounds
+
+if TYPE_CHECKING:
+    from bgclean.train.losses import GlobalLocalDiscriminator, U2NetFeatures
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,14 @@ def psnr(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / mse.clamp_min(1e-10)))
 
 
+@dataclasses.dataclass
+class Adversary:
+    """The discriminator of adversarial training (``w_adv`` > 0) and its optimiser."""
+
+    disc: GlobalLocalDiscriminator
+    opt: torch.optim.Adam
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, device: str | torch.device | None = None):
         self.cfg = cfg
@@ -84,13 +96,13 @@ class Trainer:
 
         self.net = build_inpainter(cfg.arch, cfg.width, cfg.residual, cfg.scale).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.5, 0.999) if cfg.w_adv else (0.9, 0.999))
-        self.disc = self.opt_d = None
+        self.adv: Adversary | None = None
         if cfg.w_adv > 0:
             from bgclean.train.losses import GlobalLocalDiscriminator
 
-            self.disc = GlobalLocalDiscriminator().to(self.device)
-            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=cfg.lr_disc, betas=(0.5, 0.999))
-        self.features = None
+            disc = GlobalLocalDiscriminator().to(self.device)
+            self.adv = Adversary(disc, torch.optim.Adam(disc.parameters(), lr=cfg.lr_disc, betas=(0.5, 0.999)))
+        self.features: U2NetFeatures | None = None
         if cfg.w_perceptual > 0 or cfg.w_style > 0:
             from bgclean.train.losses import U2NetFeatures
             from bgclean.weights.store import load_model
@@ -118,10 +130,10 @@ class Trainer:
         self.opt.load_state_dict(ck["opt"])
         for group in self.opt.param_groups:  # the config's rate, so a resumed run can lower it
             group["lr"] = self.cfg.lr
-        if self.disc is not None and ck.get("disc"):
-            self.disc.load_state_dict(ck["disc"])
-            self.opt_d.load_state_dict(ck["opt_d"])
-            for group in self.opt_d.param_groups:
+        if self.adv is not None and ck.get("disc"):
+            self.adv.disc.load_state_dict(ck["disc"])
+            self.adv.opt.load_state_dict(ck["opt_d"])
+            for group in self.adv.opt.param_groups:
                 group["lr"] = self.cfg.lr_disc
         self.step = ck["step"]
         self.best = ck.get("best", self.best)  # best.pt is replaced only by a better eval than any before
@@ -153,8 +165,8 @@ class Trainer:
         path = self.out / name
         tmp = path.with_suffix(".tmp")
         torch.save({"architecture": self.architecture, "model": self.net.state_dict(), "opt": self.opt.state_dict(),
-                    "disc": self.disc.state_dict() if self.disc else None,
-                    "opt_d": self.opt_d.state_dict() if self.opt_d else None,
+                    "disc": self.adv.disc.state_dict() if self.adv else None,
+                    "opt_d": self.adv.opt.state_dict() if self.adv else None,
                     "step": self.step, "best": self.best, "config": dataclasses.asdict(self.cfg)}, tmp)
         os.replace(tmp, path)
         return path
@@ -165,9 +177,9 @@ class Trainer:
         return architecture_name(c.arch, c.width, c.residual, c.scale)
 
     # -- one step ------------------------------------------------------------------------------
-    def forward(self, img: torch.Tensor, hole: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
-        """The model's output in [0,1], composited: truth outside the hole."""
-        m = self.net.multiple if hasattr(self.net, "multiple") else 8
+    def forward(self, img: torch.Tensor, hole: torch.Tensor, fill: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's output in [0,1], composited (truth outside the hole) and raw."""
+        m = self.net.multiple
         assert img.shape[-1] % m == 0, f"training size must be a multiple of {m}"
         x = network_input(img, hole, fill if self.cfg.residual else None)
         out = (self.net(x).float() + 1) / 2
@@ -189,10 +201,10 @@ class Trainer:
             perc, style = L.perceptual_style(self.features, comp, img)
             loss = loss + c.w_perceptual * perc + c.w_style * style
             logs.update(perceptual=perc.item(), style=style.item())
-        use_adv = self.disc is not None and self.step >= c.adv_start
-        if use_adv:
-            fake_scores, fake_feats = self.disc(comp * 2 - 1, hole)
-            _, real_feats = self.disc(img * 2 - 1, hole)
+        adv = self.adv if self.step >= c.adv_start else None
+        if adv is not None:
+            fake_scores, fake_feats = adv.disc(comp * 2 - 1, hole)
+            _, real_feats = adv.disc(img * 2 - 1, hole)
             g_adv = L.g_hinge(fake_scores)
             fm = L.feature_matching(real_feats, fake_feats)
             loss = loss + c.w_adv * g_adv + c.w_fm * fm
@@ -201,13 +213,13 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)
         self.scaler.update()
-        if use_adv:
-            real_scores, _ = self.disc(img * 2 - 1, hole)
-            fake_scores, _ = self.disc(comp.detach() * 2 - 1, hole)
+        if adv is not None:
+            real_scores, _ = adv.disc(img * 2 - 1, hole)
+            fake_scores, _ = adv.disc(comp.detach() * 2 - 1, hole)
             d_loss = L.d_hinge(real_scores, fake_scores)
-            self.opt_d.zero_grad(set_to_none=True)
+            adv.opt.zero_grad(set_to_none=True)
             d_loss.backward()
-            self.opt_d.step()
+            adv.opt.step()
             logs["d"] = d_loss.item()
         logs["loss"] = loss.item()
         return logs

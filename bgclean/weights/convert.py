@@ -68,7 +68,7 @@ def parse_ncnn_param(text: str) -> list[NcnnLayer]:
     for line in lines[2:]:
         parts = line.split()
         n_in, n_out = int(parts[2]), int(parts[3])
-        params = {}
+        params: dict[int, float | int | list[float | int]] = {}
         for item in parts[4 + n_in + n_out :]:
             key, _, value = item.partition("=")
             k = int(key)

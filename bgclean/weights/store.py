@@ -353,7 +353,7 @@ def load_onnx_model(name: str, progress: Progress | None = None, retry: bool = T
         tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
         example = torch.zeros(1, 3, 64, 64)
         with torch.inference_mode(False), torch.no_grad():
-            torch.onnx.export(model, example, str(tmp), input_names=["x"], output_names=["y"], opset_version=17,
+            torch.onnx.export(model, (example,), str(tmp), input_names=["x"], output_names=["y"], opset_version=17,
                               dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}, "y": {0: "b", 2: "h", 3: "w"}},
                               dynamo=False)
         os.replace(tmp, out)

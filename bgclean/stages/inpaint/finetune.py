@@ -64,9 +64,9 @@ def finetune(model: LearnedFill, frames: torch.Tensor, masks: torch.Tensor, step
             img = torch.stack([p[0] for p in picked])
             hole = torch.stack([p[1] for p in picked])
             fill = model.classical_fill(img, hole) if model.residual else None
-            x = network_input(img.to(model.device), hole.to(model.device),
-                              None if fill is None else fill.to(model.device))
-            out = (model.net(x).float() + 1) / 2
+            inputs = network_input(img.to(model.device), hole.to(model.device),
+                               None if fill is None else fill.to(model.device))
+            out = (model.net(inputs).float() + 1) / 2
             loss = ((out - img.to(model.device)).abs() * hole.to(model.device)).sum() / hole.sum().clamp_min(1) / 3
             opt.zero_grad(set_to_none=True)
             if lr > 0:

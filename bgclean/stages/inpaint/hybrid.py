@@ -3,6 +3,9 @@ where the structure fill continues them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -18,8 +21,19 @@ from bgclean.stages.inpaint.registry import register_backend
 from bgclean.stages.inpaint.texture import guided_detail
 
 
+@dataclass
+class HybridFill:
+    """A hybrid fill and the base fill under it (the network ``--finetune-steps`` adapts)."""
+
+    fill: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    base: Callable[..., torch.Tensor]
+
+    def __call__(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return self.fill(frames, masks)
+
+
 @register_backend("hybrid")
-def hybrid_backend(cfg: InpaintConfig, device=None, base=None):
+def hybrid_backend(cfg: InpaintConfig, device=None, base=None) -> HybridFill:
     """Structure from a smooth fill, texture from elsewhere: the low frequencies of
     ``cfg.hybrid_base`` (telea, or the learned network: faithful colours and shapes, but flat) plus
     high frequencies (split by a Gaussian of ``cfg.hybrid_sigma`` px) from ``cfg.hybrid_detail``:
@@ -58,8 +72,7 @@ def hybrid_backend(cfg: InpaintConfig, device=None, base=None):
         def fill(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
             return transfer_detail(patchmatch(frames, masks), base(frames, masks), cfg.hybrid_sigma)
 
-    fill.base = base
-    return fill
+    return HybridFill(fill, base)
 
 
 def _structure_and_weight(frames: torch.Tensor, masks: torch.Tensor, radius: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,7 +83,7 @@ def _structure_and_weight(frames: torch.Tensor, masks: torch.Tensor, radius: int
     for f, m in zip(frames, masks):
         img, hole = _image_and_hole(f, m)
         if hole.any():
-            img, w = classical.structure_fill(img, hole, classical.fill(img, hole, "telea", radius), return_weight=True)
+            img, w = classical.structure_fill_and_weight(img, hole, classical.fill(img, hole, "telea", radius))
         else:
             w = np.zeros(hole.shape, np.float32)
         fills.append(_tensor_of(img))

@@ -4,6 +4,7 @@ in several passes."""
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,9 @@ from bgclean.ops import (
 from bgclean.stages.inpaint.classical import classical_backend, context_box
 from bgclean.stages.inpaint.config import InpaintConfig
 from bgclean.stages.inpaint.registry import register_backend
+
+if TYPE_CHECKING:
+    from bgclean.models.inpaint import Generator
 
 
 @register_backend("learned")
@@ -35,7 +39,7 @@ class LearnedFill:
     ``passes=N``: after the first fill, fill again N-1 times with the hole eroded a little more
     each time, so the inner part is redrawn from a context that now includes the outer fill."""
 
-    def __init__(self, cfg: InpaintConfig, device: torch.device, net: torch.nn.Module | None = None):
+    def __init__(self, cfg: InpaintConfig, device: torch.device, net: Generator | None = None):
         """Loads ``cfg.model`` from the weights store, or uses ``net`` (a generator from
         ``bgclean.models.inpaint``) as it is."""
         from bgclean.models.inpaint import ResidualInpainter
@@ -45,7 +49,8 @@ class LearnedFill:
 
             net, _ = load_model(cfg.model, device, half=False)
         self.cfg, self.device = cfg, device
-        self.net = net.eval().to(device).to(memory_format=torch.contiguous_format)
+        # Module.to takes memory_format at run time; torch's type stubs list only device and dtype
+        self.net = net.eval().to(device).to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
         self.residual = isinstance(net, ResidualInpainter)
         self.multiple = net.multiple
         self.side = cfg.net_side

@@ -20,7 +20,7 @@ from bgclean.ops import (
 from bgclean.stages.inpaint import classical  # noqa: F401  (registers the classical backends)
 from bgclean.stages.inpaint.config import InpaintConfig
 from bgclean.stages.inpaint.finetune import finetune
-from bgclean.stages.inpaint.hybrid import hybrid_backend
+from bgclean.stages.inpaint.hybrid import HybridFill, hybrid_backend
 from bgclean.stages.inpaint.learned import LearnedFill
 from bgclean.stages.inpaint.registry import BACKENDS
 
@@ -40,6 +40,7 @@ class InpaintStage:
             )
         self.cfg = cfg
         self.device = torch.device(device)
+        self._shipped: dict[int, dict[str, torch.Tensor]] = {}  # id(network) -> its weights before adapt()
         if cfg.backend == "auto":
             # Moving video: the learned network, steady (no texture re-picked every frame) and better
             # than Telea on every fidelity number. Stills and still cameras, where the fill is
@@ -55,8 +56,8 @@ class InpaintStage:
         else:
             self.fill_fn = self.still_fn = BACKENDS[cfg.backend](cfg, self.device)
 
-    def learned_fills(self) -> list:
-        fns = [getattr(f, "base", f) for f in (self.fill_fn, self.still_fn)]
+    def learned_fills(self) -> list[LearnedFill]:
+        fns = [f.base if isinstance(f, HybridFill) else f for f in (self.fill_fn, self.still_fn)]
         return list({id(f.net): f for f in fns if isinstance(f, LearnedFill)}.values())  # one per network
 
     def adapt(self, frames: torch.Tensor, masks: torch.Tensor) -> None:
@@ -64,20 +65,19 @@ class InpaintStage:
         (``frames`` (B,3,H,W) and their hole ``masks``), once per video; ``reset()`` restores the
         shipped weights for the next one. Does nothing for classical backends."""
         for fill in self.learned_fills():
-            if not getattr(fill, "adapted", False):
-                if not hasattr(fill, "original"):
-                    fill.original = {k: v.clone() for k, v in fill.net.state_dict().items()}
-                losses = finetune(fill, frames, masks, self.cfg.finetune_steps)
-                if losses:
-                    log.info("fine-tuned the inpainter for %d steps: loss %.4f -> %.4f", len(losses),
-                             float(np.mean(losses[:10])), float(np.mean(losses[-10:])))
-                fill.adapted = True
+            if id(fill.net) in self._shipped:
+                continue  # already adapted to this video
+            self._shipped[id(fill.net)] = {k: v.clone() for k, v in fill.net.state_dict().items()}
+            losses = finetune(fill, frames, masks, self.cfg.finetune_steps)
+            if losses:
+                log.info("fine-tuned the inpainter for %d steps: loss %.4f -> %.4f", len(losses),
+                         float(np.mean(losses[:10])), float(np.mean(losses[-10:])))
 
     def reset(self) -> None:
         for fill in self.learned_fills():
-            if hasattr(fill, "original"):
-                fill.net.load_state_dict(fill.original)
-            fill.adapted = False
+            shipped = self._shipped.pop(id(fill.net), None)
+            if shipped is not None:
+                fill.net.load_state_dict(shipped)
 
     def working_size(self, height: int, width: int) -> tuple[int, int]:
         """The size fills are computed at: native, or scaled so the long side is ``max_side``."""

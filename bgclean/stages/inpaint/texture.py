@@ -118,18 +118,18 @@ def _synthesize(crop: torch.Tensor, m: torch.Tensor, sigma: float, top_k: int, g
     src_desc = src_desc.flatten(1)[:, valid]  # (D, Ns)
     src_norm = (src_desc**2).sum(0)
     k = min(top_k, valid.numel())
-    chosen, best_d = [], []
+    chosen_parts, best_parts = [], []
     for c in range(0, t_desc.shape[1], _TARGET_CHUNK):  # distances a chunk of targets at a time
         part = t_desc[:, c : c + _TARGET_CHUNK]
         d = torch.addmm(src_norm[None], part.T, src_desc, alpha=-2).add_((part**2).sum(0)[:, None])
         best, nearest = d.topk(k, dim=1, largest=False)
         pick = torch.randint(0, k, (best.shape[0],), generator=gen).to(dev)  # the generator lives on the CPU
-        chosen.append(nearest[torch.arange(best.shape[0], device=dev), pick])
-        best_d.append(best[:, 0])
+        chosen_parts.append(nearest[torch.arange(best.shape[0], device=dev), pick])
+        best_parts.append(best[:, 0])
         del d
-    chosen = torch.cat(chosen)
+    chosen = torch.cat(chosen_parts)
     # a change of source between neighbours costs _COHERENCE times the typical best distance
-    lam = _COHERENCE * float(torch.cat(best_d).median())
+    lam = _COHERENCE * float(torch.cat(best_parts).median())
     chosen = _cohere(chosen, t_desc, src_desc, valid, need_map, (ny, nx), S, G, pad, lam, _COHERENCE_ROUNDS)
     gy, gx = torch.nonzero(need_map, as_tuple=True)
     sy, sx = chosen // nx * G, chosen % nx * G  # each target's source, px
@@ -206,14 +206,14 @@ def _cohere(chosen: torch.Tensor, t_desc: torch.Tensor, src_desc: torch.Tensor, 
     oy, ox = sy - py, sx - px  # offsets, px
     parity = (gy + gx) % 2
     rows = torch.arange(tn, device=dev)
-    nbrs = []
+    columns = []
     for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
         yy, xx = gy + dy, gx + dx
         inside = (yy >= 0) & (yy < ty) & (xx >= 0) & (xx < tx)
         j = torch.full((tn,), -1, dtype=torch.long, device=dev)
         j[inside] = index[yy[inside], xx[inside]]
-        nbrs.append(j)
-    nbrs = torch.stack(nbrs, 1)  # (tn, 4), -1 = no neighbour in the hole
+        columns.append(j)
+    nbrs = torch.stack(columns, 1)  # (tn, 4), -1 = no neighbour in the hole
     has = nbrs >= 0
     nj = nbrs.clamp_min(0)
     for it in range(iters * 2):

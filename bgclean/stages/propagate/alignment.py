@@ -106,7 +106,7 @@ def flow_sigma(height: int, width: int) -> float:
     return max(4.0, min(height, width) / 16)
 
 
-def residual_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
+def residual_flow(warped: np.ndarray | None, warped_visible: np.ndarray, target: np.ndarray, target_visible: np.ndarray,
                   max_shift: float = 6.0, sigma: float | None = None,
                   target_gray: np.ndarray | None = None, warped_gray: np.ndarray | None = None) -> np.ndarray | None:
     """Dense flow (H,W,2) from the target frame to a homography-warped source (both H,W,3 float in
@@ -121,7 +121,11 @@ def residual_flow(warped: np.ndarray, warped_visible: np.ndarray, target: np.nda
 
     h, w = target.shape[:2]
     g_t = _gray(target) if target_gray is None else target_gray
-    g_s = _gray(warped) if warped_gray is None else warped_gray
+    if warped_gray is None:
+        if warped is None:
+            raise ValueError("residual_flow needs the warped source or its grey")
+        warped_gray = _gray(warped)
+    g_s = warped_gray
     both = target_visible & warped_visible
     if both.mean() < 0.2:
         return None

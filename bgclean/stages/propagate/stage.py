@@ -63,7 +63,7 @@ class PropagateStage:
         self._last_gray: np.ndarray | None = None  # the previous frame's grey and background
         self._last_valid: np.ndarray | None = None
         self._last_step = np.eye(3)  # its camera step (frame -> previous frame)
-        self._last_corners = None  # its corners to track, when they were needed
+        self._last_corners: np.ndarray | None = None  # its corners to track, when they were needed
         self._last_pose = np.eye(3)
         self.static = True  # every motion so far snapped to the identity
         self.invented = InventedPixels()  # still camera: invented fill, reused for zero flicker
@@ -88,15 +88,16 @@ class PropagateStage:
         them (a camera keeps moving as it moved), refit; where that fits less than half of them (a
         jolt, a cut), ORB features matched between the two frames first."""
         self._last_corners = None
-        if self._last_gray is None:
+        last_gray, last_valid = self._last_gray, self._last_valid
+        if last_gray is None or last_valid is None:
             pose = np.eye(3)
         else:
             self._last_corners = corners = good_corners(gray, valid)  # kept for its pairs too
-            h, fits = track_fit(gray, self._last_gray, self._last_valid, self._last_step, corners)
+            h, fits = track_fit(gray, last_gray, last_valid, self._last_step, corners)
             if h is None or fits < 0.5:
                 guess = homography_from_features(orb_features(gray, valid, self.cfg.max_features),
-                                                 orb_features(self._last_gray, self._last_valid, self.cfg.max_features))
-                h = None if guess is None else track_refined(gray, self._last_gray, self._last_valid, guess, corners)
+                                                 orb_features(last_gray, last_valid, self.cfg.max_features))
+                h = None if guess is None else track_refined(gray, last_gray, last_valid, guess, corners)
             if h is None or corner_shift(h, gray.shape[1], gray.shape[0]) <= self.cfg.static_px:
                 h = np.eye(3)  # static (or unknown: assume still rather than guess)
             else:
@@ -256,7 +257,7 @@ class PropagateStage:
             _, first, inverse = np.unique((ys // f) * -(-w // f) + xs // f, return_index=True, return_inverse=True)
             sy, sx = ys[first], xs[first]
         else:  # every band pixel its own cell
-            sy, sx, inverse = ys, xs, slice(None)
+            sy, sx, inverse = ys, xs, np.arange(ys.size)
         # the long-run background: a shadow moves with its person, so nearby frames share it. A
         # still camera copies its sightings without warps (no alignment, so no target ring either),
         # so the band goes in chunks at no cost: its sightings (12 per pixel of a band far around
@@ -398,7 +399,9 @@ class PropagateStage:
         lists of greys, backgrounds and corners (history first) start here."""
         import cv2
 
-        window, win_grays, win_corners = [], [], []
+        window: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (image, background seen, pose)
+        win_grays: list[np.ndarray] = []
+        win_corners: list[np.ndarray | None] = []
         for img, hole, mover in zip(imgs, holes, moving):
             gray = cv2.cvtColor((img * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
             seen = ~hole & ~mover  # what this frame shows of the background, for the others

@@ -57,7 +57,7 @@ class SelfieNet:
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        size = tuple(x.shape[2:])
+        size = (int(x.shape[2]), int(x.shape[3]))
         small = resize(x.float().cpu(), (self.side, self.side)).clamp_(0, 1).permute(0, 2, 3, 1).numpy()
         outs = []
         for img in small:  # the graph takes one image
@@ -109,7 +109,7 @@ class RobustVideoMatting:
 
     def reset(self) -> None:
         self.state = [np.zeros((1, 1, 1, 1), np.float32)] * 4
-        self.shape = None
+        self.shape: tuple[int, int] | None = None
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         h, w = frames.shape[2:]

@@ -110,11 +110,11 @@ def followers(people: list[Track], every: int, fresh: int, margin: float, h: int
     that can (``_follows``), all but the oldest maps, so that at least ``fresh`` people get a new map
     each frame. A lone player is segmented every frame (a map that follows her box misses the limbs
     that moved), a crowd every ``every``-th, where most of the crops are saved."""
-    can = [t for t in people if t.key is not None
+    can = [(t, t.key) for t in people if t.key is not None
            and _follows(t.box, t.key, t.age, every, margin, h, w)]
     budget = max(0, fresh - (len(people) - len(can)))
-    can.sort(key=lambda t: t.key.age - t.age)  # oldest map first
-    return can[budget:]
+    can.sort(key=lambda tk: tk[1].age - tk[0].age)  # oldest map first
+    return [t for t, _ in can[budget:]]
 
 
 def _follows(box, key: Keyframe, age: int, every: int, margin: float, h: int, w: int) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import torch
 
@@ -47,11 +49,11 @@ def decode_yolox(raw: np.ndarray, ratio: float, score_min: float, side: int = 41
     ``rigid_things`` also whether each thing's class is rigid (``_COCO_RIGID``) and whether it is
     ridden (``_COCO_RIDDEN``; an 8-tuple)."""
     grids, strides = [], []
-    for stride in (8, 16, 32):
-        n = side // stride
+    for step in (8, 16, 32):
+        n = side // step
         yv, xv = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
         grids.append(np.stack([xv, yv], -1).reshape(-1, 2))
-        strides.append(np.full((n * n, 1), stride))
+        strides.append(np.full((n * n, 1), step))
     grid, stride = np.concatenate(grids), np.concatenate(strides)
     xy = (raw[:, :2] + grid) * stride
     wh = np.exp(raw[:, 2:4]) * stride
@@ -135,7 +137,8 @@ class PersonDetector:
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Person boxes and scores."""
-        return self.detect(rgb)[:2]
+        found = self.detect(rgb)
+        return found[0], found[1]
 
     def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, ...]:
         """Person boxes and scores, animal boxes and scores, then boxes and scores of things people
@@ -147,8 +150,8 @@ class PersonDetector:
         at a time on onnxruntime (whose graph takes one frame; nor are the inputs held together)."""
         if self.runtime == "torch":
             boxed = [letterbox(rgb) for rgb in images]
-            raws = self._run(np.concatenate([x for x, _ in boxed])) if boxed else []
-            found = zip(raws, (ratio for _, ratio in boxed))
+            raws: np.ndarray | list = self._run(np.concatenate([x for x, _ in boxed])) if boxed else []
+            found: Iterable[tuple[np.ndarray, float]] = zip(raws, (ratio for _, ratio in boxed))
         else:  # lazily: one frame's input at a time
             found = ((self._run(x)[0], ratio) for x, ratio in map(letterbox, images))
         return [decode_yolox(raw, ratio, self.score_min, animals=True, belongings=True, rigid_things=True)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -49,7 +51,8 @@ def _lucas_kanade(prev: np.ndarray, cur: np.ndarray, p0: np.ndarray | None, scal
     return p0[good, 0] / scale, p1[good, 0] / scale
 
 
-def _own_corners(greys, patch: np.ndarray, grown, corners: int = 100, quality: float = 0.02):
+def _own_corners(greys, patch: np.ndarray, grown, corners: int = 100,
+                 quality: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
     """Corners inside a map ``patch`` (h,w, above 0.5) on its ``grown`` box (gy0, gy1, gx0, gx1),
     found in the current frame among the map's own best (``quality`` of its strongest, 2 px apart)
     and tracked back to the previous one: (p0 previous, p1 current), full-frame px. ``greys``:
@@ -111,7 +114,7 @@ def camera_motion(p0: np.ndarray, p1: np.ndarray, boxes: list, unit: float, leas
 
 
 def surroundings_motion(p0: np.ndarray, p1: np.ndarray, patch: np.ndarray, grown, camera, unit: float,
-                        people: list = (), least: int = 5):
+                        people: Sequence = (), least: int = 5):
     """How a person's pixels moved against the scene, from one frame to the next. ``p0``, ``p1``:
     tracked corners (``corner_motion``); ``patch`` (h,w) her map in this frame on her ``grown``
     box (gy0, gy1, gx0, gx1); ``camera``: ``camera_motion``'s (homography, median motion);

@@ -43,6 +43,13 @@ class _PeopleRules:
     _frame: int  # frames segmented since the last reset
     _grey: tuple | None  # the previous frame's small grey and its full size
 
+    @property
+    def _detector(self) -> PersonDetector:
+        """The detector, which every rule on tracks consults (backends without one use none of them)."""
+        if self.detector is None:
+            raise RuntimeError("the rules on tracks need a person detector")
+        return self.detector
+
     _LOOKS_PER_FRAME = 1  # zoomed looks for lost people per frame (each costs a detector run)
     _LOOK_GROWTH = 2.0  # a zoomed look's box may have at most this times the lost box's area
     _OWN_GROWTH = 0.03  # where her box is the smaller, she owns it grown by this fraction of its size
@@ -142,7 +149,7 @@ class _PeopleRules:
                 continue
             if len(known) and box_iou(box[None], known).max() >= self.tracker.match_iou:
                 continue
-            person, _ = self.detector.verify(img, box)
+            person, _ = self._detector.verify(img, box)
             if person >= self.cfg.det_threshold:
                 scores[k] = person
         return scores
@@ -188,7 +195,7 @@ class _PeopleRules:
         lost = sorted((t for t in tracks if t.missed and t.strong), key=lambda t: t.looked)
         for t in lost[: self._LOOKS_PER_FRAME]:  # the one looked for longest ago first
             t.looked = self._frame
-            found, scores, _, _ = self.detector.look(img, t.box, grow=0.5)
+            found, scores, _, _ = self._detector.look(img, t.box, grow=0.5)
             # she does not grow while hidden: a box over twice hers is something else she is in
             # front of (a painted figure's box behind a rider would take his track)
             scores = np.where(_area(found) > self._LOOK_GROWTH * _area(np.array([t.box])), 0, scores)
@@ -199,7 +206,7 @@ class _PeopleRules:
                 # above a jumping dog): she stays where she was
                 if animals is not None and self._merged_with(box[None], np.array([t.box], np.float32), animals,
                                                              shrunk=True)[0] is not None:
-                    box = np.float32(t.box)
+                    box = np.array(t.box, np.float32)
                 self.tracker.recover(t, box, float(scores[best]))
 
     def _greys(self, img: np.ndarray):
@@ -229,8 +236,8 @@ class _PeopleRules:
                 continue
             vx, vy = t.velocity
             x0, y0, x1, y1 = t.box[0] - vx, t.box[1] - vy, t.box[2] - vx, t.box[3] - vy
-            others = [o.box for o in tracks if o is not t and not o.missed and o.moved]
-            others = [(by0, by1, bx0, bx1) for bx0, by0, bx1, by1 in others + [list(b) for b in animals]]
+            movers = [o.box for o in tracks if o is not t and not o.missed and o.moved]
+            others = [(by0, by1, bx0, bx1) for bx0, by0, bx1, by1 in movers + [list(b) for b in animals]]
             inside = _in_boxes(p0, [(y0, y1, x0, x1)]) & ~_in_boxes(p1, others)
             own = _off_scene(p0[inside], p1[inside], camera[0], unit) >= 2
             if own.sum() < 5 or own.mean() < self._SCENERY_OWN:
@@ -307,7 +314,7 @@ class _PeopleRules:
         wait = 2 if track.confirmed and not track.person else self.cfg.verify_every
         if track.checked is None or track.age - track.checked >= wait:
             others = [t.box for t in tracks if t is not track and t.person]
-            person, animal = self.detector.verify(img, track.box, others)
+            person, animal = self._detector.verify(img, track.box, others)
             before, track.confirmed = track.confirmed, person >= self.cfg.det_threshold
             track.animal = animal > person
             if animals_near:  # only a person confirmed twice in a row is masked

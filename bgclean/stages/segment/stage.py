@@ -75,7 +75,7 @@ class SegmentStage(_PeopleRules):
         if cfg.backend.endswith("rvm"):
             self.rvm = RobustVideoMatting(self.device, download_progress)
             self.model, self.dtype = self.rvm, torch.float32
-        elif self.selfie:
+        elif u2 is None:  # mediapipe.selfie alone
             self.model, self.dtype = selfie, torch.float32
         elif self.device.type == "cpu":  # onnxruntime runs U²-Net 1.3x faster than torch on a CPU
             from bgclean.weights.store import load_onnx_model
@@ -102,7 +102,7 @@ class SegmentStage(_PeopleRules):
         self._since_animal = 1 << 30
         self._frame = 0  # frames segmented since the last reset
         self._grey = None  # the previous frame's ``small_grey`` and its full size, for the corners' motion
-        self._still_at = None  # the frame the scene was last seen still, while it stays so
+        self._still_at: int | None = None  # the frame the scene was last seen still, while it stays so
         self._belongings: list[Keyframe] = []  # belongings' keyframes
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
@@ -178,7 +178,7 @@ class SegmentStage(_PeopleRules):
         h, w = frames.shape[2:]
         out = torch.zeros(frames.shape[0], 1, h, w, device=frames.device)
         u8 = to_integers(frames)
-        for i, (img, found) in enumerate(zip(u8, self.detector.detect_many(u8))):
+        for i, (img, found) in enumerate(zip(u8, self._detector.detect_many(u8))):
             boxes, scores, animals, animal_scores = found[:4]
             self._since_animal = 0 if (animal_scores >= self.cfg.det_threshold).any() else self._since_animal + 1
             tracks = self.tracker.update_tracks(boxes, scores)
@@ -201,7 +201,7 @@ class SegmentStage(_PeopleRules):
         every = self.cfg.every or (1 if self.device.type == "cuda" else 3)
         u8 = to_integers(frames)
         plan = _CropPlan()
-        detections = self.detector.detect_many(u8)  # the window's frames in one call on a GPU
+        detections = self._detector.detect_many(u8)  # the window's frames in one call on a GPU
         for i, img in enumerate(u8):
             self._plan_frame(plan, i, img, detections[i], every, h, w)
         soft = torch.zeros(frames.shape[0], 1, h, w, device=frames.device)
@@ -281,7 +281,7 @@ class SegmentStage(_PeopleRules):
         # a weak track that looked like an animal up close is one too (a small dog pressed
         # against her can score as a person)
         like_animals = [t.box for t in tracks if t.animal and not any(t is p for p in people)]
-        animals_all = np.concatenate([animals, np.float32(like_animals).reshape(-1, 4)])
+        animals_all = np.concatenate([animals, np.array(like_animals, np.float32).reshape(-1, 4)])
         plan.tight.append(([t.box for t in people], animals_all))
 
     def _plan_people(self, plan: _CropPlan, i: int, people: list[Track], ridden: np.ndarray, every: int,
@@ -352,7 +352,8 @@ class SegmentStage(_PeopleRules):
                 crops = [resize(padded_crop(frames[i : i + 1], Y0, Y1, X0, X1), (side, side))
                          for i, _, Y0, Y1, X0, X1, _, _ in (places[n] for n in part)]
                 x = torch.cat(crops)
-                out = self.person_net(x) if person else self._u2net(x, side)  # crops are side x side
+                # crops are side x side
+                out = self.person_net(x) if person and self.person_net is not None else self._u2net(x, side)
                 for n, p in zip(part, out):
                     probs[n] = p
         return probs

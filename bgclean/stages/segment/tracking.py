@@ -98,7 +98,7 @@ class BoxTracker:
         self.tracks: list[Track] = []
 
     def update(self, boxes: np.ndarray, scores: np.ndarray) -> list[tuple[float, float, float, float]]:
-        return [tuple(t.box) for t in self.update_tracks(boxes, scores)]
+        return [(t.box[0], t.box[1], t.box[2], t.box[3]) for t in self.update_tracks(boxes, scores)]
 
     def trust(self, track: Track) -> None:
         """A caller sure that ``track`` is a person: carried the full ``carry`` frames when lost."""
@@ -140,8 +140,8 @@ class BoxTracker:
                 vx, vy = track.velocity
                 track.box = [track.box[0] + vx, track.box[1] + vy, track.box[2] + vx, track.box[3] + vy]
         self.tracks = [t for t in self.tracks if t.missed <= t.carry]
-        for ci in np.flatnonzero(~used & (cand_scores >= self.start)):
-            self.tracks.append(Track(box=cand[ci].tolist(), score=float(cand_scores[ci]), carry=self.weak_carry))
+        for fresh in np.flatnonzero(~used & (cand_scores >= self.start)):
+            self.tracks.append(Track(box=cand[fresh].tolist(), score=float(cand_scores[fresh]), carry=self.weak_carry))
         self.tracks = self.merged(self.tracks)
         return self.tracks
 

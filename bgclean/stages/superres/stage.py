@@ -3,6 +3,8 @@ upscale whole frames (``--upscale``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -32,7 +34,7 @@ class SuperResStage:
     def __init__(self, cfg: SuperResConfig, device: torch.device | str = "cpu", download_progress=None):
         self.cfg = cfg
         self.device = torch.device(device)
-        self.model = None
+        self.model: Any = None  # the network; None for plain bicubic (model: none)
         if cfg.model == "none":
             return
         from bgclean.weights.store import load_model
