@@ -49,6 +49,9 @@ def _user_cache_before_the_suite() -> Path:
     return bgclean_home()
 
 
+_SUITE_HOME = pytest.StashKey[tuple[Path, "str | None"]]()  # the suite's BGCLEAN_HOME, the one before it
+
+
 def pytest_configure(config):
     """The suite's own BGCLEAN_HOME, for this process and the CLIs it starts. Weights already in
     the user's cache are copied in once (read, never written), so a run does not download them
@@ -60,15 +63,15 @@ def pytest_configure(config):
     for sub in ("weights", "converted"):
         if (user / sub).is_dir() and user.resolve() != home.resolve():
             shutil.copytree(user / sub, home / sub, dirs_exist_ok=True)
-    config._bgclean_home = (home, os.environ.get("BGCLEAN_HOME"))
+    config.stash[_SUITE_HOME] = (home, os.environ.get("BGCLEAN_HOME"))
     os.environ["BGCLEAN_HOME"] = str(home)
     os.environ.pop("BGCLEAN_WEIGHTS_PATH", None)
 
 
 def pytest_unconfigure(config):
-    home, before = getattr(config, "_bgclean_home", (None, None))
-    if home is None:
+    if _SUITE_HOME not in config.stash:
         return
+    home, before = config.stash[_SUITE_HOME]
     if before is None:
         os.environ.pop("BGCLEAN_HOME", None)
     else:

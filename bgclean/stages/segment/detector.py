@@ -128,7 +128,7 @@ class PersonDetector:
         self.session = ort.InferenceSession(str(path), opts, providers=providers)
         self.input = self.session.get_inputs()[0].name
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def raw(self, x: np.ndarray) -> np.ndarray:
         """The network's raw output (N,3549,85) for letterboxed input ``x`` (N,3,416,416)."""
         if self.runtime == "torch":
             with torch.inference_mode():
@@ -150,10 +150,10 @@ class PersonDetector:
         at a time on onnxruntime (whose graph takes one frame; nor are the inputs held together)."""
         if self.runtime == "torch":
             boxed = [letterbox(rgb) for rgb in images]
-            raws: np.ndarray | list = self._run(np.concatenate([x for x, _ in boxed])) if boxed else []
+            raws: np.ndarray | list = self.raw(np.concatenate([x for x, _ in boxed])) if boxed else []
             found: Iterable[tuple[np.ndarray, float]] = zip(raws, (ratio for _, ratio in boxed))
         else:  # lazily: one frame's input at a time
-            found = ((self._run(x)[0], ratio) for x, ratio in map(letterbox, images))
+            found = ((self.raw(x)[0], ratio) for x, ratio in map(letterbox, images))
         return [decode_yolox(raw, ratio, self.score_min, animals=True, belongings=True, rigid_things=True)
                 for raw, ratio in found]
 
@@ -170,7 +170,7 @@ class PersonDetector:
             empty = np.zeros((0, 4), np.float32)
             return empty, np.zeros(0, np.float32), empty, np.zeros(0, np.float32)
         x, ratio = letterbox(np.ascontiguousarray(rgb[Y0:Y1, X0:X1]))
-        raw = self._run(x)[0]
+        raw = self.raw(x)[0]
         people, people_scores, animals, animal_scores = decode_yolox(raw, ratio, score_min, animals=True)
         shift = np.array([X0, Y0, X0, Y0], np.float32)
         return people + shift, people_scores, animals + shift, animal_scores
