@@ -257,6 +257,25 @@ def mask_boxes(mask: torch.Tensor, margin: int) -> list[tuple[int, int, int, int
     return [(int(bx[0]), int(bx[1]), int(bx[2]), int(bx[3])) for bx in boxes]
 
 
+def hysteresis(soft: np.ndarray, low: float, high: float) -> np.ndarray:
+    """(H,W) probabilities → bool: regions above ``low`` that contain a pixel above ``high``."""
+    return kept_regions(soft > low, soft > high)
+
+
+def kept_regions(weak: np.ndarray, strong: np.ndarray, min_area: int = 0, cell_area: int = 1) -> np.ndarray:
+    """(H,W) bool → bool: the 8-connected regions of ``weak`` that hold a pixel of ``strong`` and
+    cover at least ``min_area`` px, each of their pixels counting ``cell_area`` px."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[np.unique(labels[strong])] = True
+    keep[0] = False
+    if min_area > 0:
+        keep &= stats[:, cv2.CC_STAT_AREA] * cell_area >= min_area
+    return keep[labels]
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (B,C,H,W) with reflect borders."""
     if sigma <= 0:

@@ -4,6 +4,7 @@ terminal."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -130,3 +131,69 @@ def test_every_command_line_in_the_readme_parses():
     assert len(commands) >= 15
     for argv in commands:
         cli.parse_args(argv)  # SystemExit on an unknown flag or choice
+
+
+# The package's layers, bottom first: a module imports from its own layer or those below it, so a
+# library user can take the stages without the pipeline, the pipeline without the command line.
+_LAYERS = [
+    {"errors", "lazy", "settings", "tuning", "ops", "io", "holes", "classical"},
+    {"models"},
+    {"weights"},
+    {"stages"},
+    {"pipeline"},
+    {"hooks", "train", "cli", "__main__", ""},  # "": the package's own lazy exports
+]
+
+
+def _layer(module: str) -> int:
+    part = module.split(".")[1] if "." in module else ""
+    return next(i for i, names in enumerate(_LAYERS) if part in names)
+
+
+def _is_module(name: str) -> bool:
+    return (ROOT / "bgclean" / f"{name}.py").is_file() or (ROOT / "bgclean" / name).is_dir()
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """The bgclean modules ``path`` (module ``module``) imports, anywhere in it."""
+    found = set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "bgclean"}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(up + ([node.module] if node.module else []))
+            if base.split(".")[0] == "bgclean":
+                # "from bgclean import classical" imports that module; "import __version__", the package
+                found |= {f"{base}.{a.name}" if base == "bgclean" and _is_module(a.name) else base
+                          for a in node.names}
+    return found
+
+
+def test_no_module_imports_from_a_layer_above_its_own():
+    upward = []
+    for path in sorted((ROOT / "bgclean").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for target in _imports(path, module):
+            if _layer(target) > _layer(module):
+                upward.append(f"{module} imports {target}")
+    assert not upward, upward
+    # and the check sees imports: the pipeline does use the stages
+    assert "bgclean.stages.segment" in _imports(ROOT / "bgclean/pipeline/runner.py", "bgclean.pipeline.runner")
+
+
+def test_no_stage_imports_another_stage():
+    crossing = []
+    for path in sorted((ROOT / "bgclean" / "stages").rglob("*.py")):
+        parts = path.relative_to(ROOT / "bgclean" / "stages").parts
+        if len(parts) < 2:
+            continue
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for target in _imports(path, module):
+            names = target.split(".")
+            if names[:2] == ["bgclean", "stages"] and len(names) > 2 and names[2] != parts[0]:
+                crossing.append(f"{module} imports {target}")
+    assert not crossing, crossing

@@ -253,7 +253,7 @@ def test_config_device_cuda_without_cuda_is_a_clear_error():
 
 
 def test_hysteresis_keeps_weak_regions_only_when_attached_to_sure_ones():
-    from bgclean.stages.masks import hysteresis
+    from bgclean.ops import hysteresis
 
     soft = np.zeros((20, 40), np.float32)
     soft[5:15, 2:10] = 0.3  # weak arm ...

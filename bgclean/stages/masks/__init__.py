@@ -10,13 +10,12 @@ from bgclean.lazy import lazy_exports
 from bgclean.stages.masks.config import MaskConfig
 
 if TYPE_CHECKING:
-    from bgclean.stages.masks.stage import MaskStage, dilation_radius, hysteresis, person_mask
+    from bgclean.stages.masks.stage import MaskStage, dilation_radius, person_mask
 
 __getattr__ = lazy_exports(__name__, {
     "MaskStage": "stage",
     "dilation_radius": "stage",
-    "hysteresis": "stage",
     "person_mask": "stage",
 })
 
-__all__ = ["MaskConfig", "MaskStage", "dilation_radius", "hysteresis", "person_mask"]
+__all__ = ["MaskConfig", "MaskStage", "dilation_radius", "person_mask"]

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bgclean.ops import check_masks, dilate_masks, frame_unit
+from bgclean.ops import check_masks, dilate_masks, frame_unit, kept_regions
 from bgclean.stages.masks.config import MaskConfig
 
 
@@ -15,25 +15,6 @@ def dilation_radius(cfg: MaskConfig, height: int, width: int) -> int:
     if cfg.dilate_px is not None:
         return int(cfg.dilate_px)
     return int(round(cfg.dilate * min(height, width)))
-
-
-def hysteresis(soft: np.ndarray, low: float, high: float) -> np.ndarray:
-    """(H,W) probabilities → bool: regions above ``low`` that contain a pixel above ``high``."""
-    return _kept_regions(soft > low, soft > high)
-
-
-def _kept_regions(weak: np.ndarray, strong: np.ndarray, min_area: int = 0, cell_area: int = 1) -> np.ndarray:
-    """(H,W) bool → bool: the 8-connected regions of ``weak`` that hold a pixel of ``strong`` and
-    cover at least ``min_area`` px, each of their pixels counting ``cell_area`` px."""
-    import cv2
-
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
-    keep = np.zeros(n, bool)
-    keep[np.unique(labels[strong])] = True
-    keep[0] = False
-    if min_area > 0:
-        keep &= stats[:, cv2.CC_STAT_AREA] * cell_area >= min_area
-    return keep[labels]
 
 
 def _enclosed(m: np.ndarray) -> np.ndarray:
@@ -61,7 +42,7 @@ def person_mask(soft: torch.Tensor, low: float, high: float, min_area_px: int, f
         weak_c, strong_c = cells[0].cpu().numpy(), cells[1].cpu().numpy()
     else:
         weak_c, strong_c = weak.cpu().numpy(), strong.cpu().numpy()
-    m = _kept_regions(weak_c, strong_c, min_area_px, factor * factor)
+    m = kept_regions(weak_c, strong_c, min_area_px, factor * factor)
     holes = _enclosed(m) if fill_holes and m.any() else None
     if factor == 1:
         out = torch.from_numpy(m if holes is None else m | holes).to(soft.device)

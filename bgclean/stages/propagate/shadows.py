@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bgclean.ops import octagon
+from bgclean.ops import hysteresis, octagon
 
 
 def shadow_candidates(img: np.ndarray, hole: np.ndarray, width: int = 12, darker: float = 0.85,
@@ -63,8 +63,6 @@ def changed_pixels(img: np.ndarray, fill: np.ndarray, hole: np.ndarray, sure: np
     background that other frames saw as it is in this one: replacing it changes nothing, so the
     video keeps its own pixels there (a tree trunk or a painted wall inside a rider's mask)."""
     import cv2
-
-    from bgclean.stages.masks import hysteresis
 
     ys, xs = np.nonzero(hole)
     if len(ys) == 0:
