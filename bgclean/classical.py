@@ -34,7 +34,10 @@ def fill(img: np.ndarray, hole: np.ndarray, method: str = "telea", radius: int =
     if not hole.any():
         return img.copy()
     flag = cv2.INPAINT_NS if method == "navier-stokes" else cv2.INPAINT_TELEA
-    out = cv2.inpaint(np.ascontiguousarray(img), hole.astype(np.uint8), radius, flag)
+    # OpenCV's fills can read a little of the pixels under the mask (a level or two of a person's
+    # colour came through): they get none to read
+    known = np.where(hole[..., None], np.uint8(0), img)
+    out = cv2.inpaint(known, hole.astype(np.uint8), radius, flag)
     return structure_fill(img, hole, out) if method == "structure" else out
 
 
@@ -55,6 +58,10 @@ def structure_fill_and_weight(img: np.ndarray, hole: np.ndarray, base: np.ndarra
     """``structure_fill`` and the (H,W) float32 weight its lines had over ``base`` at each pixel
     (0 outside the hole)."""
     import cv2
+
+    # the hole's own pixels (the person being removed) must not steer the directions or the edge
+    # colours measured around it: the diffusion fill stands in for them
+    img = np.where(hole[..., None], base, img)
 
     # every line through the hole meets its first known pixels within the hole's box grown by the
     # colour averaging's reach: the rest of the image is not needed for the lines

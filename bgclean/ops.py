@@ -182,6 +182,22 @@ def resize(x: torch.Tensor, size: tuple[int, int], antialias: bool = True) -> to
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=antialias and shrink)
 
 
+def resize_known(x: torch.Tensor, hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``resize`` of (B,C,H,W) ``x`` from its known pixels only: ``hole`` (B,1,H,W), 1 = unknown. Each
+    output pixel is the average of the known pixels under its antialiasing filter (normalised
+    convolution), so what lies in a hole (the person being removed) never bleeds into the pixels
+    around it, where a plain antialiased shrink would mix it in. 0 where the filter sees no known
+    pixel. One image at a time: no batch-sized temporary."""
+    if tuple(x.shape[2:]) == tuple(size):
+        return x
+    out = torch.empty(x.shape[0], x.shape[1], *size, dtype=x.dtype, device=x.device)
+    for i in range(x.shape[0]):
+        known = (hole[i : i + 1] <= 0).to(x.dtype)
+        weight = resize(known, size)
+        out[i : i + 1] = torch.where(weight > 1e-6, resize(x[i : i + 1] * known, size) / weight.clamp_min(1e-6), 0)
+    return out
+
+
 def resize_bicubic(x: torch.Tensor, size) -> torch.Tensor:
     """Bicubic resize of (B,C,H,W) in [0,1] to ``size`` = (H,W), antialiased when shrinking, clamped."""
     size = tuple(int(v) for v in size)

@@ -168,3 +168,24 @@ def test_cpu_dilation_is_the_octagon_of_the_pools():
             assert torch.equal(one, dilate_by_pools(masks, radius)), radius
     closed = 1 - dilate_by_pools(1 - dilate_by_pools(binary, 4), 4)
     assert torch.equal(erode_masks(dilate_masks(binary, 4), 4), closed)
+
+
+def test_resize_known_averages_only_the_known_pixels():
+    """A shrink that must not carry a hole's pixels into the ring around it: the result does not
+    depend on what lies in the hole, equals a plain shrink where the filter sees no hole, and
+    where it sees both, lies within the known pixels' range."""
+    from bgclean.ops import resize, resize_known
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 64, 80, generator=g) * 0.5  # known pixels in [0, 0.5]
+    hole = torch.zeros(2, 1, 64, 80)
+    hole[:, :, 20:40, 30:50] = 1
+    person = torch.where(hole > 0, torch.ones_like(x), x)  # the hole holds something bright
+    other = torch.where(hole > 0, -torch.ones_like(x), x)
+    a, b = resize_known(person, hole, (16, 20)), resize_known(other, hole, (16, 20))
+    assert torch.equal(a, b)
+    far = torch.ones(16, 20, dtype=torch.bool)
+    far[3:12, 5:15] = False  # cells whose filter reaches the hole
+    assert torch.allclose(a[:, :, far], resize(person, (16, 20))[:, :, far], atol=1e-6)
+    assert float(a.max()) <= 0.5 + 1e-6 and float(a.min()) >= 0
+    assert resize_known(person, hole, (64, 80)) is person  # no shrink: nothing to mix

@@ -356,3 +356,41 @@ def test_a_tuned_process_gives_frame_sized_temporaries_back_and_an_embedder_is_l
     assert onednn == "None" and held > 3  # most of the 8 MB stays
     onednn, held = probe("tuned")
     assert onednn == "64" and held < 1
+
+
+def _person_in_a_photo(side: int):
+    """A natural photo (side x side) with a person from schoolgirls pasted into a hole-shaped region:
+    the frame as a fill sees it, the hole, and the same frame with the hole painted another colour."""
+    import cv2
+    from conftest import photo
+
+    from bgclean import io
+
+    rgb = next(f.rgb for f in io.read_frames(io.probe(data("schoolgirls/schoolgirls.mp4"))) if f.index == 40)
+    person = gt_person_mask("schoolgirls", 40)
+    bg = cv2.resize(photo("astronaut"), (side, side), interpolation=cv2.INTER_AREA)
+    rgb = cv2.resize(np.ascontiguousarray(rgb[:, 96:336]), (side, side), interpolation=cv2.INTER_AREA)
+    hole = cv2.resize(person[:, 96:336].astype(np.uint8), (side, side), interpolation=cv2.INTER_NEAREST) > 0
+    hole = cv2.dilate(hole.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    frame = np.where(hole[..., None], rgb, bg)
+    other = np.where(hole[..., None], np.uint8([0, 255, 0]), bg)
+    to = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    return to(frame), torch.from_numpy(hole)[None, None].float(), to(other)
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS) + ["auto-still", "auto-moving", "auto-downscaled"])
+def test_no_fill_reads_the_pixels_it_replaces(backend):
+    """What lies inside a hole is the person being removed: no fill may depend on it, or her colours
+    come back as a ghost (a shrink that averages her into the ring around the hole did exactly that).
+    The same frame with the hole painted green must get the same fill, bit for bit."""
+    frame, hole, other = _person_in_a_photo(256)
+    if backend.startswith("auto"):
+        cfg = InpaintConfig(max_side=128 if backend == "auto-downscaled" else InpaintConfig().max_side)
+        stage = InpaintStage(cfg)
+        fill = lambda f, m: stage.fill(f, m, still=backend != "auto-moving")  # noqa: E731
+    else:
+        fill = BACKENDS[backend](InpaintConfig(), "cpu")
+    with torch.inference_mode():
+        a, b = fill(frame, hole), fill(other, hole)
+    inside = hole.bool().expand_as(a) if a.shape == frame.shape else torch.ones_like(a, dtype=torch.bool)
+    assert torch.equal(a[inside], b[inside])

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from bgclean.ops import (
     resize,
     resize_bicubic,
+    resize_known,
 )
 from bgclean.stages.inpaint.classical import classical_backend, context_box
 from bgclean.stages.inpaint.config import InpaintConfig
@@ -129,7 +130,7 @@ class LearnedFill:
         ch, cw = crop.shape[2:]
         s = min(1.0, self.side / max(ch, cw))
         nh, nw = max(8, round(ch * s)), max(8, round(cw * s))
-        x = resize(crop, (nh, nw)) if (nh, nw) != (ch, cw) else crop
+        x = resize_known(crop, hole, (nh, nw))  # the hole's own pixels (a person) stay out of its ring
         m = (F.adaptive_max_pool2d(hole.float(), (nh, nw)) > 0).float()  # a hole never shrinks
         # padded up to one of a few sizes: torch and oneDNN keep ~0.35 MB of native memory per new
         # input shape, so with every crop its own size a long video's memory crept up (bench/memory.py)

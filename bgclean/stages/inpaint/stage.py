@@ -14,8 +14,8 @@ from bgclean.ops import (
     check_masks,
     composite,
     feather_alpha,
-    resize,
     resize_bicubic,
+    resize_known,
 )
 from bgclean.stages.inpaint import classical  # noqa: F401  (registers the classical backends)
 from bgclean.stages.inpaint.config import InpaintConfig
@@ -96,7 +96,7 @@ class InpaintStage:
         check_masks(masks, frames)
         size = self.working_size(*frames.shape[2:])
         if size != tuple(frames.shape[2:]):
-            frames = resize(frames, size)
+            frames = resize_known(frames, masks, size)  # the hole's own pixels stay out of its ring
             masks = F.adaptive_max_pool2d(masks.float(), size)  # a hole never shrinks when scaled down
         return (self.still_fn if still else self.fill_fn)(frames, (masks > 0).float())
 
