@@ -1,66 +1,58 @@
-"""A drop-in for impersonator / iPERCore's background network: ``bg = bgnet(img, masks=body_mask)``.
+"""impersonator's background network, replaced by bgclean.
 
-It runs bgclean's own pipeline (the same stages as the command line) on a batch of images. The batch
-items are treated as unrelated stills (source frames of different people), so no temporal state is
-carried between items or calls.
+How impersonator (svip-lab/impersonator) calls its background network, which this module keeps:
+
+- ``models/imitator.py``, ``swapper.py``, ``viewer.py`` build it with
+  ``self.bgnet = self._create_bgnet().cuda()`` (and ``net.eval()``), so it is a ``torch.nn.Module``;
+- ``personalize()`` (under ``torch.no_grad()``) makes the body mask from the SMPL condition map's
+  background channel, eroded by ``bg_ks`` (13 by default, 25 in the demo):
+  ``bg_mask = morph(cond[:, -1:], ks=bg_ks, mode='erode'); body_mask = 1 - bg_mask``, or takes it
+  from its person detector, and calls ``bg = self.bgnet(img, masks=body_mask, only_x=True)``;
+  ``img`` (N,3,H,W) in [-1,1]; ``body_mask`` (N,1,H,W), 1 = body, **already dilated**;
+- with ``only_x=False`` the inpainter returns ``(coarse, x, composite)``; ``only_out=True`` the
+  composite alone;
+- ``post_personalize()`` composites ``bg`` into the generator's outputs
+  (``mask * bg + (1 - mask) * color``) and trains the generator with ``loss.backward()``.
+
+To use bgclean in impersonator, replace the body of ``_create_bgnet`` in ``models/imitator.py``
+(and ``swapper.py``, ``viewer.py``)::
+
+    def _create_bgnet(self):
+        from bgclean.hooks.impersonator import BGNet
+        return BGNet()
+
+and run with any ``--bg_model`` other than ``ORIGINAL`` (the value is no longer read as a path).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from bgclean.errors import ShapeError
-from bgclean.pipeline.config import PipelineConfig, load_config
+from bgclean.hooks.stills import BackgroundModule, check_batch, check_mask
 
 
-class BGNet:
-    """``bg = bgnet(img, masks=body_mask, only_x=True)``.
+class BGNet(BackgroundModule):
+    """``bg = bgnet(img, masks=body_mask, only_x=True)``, impersonator's background network.
 
-    ``img``: (B,3,H,W) float in [-1,1]. ``masks``: (B,1,H,W), 1 = body, or None to segment the
-    people automatically. Returns the background (B,3,H,W) in [-1,1], same dtype and device as
-    ``img``; outside the (dilated) hole it equals ``img`` exactly. With ``only_x=False`` returns
-    ``(bg, hole)`` where hole is (B,1,H,W) in {0,1}.
+    ``img``: (N,3,H,W) float in [-1,1]. ``masks``: (N,1,H,W), 1 = body (above 0.5), as impersonator
+    makes it (already grown by its ``bg_ks``); or None to find the people automatically. Returns the
+    background (N,3,H,W) in [-1,1], ``img``'s dtype and device: inside the mask bgclean's fill,
+    outside it ``img`` itself, bit for bit. ``only_out=True`` returns the same; with neither flag,
+    ``(coarse, x, composite)`` as impersonator's inpainter does (bgclean has no separate coarse
+    pass: the three are one tensor). Outputs are ordinary tensors, usable in a loss.
 
-    ``bg_ks``: like impersonator's option, dilate the given body mask with a ``bg_ks`` x ``bg_ks``
-    square kernel (and nothing else); None uses bgclean's own mask dilation.
+    ``bg_ks``: grow the given mask by a further ``bg_ks`` x ``bg_ks`` square (impersonator's own
+    kernel); default none, since impersonator has already grown it. ``config`` (a bgclean
+    ``PipelineConfig``), ``device`` and moving the module: ``bgclean.hooks.stills.BackgroundModule``.
+    No parameters, an empty ``state_dict()``.
     """
 
-    def __init__(self, config: PipelineConfig | None = None, device: str | torch.device | None = None,
-                 bg_ks: int | None = None):
-        from bgclean.pipeline.runner import Pipeline
-
-        cfg = config or load_config()
-        # unrelated stills: nothing to propagate from, and no mask or person box may carry over
-        overrides: dict[str, object] = {"propagate.enabled": False, "masks.temporal": 0, "segment.carry": 0}
-        if device is not None:
-            overrides["runtime.device"] = str(device)
-        if bg_ks is not None:
-            if bg_ks < 1 or bg_ks % 2 == 0:
-                raise ValueError(f"bg_ks must be a positive odd kernel size, got {bg_ks}")
-            overrides["masks.dilate_px"] = 0
-        self.bg_ks = bg_ks
-        self.pipeline = Pipeline(cfg.with_overrides(overrides, "BGNet"))
-        self.pipeline.stills = True
-
-    @torch.inference_mode()
-    def __call__(self, img: torch.Tensor, masks: torch.Tensor | None = None, only_x: bool = True):
-        if not isinstance(img, torch.Tensor) or img.ndim != 4 or img.shape[1] != 3 or not img.is_floating_point():
-            raise ShapeError(f"img: expected a float tensor (B,3,H,W) in [-1,1], got {getattr(img, 'shape', img)}")
-        if masks is not None and (masks.ndim != 4 or masks.shape[1] != 1 or masks.shape[0] != img.shape[0]
-                                  or masks.shape[2:] != img.shape[2:]):
-            n, _, h, w = img.shape
-            raise ShapeError(f"masks: expected ({n},1,{h},{w}), got {tuple(masks.shape)}")
-        self.pipeline.reset()
-        x = ((img.float() + 1) / 2).clamp(0, 1)
-        ext = None
+    def forward(self, imgs: torch.Tensor, masks: torch.Tensor | None = None, only_out: bool = False,
+                only_x: bool = False):
+        check_batch(imgs, 3, "imgs")
         if masks is not None:
-            ext = (masks > 0.5).float()
-            if self.bg_ks is not None:
-                ext = F.max_pool2d(ext, self.bg_ks, stride=1, padding=self.bg_ks // 2)
-        dilation = self.bg_ks // 2 if (ext is not None and self.bg_ks is not None) else None
-        cleaned, holes = self.pipeline.process(x, None if ext is None else ext.to(self.pipeline.device), dilation)
-        holes = holes.to(img.device) > 0
-        bg = (cleaned.to(img.device) * 2 - 1).to(img.dtype)
-        bg = torch.where(holes, bg, img)  # outside the hole: the input, bit for bit
-        return bg if only_x else (bg, holes.to(img.dtype))
+            check_mask(masks, imgs, "masks")
+        bg = self.background(imgs, None if masks is None else masks.detach() > 0.5)
+        if only_out or only_x:
+            return bg
+        return bg, bg, bg
