@@ -1,13 +1,17 @@
-"""Inpainting quality where the truth is known: held-out photos with person-shaped holes.
+"""Inpainting quality where the truth is known: held-out photos with person-shaped and free-form holes.
 
     python bench/inpaint.py [--methods telea navier-stokes patchmatch learned auto] [--crops 2]
+                            [--sides 256 512 1024] [--holes person freeform]
 
 PSNR alone rewards blur on invented content, so three numbers inside the hole, each against the
 photo itself: PSNR; low-pass PSNR (both blurred with a Gaussian of sigma 3 px: are colours and
 structure right?); texture ratio = mean |Laplacian| of the fill / of the truth, measured at least
 8 px inside the hole (1.0 = natural sharpness). Holes: real silhouettes (ground-truth masks of
-schoolgirls, tennis, dogs_jump) scaled to cover about 5%, 15% and 30% of a 512x512 crop.
-Also: seconds per 512x512 image.
+schoolgirls, tennis, dogs_jump) scaled to cover about 5%, 15% and 30% of the crop; free-form:
+thick random strokes (brush widths 4-12% of the side) until they cover 25%, 45% or 65% of it, the
+large-hole masks of inpainting benchmarks. Crops are ``--sides`` px square, cut from the photo scaled
+so its long side is twice the crop's (the same share of the scene at every size). Also: seconds
+per image.
 
 HELD_OUT photos are never used for training (bgclean.train must exclude them).
 """
@@ -29,7 +33,8 @@ HELD_OUT = [
     "lomiri-life_by_Aitzol_Berasategi.jpg", "mate-Aqua.jpg", "mate-Garden.jpg", "mate-Storm.jpg",
     "plasma-BytheWater.jpg", "plasma-EveningGlow.jpg",
 ]
-SIZES = {"5%": 0.05, "15%": 0.15, "30%": 0.30}
+SIZES = {"5%": 0.05, "15%": 0.15, "30%": 0.30}  # person-shaped holes
+FREEFORM = {"free 25%": 0.25, "free 45%": 0.45, "free 65%": 0.65}
 
 
 def silhouettes() -> list[np.ndarray]:
@@ -64,23 +69,48 @@ def crops(path: Path, n: int, side: int, rng):
     from bgclean import io
 
     img = io.read_image(path).rgb
-    scale = 1024 / max(img.shape[:2])
+    scale = 2 * side / max(img.shape[:2])
     img = cv2.resize(img, (int(img.shape[1] * scale), int(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
     for _ in range(n):
         y, x = rng.integers(0, img.shape[0] - side), rng.integers(0, img.shape[1] - side)
         yield np.ascontiguousarray(img[y : y + side, x : x + side])
 
 
-def held_out_cases(n_crops: int = 2, side: int = 512) -> list[tuple[np.ndarray, np.ndarray, str]]:
+def freeform_hole(side: int, frac: float, rng) -> np.ndarray:
+    """Thick random strokes (each 3-6 segments, brush 4-12% of ``side``) added until they cover
+    ``frac`` of the image (within a few percent)."""
+    import cv2
+
+    m = np.zeros((side, side), np.uint8)
+    while m.mean() < frac:
+        pts = [rng.integers(0, side, 2)]
+        for _ in range(int(rng.integers(3, 7))):
+            step = rng.normal(0, side / 4, 2)
+            pts.append(np.clip(pts[-1] + step, 0, side - 1).astype(int))
+        width = int(side * rng.uniform(0.04, 0.12))
+        before = m.copy()
+        cv2.polylines(m, [np.array(pts, np.int32).reshape(-1, 1, 2)], False, 1, width)
+        if m.mean() > frac + 0.04:  # one stroke too many: keep the coverage near the label
+            m = before
+            break
+    return m > 0
+
+
+def held_out_cases(n_crops: int = 2, side: int = 512, kinds: tuple[str, ...] = ("person",),
+                   ) -> list[tuple[np.ndarray, np.ndarray, str]]:
     """The benchmark's cases, always in the same order (seeded): (truth, hole, size label) for
-    ``n_crops`` crops of each held-out photo and each hole size."""
+    ``n_crops`` crops of each held-out photo and each hole size of each kind."""
     rng = np.random.default_rng(0)
     sils = silhouettes()
     cases = []
     for name in HELD_OUT:
         for truth in crops(data_dir() / "photos" / name, n_crops, side, rng):
-            for label, frac in SIZES.items():
-                cases.append((truth, hole_for(sils[len(cases) % len(sils)], frac, side, rng), label))
+            if "person" in kinds:
+                for label, frac in SIZES.items():
+                    cases.append((truth, hole_for(sils[len(cases) % len(sils)], frac, side, rng), label))
+            if "freeform" in kinds:
+                for label, frac in FREEFORM.items():
+                    cases.append((truth, freeform_hole(side, frac, rng), label))
     return cases
 
 
@@ -102,13 +132,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--methods", nargs="+", default=["telea", "navier-stokes", "patchmatch", "learned", "auto"])
     ap.add_argument("--crops", type=int, default=2)
-    ap.add_argument("--side", type=int, default=512)
-    ap.add_argument("--sheet", metavar="PNG", help="also write a contact sheet truth | hole | each method")
+    ap.add_argument("--sides", type=int, nargs="+", default=[512], help="crop sizes, px")
+    ap.add_argument("--holes", nargs="+", choices=["person", "freeform"], default=["person"])
+    ap.add_argument("--sheet", metavar="PNG", help="also write a contact sheet truth | hole | each method "
+                    "(one per side, named PNG_SIDE, when there are several)")
     ap.add_argument("--sheet-cases", default="2,17,44", help="case indices on the sheet (comma-separated)")
     ap.add_argument("--sheet-only", action="store_true", help="run only the sheet's cases (no table)")
     args = parse_args(ap)
-
-    import torch
 
     from bgclean.train.config import load_train_config
 
@@ -116,20 +146,35 @@ def main() -> None:
         trained_on = set(HELD_OUT) - set(load_train_config(name, data=data_dir()).exclude)
         if trained_on:
             raise SystemExit(f"the bundled training config {name} does not exclude {sorted(trained_on)}")
-    cases = held_out_cases(args.crops, args.side)
-    picks = [int(i) for i in args.sheet_cases.split(",")] if args.sheet else []
+    print(f"# {machine()}; {len(HELD_OUT)} held-out photos x {args.crops} crops x 3 hole sizes per kind "
+          f"({', '.join(args.holes)})")
+    print("| method | side | hole | PSNR (dB) | low-pass PSNR (dB) | texture ratio | s/image |")
+    print("|---|---|---|---|---|---|---|")
+    for side in args.sides:
+        sheet = None
+        if args.sheet:
+            sheet = Path(args.sheet)
+            if len(args.sides) > 1:
+                sheet = sheet.with_name(f"{sheet.stem}_{side}{sheet.suffix}")
+        run_side(args, side, sheet)
+
+
+def run_side(args, side: int, sheet: Path | None) -> None:
+    """Every method over the cases of one crop size: a table row per method and hole size."""
+    import torch
+
+    cases = held_out_cases(args.crops, side, tuple(args.holes))
+    picks = [int(i) for i in args.sheet_cases.split(",")] if sheet else []
     sheet_rows = {i: [cases[i][0], _show_hole(cases[i][0], cases[i][1])] for i in picks}
     if args.sheet_only:
         cases = [cases[i] for i in picks]
         picks, sheet_rows = list(range(len(picks))), {k: v for k, v in enumerate(sheet_rows.values())}
-    print(f"# {machine()}; {len(cases)} cases: {len(HELD_OUT)} held-out photos x {args.crops} crops x 3 hole sizes,"
-          f" {args.side}x{args.side}")
-    print("| method | hole | PSNR (dB) | low-pass PSNR (dB) | texture ratio | s/image (this hole size) |")
-    print("|---|---|---|---|---|---|")
+    labels = [label for kind, sizes in (("person", SIZES), ("freeform", FREEFORM)) if kind in args.holes
+              for label in sizes]
     for method in args.methods:
         stage = inpaint_stage(method)
-        res: dict[str, list] = {k: [] for k in SIZES}
-        secs = {k: 0.0 for k in SIZES}
+        res: dict[str, list] = {k: [] for k in labels}
+        secs = {k: 0.0 for k in labels}
         for case, (truth, hole, label) in enumerate(cases):
             x = torch.from_numpy(truth).permute(2, 0, 1)[None].float() / 255
             m = torch.from_numpy(hole)[None, None].float()
@@ -144,15 +189,13 @@ def main() -> None:
             if not rows:
                 continue
             a = np.array(rows)
-            print(f"| {method} | {label} | {np.mean(a[:, 0]):.2f} | {np.mean(a[:, 1]):.2f} | "
+            print(f"| {method} | {side} | {label} | {np.mean(a[:, 0]):.2f} | {np.mean(a[:, 1]):.2f} | "
                   f"{np.nanmean(a[:, 2]):.2f} | {secs[label] / len(rows):.2f} |", flush=True)
-
-
-    if args.sheet:
+    if sheet:
         from bgclean.pipeline.sheet import contact_sheet
 
-        contact_sheet(list(sheet_rows.values()), ["truth", "hole", *args.methods], Path(args.sheet), max_width=1800)
-        print(f"sheet: {args.sheet}")
+        contact_sheet(list(sheet_rows.values()), ["truth", "hole", *args.methods], sheet, max_width=1800)
+        print(f"sheet: {sheet}")
 
 
 def _show_hole(img: np.ndarray, hole: np.ndarray) -> np.ndarray:
