@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    := out
+DATA   ?= $(BGCLEAN_BENCH_DATA)
 
 .PHONY: demo test bench install clean
 
@@ -29,11 +30,13 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) bench/speed.py
-	$(PY) bench/segmentation.py
-	$(PY) bench/superres.py
-	$(PY) bench/video_fill.py
-	$(PY) bench/inpaint.py
+	@test -n "$(DATA)" || { echo "usage: make bench DATA=DIR (the benchmark data folder: bench/README.md)"; exit 2; }
+	$(PY) bench/speed.py --data $(DATA)
+	$(PY) bench/segmentation.py --data $(DATA)
+	$(PY) bench/superres.py --data $(DATA)
+	$(PY) bench/video_fill.py --data $(DATA)
+	$(PY) bench/inpaint.py --data $(DATA)
+	$(PY) bench/hooks.py --data $(DATA)
 	# bench/memory.py (vtest, all 795 frames) takes ~25 minutes on 2 cores: run it by hand
 
 clean:

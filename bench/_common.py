@@ -9,14 +9,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
-DEFAULT_DATA = ROOT.parent / "shared" / "data"  # the benchmark data set (bench/README.md) beside the checkout
 _data: list[Path] = []
 
 
 def parse_args(ap: argparse.ArgumentParser) -> argparse.Namespace:
-    """``ap``'s arguments plus ``--data DIR``, the benchmark data set (layout in bench/README.md)."""
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                    help=f"benchmark data folder (default {DEFAULT_DATA}; layout in bench/README.md)")
+    """``ap``'s arguments plus ``--data DIR``, the benchmark data set (layout in bench/README.md;
+    default: the ``BGCLEAN_BENCH_DATA`` environment variable)."""
+    default = os.environ.get("BGCLEAN_BENCH_DATA")
+    ap.add_argument("--data", type=Path, default=Path(default) if default else None, required=not default,
+                    help="benchmark data folder (layout in bench/README.md; default: $BGCLEAN_BENCH_DATA)")
     args = ap.parse_args()
     if not args.data.is_dir():
         ap.error(f"benchmark data folder {args.data} not found: pass it with --data DIR")

@@ -2,7 +2,7 @@
 
     python bench/segmentation.py [--segmenters ...] [--clips ...] [--size WxH] [--set KEY=VALUE ...]
 
-Clips (../shared/data/videos): schoolgirls (every id > 0 is person: girls and backpacks), tennis
+Clips (videos/ of the data folder): schoolgirls (every id > 0 is person: girls and backpacks), tennis
 (binary, already dilated, includes the shadow), bmx-trees (rider and bike), dogs_jump (id 3 = the
 woman; ids 1 and 2 are dogs that must stay). Per clip and segmenter:
 - recall: ground-truth person pixels inside the final mask, pooled over frames (target >= 0.98);

@@ -32,7 +32,7 @@ def _tracked(*roots: str) -> list[Path]:
 
 def test_nothing_speaks_of_the_development_set_up():
     hits = []
-    for path in _tracked("bgclean", "tests", "docs", "README.md", "pyproject.toml", "Makefile"):
+    for path in _tracked("bgclean", "tests", "docs", "bench", "README.md", "pyproject.toml", "Makefile"):
         if path.suffix in (".py", ".md", ".yaml", ".toml", ".txt", ".cfg") or path.name == "Makefile":
             for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
                 if _SETUP_WORDS.search(line):
