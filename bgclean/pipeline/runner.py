@@ -169,6 +169,7 @@ class Pipeline:
         external masks or none there), which propagation does not copy into holes."""
         frames = frames.to(self.device)
         if masks is None:
+            self.segment_stage.stills = self.stills
             soft, animals, movers = self._timed("segment", self.segment_stage.segment, frames)
             return self._timed("masks", self.mask_stage, soft, keep_out=animals), movers
         return self._timed("masks", self.mask_stage, masks.to(self.device).float(), external=True), None

@@ -68,10 +68,11 @@ def _place_near(box, grown_boxes, margin: float, h: int, w: int):
     return crop_place(box, margin, h, w) if any(_overlap(g, box) for g in grown_boxes) else None
 
 
-def _belonging_map(patch: torch.Tensor, box, gy0: int, gx0: int, least: float = 0.15) -> torch.Tensor:
-    """U²-Net's map (1,h,w) of a belonging's crop (placed at gy0, gx0 in the frame), or, where it
-    finds almost nothing of the thing inside its box (``least`` of the box above 0.5: a dark racket
-    against a busy banner), the ellipse inscribed in the box: the detector saw it, so it goes."""
+def map_or_ellipse(patch: torch.Tensor, box, gy0: int, gx0: int, least: float = 0.15) -> torch.Tensor:
+    """A crop's map (1,h,w) (placed at gy0, gx0 in the frame) of something the detector found in
+    ``box``, or, where the map finds almost nothing inside the box (``least`` of it above 0.5: a dark
+    racket against a busy banner, a small blurred girl in a 256 px still), with the ellipse
+    inscribed in the box added: the detector saw it, so it goes."""
     x0, y0, x1, y1 = box
     ys = torch.arange(patch.shape[1], device=patch.device, dtype=torch.float32)[:, None] + gy0 + 0.5
     xs = torch.arange(patch.shape[2], device=patch.device, dtype=torch.float32)[None, :] + gx0 + 0.5

@@ -16,7 +16,6 @@ from bgclean.stages.segment.backends import RobustVideoMatting, SelfieNet, _Remb
 from bgclean.stages.segment.config import SEGMENTER_KINDS, SegmentConfig
 from bgclean.stages.segment.crops import (
     Keyframe,
-    _belonging_map,
     _follows,
     _grow_box,
     _overlap,
@@ -24,6 +23,7 @@ from bgclean.stages.segment.crops import (
     crop_place,
     followers,
     kept_map,
+    map_or_ellipse,
     padded_crop,
 )
 from bgclean.stages.segment.detector import PersonDetector, box_iou
@@ -57,6 +57,8 @@ class SegmentStage(_PeopleRules):
         self.device = torch.device(device)
         self.model: Any = None  # the whole-frame or crop network: onnxruntime, torch or LiteRT
         self.detector: PersonDetector | None = None
+        #: the frames are unrelated stills (the hooks' batches), not a video
+        self.stills = False
         self.rvm: RobustVideoMatting | None = None
         if cfg.backend.startswith("rembg:"):
             self._rembg = _RembgSession(cfg.backend.split(":", 1)[1])
@@ -374,9 +376,16 @@ class SegmentStage(_PeopleRules):
             # keep only the grown box: the square also holds neighbours (a dog beside her)
             patch = patch[:, gy0 - Y0 : gy1 - Y0, gx0 - X0 : gx1 - X0]
             if key is not None and key.ellipse:
-                patch = _belonging_map(patch, key.box, gy0, gx0)
+                patch = map_or_ellipse(patch, key.box, gy0, gx0)
             elif key is not None and key.strong and not is_animal:  # not for a weak track: a painted figure
                 patch = kept_map(patch, key, 3 * self.cfg.carry)
+            seen = key is not None and not key.ellipse and not is_animal and (key.strong or key.track.person)
+            if self.stills and seen and key is not None:
+                # a still has no other frame to find her in: where her map found almost nothing of
+                # a person the detector saw (a small, blurred girl in a 256 px still), her box's
+                # ellipse goes. Not in a video: there the map also tells whether she moves with the
+                # scene, and an ellipse of background would make a rider behind trees scenery
+                patch = map_or_ellipse(patch, key.box, gy0, gx0)
             if is_animal:
                 target = animal.setdefault(i, soft.new_zeros(1, h, w))
                 target[:, gy0:gy1, gx0:gx1] = torch.maximum(target[:, gy0:gy1, gx0:gx1], patch)
