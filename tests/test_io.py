@@ -83,8 +83,8 @@ def test_image_modes_are_preserved(tmp_path):
     assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), rgba)
     gray16 = (np.arange(80, dtype=np.uint16).reshape(8, 10) * 800)
     cv2.imwrite(str(tmp_path / "g.png"), gray16)
-    g = io.read_image(tmp_path / "g.png")
-    assert g.gray and g.rgb.dtype == np.uint16 and g.rgb.shape == (8, 10, 3)
+    g = io.read_image(str(tmp_path / "g.png"))  # a path as a string, as a script passes it
+    assert g.name == "g.png" and g.gray and g.rgb.dtype == np.uint16 and g.rgb.shape == (8, 10, 3)
     back = cv2.imdecode(np.frombuffer(io.encode_image(g, ".png"), np.uint8), cv2.IMREAD_UNCHANGED)
     assert back.dtype == np.uint16 and np.array_equal(back, gray16)
 

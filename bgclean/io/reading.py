@@ -23,10 +23,11 @@ from bgclean.io.media import (
 )
 
 
-def read_image(path: Path) -> Frame:
+def read_image(path: str | Path) -> Frame:
     """Read one image file as a Frame (RGB, 8 or 16 bit; alpha and grayscale preserved on the side)."""
     import cv2
 
+    path = Path(path)
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
