@@ -17,7 +17,7 @@ from conftest import data, gt_person_mask
 from bgclean.errors import InputError, ShapeError
 from bgclean.hooks import impersonator, ipercore
 
-SIZES_DTYPES = [(256, torch.float32), (512, torch.float32), (256, torch.float16)]
+SIZES_DTYPES = [(256, torch.float32), (512, torch.float32), (256, torch.float16), (512, torch.float16)]
 
 
 def _source(size: int, index: int = 0, dtype=torch.float32):
@@ -102,6 +102,7 @@ def test_impersonator_inpainter_outputs_and_state():
     body = morph(person, 13, "dilate")
     net = impersonator.BGNet()
     assert list(net.parameters()) == [] and net.state_dict() == {}
+    assert net.half().eval().train(False) is net and net.to("cpu").float() is net  # a module's verbs
     coarse, x, comp = net(img, body)
     assert torch.equal(comp, net(img, body, only_out=True)) and torch.equal(x, comp) and coarse.shape == img.shape
     assert not comp.is_inference() and not comp.requires_grad
