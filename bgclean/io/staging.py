@@ -139,7 +139,9 @@ def _umask_mode(base: int) -> int:
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """``data`` into ``path`` through a staged file renamed into place, with the permissions a plain
     file would get (the user's umask), so other users of a shared folder read it as they read the
-    outputs."""
+    outputs. A temp file a killed writer of ``path`` left behind is removed first (a batch killed
+    while it rewrote its summary)."""
+    sweep_stale_partials(path)
     fd, tmp = tempfile.mkstemp(prefix=staging_prefix(path), suffix=_PARTIAL + path.suffix, dir=path.parent)
     stage(Path(tmp))
     try:

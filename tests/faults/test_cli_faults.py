@@ -329,6 +329,23 @@ def test_a_killed_runs_staged_file_is_swept_by_the_next_run_of_that_output_only(
     assert [k for k, p in files.items() if p.exists()] == ["live", "other host", "other output", "same stem"]
 
 
+def test_an_atomic_write_sweeps_what_a_killed_writer_of_that_file_left(tmp_path):
+    """A batch killed while it rewrote its summary leaves the summary's temp file: the next write of
+    the summary removes it (and only it: a live writer's stays)."""
+    from bgclean import io
+
+    summary = tmp_path / "bgclean-summary.json"
+    host = io.staging_prefix(summary)[len(".bgclean-summary.json."):-1].rsplit("-", 1)[0]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".bgclean-summary.json.{host}-{dead.pid}.abc123.partial.json"
+    live = tmp_path / f".bgclean-summary.json.{host}-{os.getpid()}.def456.partial.json"
+    for p in (stale, live):
+        p.write_bytes(b"{")
+    io.write_bytes_atomic(summary, b"{}")
+    assert summary.read_bytes() == b"{}" and not stale.exists() and live.exists()
+
+
 def test_batch_records_are_readable_by_others_like_the_outputs(tmp_path):
     from bgclean.pipeline.batch import STATE_DIR, SUMMARY, run_batch
     from bgclean.pipeline.config import load_config
