@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import torch
 
-from bgclean.hooks.stills import BackgroundModule, check_batch, check_mask
+from bgclean.hooks.stills import BackgroundModule
+from bgclean.ops import check_frames, check_masks
 
 
 class BGNet(BackgroundModule):
@@ -49,9 +50,9 @@ class BGNet(BackgroundModule):
 
     def forward(self, imgs: torch.Tensor, masks: torch.Tensor | None = None, only_out: bool = False,
                 only_x: bool = False):
-        check_batch(imgs, 3, "imgs")
+        check_frames(imgs, "imgs")
         if masks is not None:
-            check_mask(masks, imgs, "masks")
+            check_masks(masks, imgs)
         bg = self.background(imgs, None if masks is None else masks.detach() > 0.5)
         if only_out or only_x:
             return bg

@@ -43,8 +43,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bgclean.errors import InputError
-from bgclean.hooks.stills import BackgroundModule, StillCleaner, check_batch, check_kernel
+from bgclean.errors import InputError, ShapeError
+from bgclean.hooks.stills import BackgroundModule, StillCleaner, check_kernel
 from bgclean.pipeline.config import PipelineConfig, load_config
 
 
@@ -61,7 +61,10 @@ class BGNet(BackgroundModule):
     """
 
     def forward(self, bg_inputs: torch.Tensor) -> torch.Tensor:
-        check_batch(bg_inputs, 4, "bg_inputs ([img * bg_mask, bg_mask])")
+        if not (isinstance(bg_inputs, torch.Tensor) and bg_inputs.ndim == 4 and bg_inputs.shape[1] == 4
+                and bg_inputs.is_floating_point()):
+            got = tuple(bg_inputs.shape) if isinstance(bg_inputs, torch.Tensor) else type(bg_inputs).__name__
+            raise ShapeError(f"bg_inputs ([img * bg_mask, bg_mask]): expected a float tensor (B,4,H,W), got {got}")
         img, known = bg_inputs[:, :3], bg_inputs[:, 3:]
         return self.background(img, known.detach() <= 0.5).contiguous()
 

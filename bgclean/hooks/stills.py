@@ -11,26 +11,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from bgclean.errors import ShapeError
+from bgclean.ops import max_filter
 from bgclean.pipeline.config import PipelineConfig, load_config
 from bgclean.pipeline.runner import Pipeline
-
-
-def check_batch(img: torch.Tensor, channels: int, what: str) -> None:
-    """``img`` must be a float (B,channels,H,W) tensor."""
-    if not isinstance(img, torch.Tensor) or img.ndim != 4 or img.shape[1] != channels or not img.is_floating_point():
-        raise ShapeError(f"{what}: expected a float tensor (B,{channels},H,W), got "
-                         f"{tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__}")
-
-
-def check_mask(mask: torch.Tensor, img: torch.Tensor, what: str) -> None:
-    """``mask`` must be (B,1,H,W) for ``img`` (B,C,H,W)."""
-    n, _, h, w = img.shape
-    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != (n, 1, h, w):
-        got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise ShapeError(f"{what}: expected ({n},1,{h},{w}), got {got}")
 
 
 def check_kernel(ks: int | None, what: str) -> None:
@@ -87,12 +71,6 @@ class StillCleaner:
         return clean.clone().to(img.device), found.clone().to(img.device) > 0
 
 
-def grow(mask: torch.Tensor, ks: int) -> torch.Tensor:
-    """``mask`` (B,1,H,W) grown by a ``ks`` x ``ks`` square (what impersonator's and iPERCore's
-    ``morph(..., mode="dilate")`` do), as float {0,1}."""
-    return F.max_pool2d(mask.float(), ks, stride=1, padding=ks // 2)
-
-
 class BackgroundModule(nn.Module):
     """What the hooks' modules share: a ``torch.nn.Module`` with no parameters (bgclean's networks
     are frozen and never in an optimiser, and ``state_dict()`` stays empty, so the module can sit
@@ -117,6 +95,7 @@ class BackgroundModule(nn.Module):
         people: bgclean's fill inside the holes, ``img`` itself outside them (bit for bit, and
         differentiable there if it is), in ``img``'s dtype and device."""
         if holes is not None and self.bg_ks is not None:
-            holes = grow(holes, self.bg_ks) > 0
+            # a ks x ks square, as impersonator's and iPERCore's morph(..., mode="dilate")
+            holes = max_filter(holes.float(), self.bg_ks, self.bg_ks) > 0
         fill, found = self.cleaner((img + 1) / 2, holes, self.anchor.device)
         return torch.where(found, (fill * 2 - 1).to(img.dtype), img)
