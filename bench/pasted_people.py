@@ -22,30 +22,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, parse_args  # noqa: E402
 from real_clips import run  # noqa: E402
 from segmentation import load_clip  # noqa: E402
-from small_people import sprites  # noqa: E402
+from small_people import place, sprites  # noqa: E402
 
 
 def paste(frames, girls, height_share: float = 0.45):
     """The frames with the girl walking across, and her masks (T,H,W) bool."""
-    import cv2
-
     h, w = frames[0].shape[:2]
+    height, n = int(h * height_share), len(frames)
     out, masks = [], []
-    n = len(frames)
     for t, frame in enumerate(frames):
-        rgb, sil = girls[t % len(girls)]
-        height = int(h * height_share)
-        size = (max(2, round(sil.shape[1] * height / sil.shape[0])), height)
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        sil = cv2.resize(sil.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-        x0 = int(w * 0.1 + t * (w * 0.7 - size[0]) / max(1, n - 1))
-        y0 = int(h * 0.95) - height
-        f = frame.copy()
-        f[y0 : y0 + height, x0 : x0 + size[0]][sil] = rgb[sil]
-        m = np.zeros((h, w), bool)
-        m[y0 : y0 + height, x0 : x0 + size[0]] = sil
-        out.append(f)
-        masks.append(m)
+        girl = girls[t % len(girls)]
+        width = max(2, round(girl[1].shape[1] * height / girl[1].shape[0]))
+        out.append(frame.copy())
+        masks.append(place(out[-1], girl, height, int(w * 0.1 + t * (w * 0.7 - width) / max(1, n - 1)), int(h * 0.95)))
     return out, np.stack(masks)
 
 

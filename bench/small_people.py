@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import data_dir, machine, parse_args  # noqa: E402
 from inpaint import HELD_OUT  # noqa: E402
-from video_fill import camera  # noqa: E402
+from video_fill import camera_views  # noqa: E402
 
 # the held-out photos where a person can stand: a meadow, a stream's rocks, a road, a beach
 PHOTOS = [HELD_OUT[1], HELD_OUT[2], HELD_OUT[5], HELD_OUT[7]]
@@ -47,30 +47,26 @@ def sprites(n: int):
     return out
 
 
-def make_clip(photo: Path, motion: str, height: int, n: int, w: int, h: int, girls):
+def place(frame: np.ndarray, girl, height: int, x0: int, feet: int) -> np.ndarray:
+    """Paste ``girl`` (rgb, mask) scaled to ``height`` px into ``frame`` (in place), her left edge
+    at ``x0`` and her feet at row ``feet``; returns her mask (H,W) bool."""
     import cv2
 
-    from bgclean import io
+    rgb, sil = girl
+    size = (max(2, round(sil.shape[1] * height / sil.shape[0])), height)
+    rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    sil = cv2.resize(sil.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    y0 = feet - height
+    person = np.zeros(frame.shape[:2], bool)
+    person[y0:feet, x0 : x0 + size[0]] = sil
+    frame[y0:feet, x0 : x0 + size[0]][sil] = rgb[sil]
+    return person
 
-    img = io.read_image(photo).rgb
-    big = cv2.resize(img, (w + 120, int(round(img.shape[0] * (w + 120) / img.shape[1]))), interpolation=cv2.INTER_AREA)
-    oy, ox = (big.shape[0] - h) // 2, 60
-    frames, truth = [], []
-    for t in range(n):
-        m = np.array([[1, 0, ox], [0, 1, oy], [0, 0, 1]]) @ camera(motion, t, n, w, h)
-        frame = cv2.warpPerspective(big, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-        rgb, sil = girls[t % len(girls)]
-        s = height / sil.shape[0]
-        size = (max(2, round(sil.shape[1] * s)), height)
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        sil = cv2.resize(sil.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-        x0 = int(w * 0.15 + t * w * 0.6 / max(1, n - 1))
-        y0 = int(h * 0.8) - height  # her feet on the lower part of the picture
-        person = np.zeros((h, w), bool)
-        person[y0 : y0 + height, x0 : x0 + size[0]] = sil
-        frame[y0 : y0 + height, x0 : x0 + size[0]][sil] = rgb[sil]
-        frames.append(frame)
-        truth.append(person)
+
+def make_clip(photo: Path, motion: str, height: int, n: int, w: int, h: int, girls):
+    frames = camera_views(photo, motion, n, w, h)
+    truth = [place(frame, girls[t % len(girls)], height, int(w * 0.15 + t * w * 0.6 / max(1, n - 1)), int(h * 0.8))
+             for t, frame in enumerate(frames)]  # her feet on the lower part of the picture
     return frames, np.stack(truth)
 
 

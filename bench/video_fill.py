@@ -40,7 +40,8 @@ def camera(kind: str, t: int, n: int, w: int, h: int) -> np.ndarray:
     return m
 
 
-def make_clip(photo: Path, kind: str, n: int, w: int, h: int):
+def camera_views(photo: Path, kind: str, n: int, w: int, h: int) -> list[np.ndarray]:
+    """``n`` (h,w,3) frames of ``photo`` (scaled to w + 120 px wide) seen by the ``kind`` camera."""
     import cv2
 
     from bgclean import io
@@ -48,7 +49,7 @@ def make_clip(photo: Path, kind: str, n: int, w: int, h: int):
     img = io.read_image(photo).rgb
     big = cv2.resize(img, (w + 120, int(round(img.shape[0] * (w + 120) / img.shape[1]))), interpolation=cv2.INTER_AREA)
     oy, ox = (big.shape[0] - h) // 2, 60
-    truth = []
+    views = []
     for t in range(n):
         m = camera(kind, t, n, w, h)
         m = np.array([[1, 0, ox], [0, 1, oy], [0, 0, 1]]) @ m
@@ -56,7 +57,14 @@ def make_clip(photo: Path, kind: str, n: int, w: int, h: int):
         if kind.endswith("+exposure"):  # auto-exposure drifting by up to 20% while the camera pans
             gain = 1 + 0.2 * np.sin(2 * np.pi * t / n)
             frame = np.clip(frame.astype(np.float32) * gain, 0, 255).round().astype(np.uint8)
-        truth.append(frame)
+        views.append(frame)
+    return views
+
+
+def make_clip(photo: Path, kind: str, n: int, w: int, h: int):
+    import cv2
+
+    truth = camera_views(photo, kind, n, w, h)
     sil = np.array(__import__("PIL.Image", fromlist=["Image"]).open(
         data_dir() / "videos/schoolgirls/masks/00000.png"))[:, 90:170] > 0
     sil = cv2.resize(sil.astype(np.uint8), (int(80 * h / 240), h), interpolation=cv2.INTER_NEAREST) > 0
